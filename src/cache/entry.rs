@@ -1,0 +1,126 @@
+//! A stored response: head, body and the times that decide its freshness.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
+
+use super::vary::VaryValues;
+
+/// One cached response. Shared as `Arc<CachedResponse>`; the body is
+/// `Bytes`, so serving a hit never copies it.
+#[derive(Debug, Clone)]
+pub struct CachedResponse {
+    /// The origin's status.
+    pub status: StatusCode,
+    /// The origin's end-to-end headers, with `Content-Length` set to the
+    /// body's length.
+    pub headers: HeaderMap,
+    /// The complete body.
+    pub body: Bytes,
+    /// When it was stored (our clock).
+    pub stored_at: SystemTime,
+    /// Until when it is fresh; `None`: until evicted or cleared.
+    pub fresh_until: Option<SystemTime>,
+    /// Its age when it arrived from the origin.
+    pub initial_age: Duration,
+    /// The request header values it was selected by.
+    pub vary: VaryValues,
+}
+
+impl CachedResponse {
+    /// Builds an entry, fixing `Content-Length` to the stored body.
+    pub fn new(
+        status: StatusCode,
+        mut headers: HeaderMap,
+        body: Bytes,
+        stored_at: SystemTime,
+        fresh_for: Option<Duration>,
+        initial_age: Duration,
+        vary: VaryValues,
+    ) -> Self {
+        // 204 and 304 never carry Content-Length (RFC 9110 section 8.6).
+        if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        CachedResponse {
+            status,
+            headers,
+            body,
+            stored_at,
+            fresh_until: fresh_for.map(|d| stored_at + d),
+            initial_age,
+            vary,
+        }
+    }
+
+    /// Whether it may be served without contacting the origin at `now`.
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        self.fresh_until.is_none_or(|until| now < until)
+    }
+
+    /// Whether it is the variant `request` asks for.
+    pub fn matches<B>(&self, request: &Request<B>) -> bool {
+        self.vary.matches(request.headers())
+    }
+
+    /// Its current age (RFC 9111 section 4.2.3): the age it arrived with
+    /// plus the time it has been stored.
+    pub fn age(&self, now: SystemTime) -> Duration {
+        let resident = now.duration_since(self.stored_at).unwrap_or(Duration::ZERO);
+        self.initial_age.saturating_add(resident)
+    }
+
+    /// How long it is still fresh at `now` (`None`: forever).
+    pub fn remaining(&self, now: SystemTime) -> Option<Duration> {
+        self.fresh_until
+            .map(|until| until.duration_since(now).unwrap_or(Duration::ZERO))
+    }
+
+    /// Approximate bytes it occupies, for the cache's byte bound.
+    pub fn weight(&self, key_len: usize) -> u32 {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 32)
+            .sum();
+        let total = key_len + headers + self.body.len() + 128;
+        u32::try_from(total).unwrap_or(u32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(fresh_for: Option<u64>) -> CachedResponse {
+        CachedResponse::new(
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::from_static(b"hello"),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1000),
+            fresh_for.map(Duration::from_secs),
+            Duration::from_secs(5),
+            VaryValues::default(),
+        )
+    }
+
+    #[test]
+    fn freshness_and_age() {
+        let e = entry(Some(60));
+        let at = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        assert!(e.is_fresh(at(1059)));
+        assert!(!e.is_fresh(at(1060)));
+        assert_eq!(e.age(at(1010)), Duration::from_secs(15));
+        assert_eq!(e.remaining(at(1050)), Some(Duration::from_secs(10)));
+        assert!(entry(None).is_fresh(at(u32::MAX.into())));
+    }
+
+    #[test]
+    fn content_length_matches_the_body() {
+        let e = entry(None);
+        assert_eq!(e.headers.get(CONTENT_LENGTH).unwrap(), "5");
+        assert!(e.weight(10) > 5);
+    }
+}

@@ -1,0 +1,84 @@
+//! The primary cache key: origin, normalized authority, path and raw query.
+//!
+//! GET and HEAD share a key (only GET responses are stored). The key is an
+//! `Arc<str>` so that cloning it into the coalescing map or the store is a
+//! reference-count bump.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
+
+/// Identifies one stored resource (before `Vary`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey(Arc<str>);
+
+impl CacheKey {
+    /// The key for `path_and_query` on `authority` (already normalized, see
+    /// [`crate::proxy::request`]) served by the origin `origin_id`.
+    pub fn new(origin_id: &str, authority: &str, path_and_query: &str) -> Self {
+        let mut key =
+            String::with_capacity(origin_id.len() + authority.len() + path_and_query.len() + 1);
+        key.push_str(origin_id);
+        key.push(' ');
+        key.push_str(authority);
+        key.push_str(path_and_query);
+        CacheKey(key.into())
+    }
+
+    /// Rebuilds a key from its text (the snapshot stores it so).
+    pub fn from_text(text: &str) -> Self {
+        CacheKey(text.into())
+    }
+
+    /// The key as text: `origin-id authority/path?query`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for CacheKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_and_host_are_part_of_the_key() {
+        let a = CacheKey::new("http://o", "example.com", "/p?x=1");
+        let b = CacheKey::new("http://o", "example.com", "/p?x=2");
+        let c = CacheKey::new("http://o", "other.com", "/p?x=1");
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a, CacheKey::new("http://o", "example.com", "/p?x=1"));
+        assert_eq!(a.as_str(), "http://o example.com/p?x=1");
+    }
+
+    #[test]
+    fn the_raw_query_is_kept_as_sent() {
+        let a = CacheKey::new("http://o", "h", "/p?a=1&b=2");
+        let b = CacheKey::new("http://o", "h", "/p?b=2&a=1");
+        assert_ne!(a, b, "query order is significant to origins");
+    }
+
+    #[test]
+    fn round_trips_through_text() {
+        let a = CacheKey::new("https://o/api", "h:8080", "/");
+        assert_eq!(CacheKey::from_text(a.as_str()), a);
+    }
+}

@@ -1,0 +1,19 @@
+//! The HTTP cache: keys, Cache-Control parsing, storage policy, freshness,
+//! the moka store, request coalescing and the `cache.json` snapshot.
+//!
+//! The parsing and policy modules are pure functions of headers and times;
+//! only [`store`] and [`persist`] hold state.
+
+pub mod coalesce;
+pub mod control;
+pub mod entry;
+pub mod freshness;
+pub mod key;
+pub mod persist;
+pub mod policy;
+pub mod store;
+pub mod vary;
+
+pub use entry::CachedResponse;
+pub use key::CacheKey;
+pub use store::Store;

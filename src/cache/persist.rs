@@ -1,0 +1,411 @@
+//! `cache.json`: the snapshot that lets the cache survive restarts.
+//!
+//! Format, version 1:
+//! `{"version":1,"entries":[{"key","status","headers":[[name,value]],
+//! "body":base64,"stored_at":ms,"expires_at":ms|null,"initial_age":s,
+//! "vary":[[name,value|null]]}]}`, times in wall-clock Unix milliseconds.
+//!
+//! Written write-behind (debounced, on a blocking thread) and at shutdown,
+//! always as temp file + fsync + rename, mode 0600. Loading drops expired
+//! entries; a file that cannot be read as a version-1 snapshot is moved
+//! aside with a warning and the proxy starts empty.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::entry::CachedResponse;
+use super::key::CacheKey;
+use super::store::Store;
+use super::vary::VaryValues;
+use crate::clock::{from_unix_millis, unix_millis};
+use crate::error::Error;
+
+/// The snapshot format this build reads and writes.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotFile {
+    version: u32,
+    entries: Vec<SnapshotEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotEntry {
+    key: String,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    stored_at: u64,
+    expires_at: Option<u64>,
+    #[serde(default)]
+    initial_age: u64,
+    #[serde(default)]
+    vary: Vec<(String, Option<String>)>,
+}
+
+/// Serializes entries; entries whose headers are not UTF-8 are left out
+/// (they stay in memory, they just do not survive a restart).
+pub fn encode(entries: &[(CacheKey, Arc<CachedResponse>)]) -> Vec<u8> {
+    let file = SnapshotFile {
+        version: VERSION,
+        entries: entries
+            .iter()
+            .filter_map(|(k, e)| to_snapshot(k, e))
+            .collect(),
+    };
+    serde_json::to_vec(&file).unwrap_or_default()
+}
+
+fn to_snapshot(key: &CacheKey, entry: &CachedResponse) -> Option<SnapshotEntry> {
+    let headers = entry
+        .headers
+        .iter()
+        .map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect::<Option<Vec<_>>>()?;
+    let vary = entry
+        .vary
+        .pairs()
+        .iter()
+        .map(|(n, v)| {
+            let value = match v {
+                Some(v) => Some(v.to_str().ok()?.to_owned()),
+                None => None,
+            };
+            Some((n.as_str().to_owned(), value))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(SnapshotEntry {
+        key: key.as_str().to_owned(),
+        status: entry.status.as_u16(),
+        headers,
+        body: BASE64.encode(&entry.body),
+        stored_at: unix_millis(entry.stored_at),
+        expires_at: entry.fresh_until.map(unix_millis),
+        initial_age: entry.initial_age.as_secs(),
+        vary,
+    })
+}
+
+/// Parses a snapshot, keeping the entries still fresh at `now`. With a
+/// `ttl`, no entry outlives `stored_at + ttl`. Entries that are not valid
+/// HTTP are skipped; a document that is not a version-1 snapshot is an
+/// error.
+pub fn decode(
+    bytes: &[u8],
+    now: SystemTime,
+    ttl: Option<Duration>,
+) -> Result<Vec<(CacheKey, CachedResponse)>, String> {
+    let file: SnapshotFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if file.version != VERSION {
+        return Err(format!("unsupported snapshot version {}", file.version));
+    }
+    Ok(file
+        .entries
+        .into_iter()
+        .filter_map(|e| from_snapshot(e, ttl))
+        .filter(|(_, entry)| entry.is_fresh(now))
+        .collect())
+}
+
+fn from_snapshot(e: SnapshotEntry, ttl: Option<Duration>) -> Option<(CacheKey, CachedResponse)> {
+    let status = StatusCode::from_u16(e.status).ok()?;
+    let mut headers = HeaderMap::with_capacity(e.headers.len());
+    for (name, value) in e.headers {
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).ok()?,
+            HeaderValue::from_str(&value).ok()?,
+        );
+    }
+    let vary = e
+        .vary
+        .into_iter()
+        .map(|(name, value)| {
+            let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+            let value = match value {
+                Some(v) => Some(HeaderValue::from_str(&v).ok()?),
+                None => None,
+            };
+            Some((name, value))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let body = Bytes::from(BASE64.decode(e.body.as_bytes()).ok()?);
+    let stored_at = from_unix_millis(e.stored_at);
+    let mut fresh_until = e.expires_at.map(from_unix_millis);
+    if let Some(ttl) = ttl {
+        let cap = stored_at + ttl;
+        fresh_until = Some(fresh_until.map_or(cap, |until| until.min(cap)));
+    }
+    let fresh_for = fresh_until.map(|until| until.duration_since(stored_at).unwrap_or_default());
+    let entry = CachedResponse::new(
+        status,
+        headers,
+        body,
+        stored_at,
+        fresh_for,
+        Duration::from_secs(e.initial_age),
+        VaryValues::from_pairs(vary),
+    );
+    Some((CacheKey::from_text(&e.key), entry))
+}
+
+/// Reads the snapshot at `path`. A missing file is an empty cache; an
+/// unreadable one is moved aside (`<file>.corrupt-<unix seconds>`) with a
+/// warning, and the cache starts empty.
+pub fn load(
+    path: &Path,
+    now: SystemTime,
+    ttl: Option<Duration>,
+) -> Vec<(CacheKey, CachedResponse)> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read cache snapshot; starting empty");
+            return Vec::new();
+        }
+    };
+    match decode(&bytes, now, ttl) {
+        Ok(entries) => entries,
+        Err(why) => {
+            let aside = aside_path(path, now);
+            match fs::rename(path, &aside) {
+                Ok(()) => tracing::warn!(
+                    path = %path.display(), moved_to = %aside.display(), %why,
+                    "cache snapshot is corrupt or foreign; moved aside, starting empty"
+                ),
+                Err(e) => tracing::warn!(
+                    path = %path.display(), %why, error = %e,
+                    "cache snapshot is corrupt or foreign and could not be moved aside; starting empty"
+                ),
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn aside_path(path: &Path, now: SystemTime) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".corrupt-{}", unix_millis(now) / 1000));
+    path.with_file_name(name)
+}
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory,
+/// mode 0600, fsynced, renamed over `path`, then the directory fsynced.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let result = (|| {
+        let file = options.open(&tmp)?;
+        let mut writer = BufWriter::new(file);
+        writer.write_all(bytes)?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes the store's snapshot; one write at a time per process.
+#[derive(Debug)]
+pub struct Snapshotter {
+    store: Store,
+    path: PathBuf,
+    write_lock: Mutex<()>,
+}
+
+impl Snapshotter {
+    /// A writer of `store` to `path`.
+    pub fn new(store: Store, path: PathBuf) -> Self {
+        Snapshotter {
+            store,
+            path,
+            write_lock: Mutex::new(()),
+        }
+    }
+
+    /// The snapshot path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the snapshot now. Blocking: call from a blocking thread.
+    pub fn write_now(&self) -> Result<usize, Error> {
+        let _serialized = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = self.store.entries();
+        let bytes = encode(&entries);
+        write_atomic(&self.path, &bytes).map_err(|source| Error::CacheFile {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(entries.len())
+    }
+
+    /// Writes the snapshot on a blocking thread and logs the outcome.
+    pub async fn write_in_background(self: &Arc<Self>) {
+        let this = self.clone();
+        let started = std::time::Instant::now();
+        match tokio::task::spawn_blocking(move || this.write_now()).await {
+            Ok(Ok(entries)) => tracing::debug!(
+                entries,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "cache snapshot written"
+            ),
+            Ok(Err(e)) => tracing::error!(error = %e.chain(), "cache snapshot not written"),
+            Err(e) => tracing::error!(error = %e, "cache snapshot task failed"),
+        }
+    }
+
+    /// Writes the snapshot `delay` after changes, until `cancel` fires.
+    pub async fn run(self: Arc<Self>, delay: Duration, cancel: CancellationToken) {
+        let changed = self.store.changed();
+        loop {
+            tokio::select! {
+                _ = changed.notified() => {}
+                _ = cancel.cancelled() => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = cancel.cancelled() => return,
+            }
+            self.write_in_background().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::{CONTENT_TYPE, VARY};
+
+    fn entry(stored_at: SystemTime, fresh_for: Option<u64>) -> CachedResponse {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(VARY, HeaderValue::from_static("accept"));
+        CachedResponse::new(
+            StatusCode::OK,
+            headers,
+            Bytes::from_static(b"\x00binary\xffbody"),
+            stored_at,
+            fresh_for.map(Duration::from_secs),
+            Duration::from_secs(3),
+            VaryValues::from_pairs(vec![(
+                http::header::ACCEPT,
+                Some(HeaderValue::from_static("x/y")),
+            )]),
+        )
+    }
+
+    #[test]
+    fn round_trip_keeps_everything() {
+        let now = SystemTime::now();
+        let key = CacheKey::from_text("http://o h/p?q");
+        let bytes = encode(&[(key.clone(), Arc::new(entry(now, Some(60))))]);
+        let loaded = decode(&bytes, now, None).unwrap();
+        assert_eq!(loaded.len(), 1);
+        let (k, e) = &loaded[0];
+        assert_eq!(k, &key);
+        assert_eq!(&e.body[..], b"\x00binary\xffbody");
+        assert_eq!(e.headers.get(CONTENT_TYPE).unwrap(), "text/plain");
+        assert_eq!(e.initial_age, Duration::from_secs(3));
+        assert_eq!(
+            unix_millis(e.fresh_until.unwrap()),
+            unix_millis(now + Duration::from_secs(60))
+        );
+        assert_eq!(e.vary.pairs().len(), 1);
+    }
+
+    #[test]
+    fn expired_entries_are_dropped_and_ttl_caps_the_rest() {
+        let now = SystemTime::now();
+        let old = now - Duration::from_secs(100);
+        let bytes = encode(&[
+            (
+                CacheKey::from_text("expired"),
+                Arc::new(entry(old, Some(50))),
+            ),
+            (CacheKey::from_text("live"), Arc::new(entry(old, Some(500)))),
+            (CacheKey::from_text("forever"), Arc::new(entry(old, None))),
+        ]);
+        let keys = |ttl| {
+            let mut keys: Vec<_> = decode(&bytes, now, ttl)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k.as_str().to_owned())
+                .collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(keys(None), ["forever", "live"]);
+        assert_eq!(keys(Some(Duration::from_secs(200))), ["forever", "live"]);
+        assert!(keys(Some(Duration::from_secs(60))).is_empty());
+    }
+
+    #[test]
+    fn foreign_and_corrupt_documents_are_errors() {
+        let now = SystemTime::now();
+        assert!(decode(b"{\"version\":2,\"entries\":[]}", now, None).is_err());
+        assert!(decode(b"{\"version\":1,\"entr", now, None).is_err());
+        assert!(decode(b"[1,2,3]", now, None).is_err());
+        assert!(
+            decode(b"{\"version\":1,\"entries\":[]}", now, None)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn corrupt_file_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.json");
+        fs::write(&path, b"not json").unwrap();
+        assert!(load(&path, SystemTime::now(), None).is_empty());
+        assert!(!path.exists());
+        let aside: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(aside.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn written_atomically_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.json");
+        write_atomic(&path, b"{}").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = decode(&bytes, SystemTime::now(), None);
+        }
+    }
+}

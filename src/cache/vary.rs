@@ -1,0 +1,151 @@
+//! `Vary` (RFC 9111 section 4.1): the request headers a stored response was
+//! selected by, captured when it is stored and compared on every lookup.
+//!
+//! A stored response is used only for a request whose values of the named
+//! headers match the ones captured (after normalizing whitespace and joining
+//! several lines). `Vary: *` never matches, so it is never stored.
+
+use http::header::VARY;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// What a response's `Vary` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vary {
+    /// No `Vary`: one response fits every request.
+    None,
+    /// `Vary: *` (or an unparseable field name): no request can match.
+    Star,
+    /// The named request headers, lower-cased, de-duplicated, sorted.
+    Fields(Vec<HeaderName>),
+}
+
+impl Vary {
+    /// Reads every `Vary` line of a response.
+    pub fn from_response(headers: &HeaderMap) -> Vary {
+        let mut names = Vec::new();
+        for value in headers.get_all(VARY) {
+            for item in value.as_bytes().split(|b| *b == b',') {
+                let item = item.trim_ascii();
+                if item.is_empty() {
+                    continue;
+                }
+                if item == b"*" {
+                    return Vary::Star;
+                }
+                match HeaderName::from_bytes(item) {
+                    Ok(name) => names.push(name),
+                    Err(_) => return Vary::Star,
+                }
+            }
+        }
+        if names.is_empty() {
+            return Vary::None;
+        }
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        names.dedup();
+        Vary::Fields(names)
+    }
+}
+
+/// The request's values for the headers a response varies on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VaryValues(Box<[(HeaderName, Option<HeaderValue>)]>);
+
+impl VaryValues {
+    /// Captures `request`'s values for `fields`.
+    pub fn capture(fields: &[HeaderName], request: &HeaderMap) -> Self {
+        VaryValues(
+            fields
+                .iter()
+                .map(|name| (name.clone(), normalized(request, name)))
+                .collect(),
+        )
+    }
+
+    /// Rebuilds captured values (from the snapshot).
+    pub fn from_pairs(pairs: Vec<(HeaderName, Option<HeaderValue>)>) -> Self {
+        VaryValues(pairs.into_boxed_slice())
+    }
+
+    /// The captured name/value pairs.
+    pub fn pairs(&self) -> &[(HeaderName, Option<HeaderValue>)] {
+        &self.0
+    }
+
+    /// Whether `request` selects the same variant.
+    pub fn matches(&self, request: &HeaderMap) -> bool {
+        self.0
+            .iter()
+            .all(|(name, value)| normalized(request, name).as_ref() == value.as_ref())
+    }
+}
+
+/// All lines of one header joined by ", ", with whitespace around list
+/// separators removed, so that formatting differences do not split variants.
+fn normalized(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    let mut joined: Vec<u8> = Vec::new();
+    for value in headers.get_all(name) {
+        for item in value.as_bytes().split(|b| *b == b',') {
+            let item = item.trim_ascii();
+            if item.is_empty() {
+                continue;
+            }
+            if !joined.is_empty() {
+                joined.push(b',');
+            }
+            joined.extend_from_slice(item);
+        }
+    }
+    if joined.is_empty() && headers.get(name).is_none() {
+        return None;
+    }
+    HeaderValue::from_bytes(&joined).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::{ACCEPT_ENCODING, ACCEPT_LANGUAGE};
+
+    fn response(lines: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for line in lines {
+            h.append(VARY, HeaderValue::from_static(line));
+        }
+        h
+    }
+
+    #[test]
+    fn parses_lists_and_star() {
+        assert_eq!(Vary::from_response(&HeaderMap::new()), Vary::None);
+        assert_eq!(Vary::from_response(&response(&["*"])), Vary::Star);
+        assert_eq!(
+            Vary::from_response(&response(&["Accept-Encoding", "accept-encoding, *"])),
+            Vary::Star
+        );
+        assert_eq!(
+            Vary::from_response(&response(&[
+                "Accept-Language",
+                "ACCEPT-ENCODING , accept-language"
+            ])),
+            Vary::Fields(vec![ACCEPT_ENCODING, ACCEPT_LANGUAGE])
+        );
+    }
+
+    #[test]
+    fn values_match_after_normalizing() {
+        let mut first = HeaderMap::new();
+        first.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, br"));
+        let captured = VaryValues::capture(&[ACCEPT_ENCODING], &first);
+
+        let mut same = HeaderMap::new();
+        same.append(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        same.append(ACCEPT_ENCODING, HeaderValue::from_static(" br"));
+        assert!(captured.matches(&same));
+
+        let mut other = HeaderMap::new();
+        other.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        assert!(!captured.matches(&other));
+        assert!(!captured.matches(&HeaderMap::new()));
+    }
+}

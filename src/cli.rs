@@ -1,0 +1,166 @@
+//! Command-line flags (clap derive) and their translation into [`Config`].
+
+use std::net::{Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::{CacheConfig, Config, Limits, ListenerConfig, MAX_TTL_SECS, Origin};
+use crate::error::Error;
+
+const EXAMPLES: &str = "\
+Examples:
+  caching-proxy --port 3000 --origin http://dummyjson.com
+      Cache dummyjson.com on port 3000; curl -i localhost:3000/products
+      answers X-Cache: MISS, then X-Cache: HIT.
+  caching-proxy --port 8080 --origin https://api.example.com/v2 --cache-ttl 60
+      Forward /x to https://api.example.com/v2/x; cached entries expire after
+      60 seconds at most.
+  caching-proxy --clear-cache
+      Empty ./cache.json, and the memory of an instance running on it.
+
+Log level: RUST_LOG (e.g. RUST_LOG=debug); one access-log line per request.";
+
+/// A caching HTTP reverse proxy.
+#[derive(Debug, Parser)]
+#[command(
+    name = "caching-proxy",
+    version,
+    about = "A caching HTTP reverse proxy: forwards requests to an origin and answers repeats from its cache",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    /// Port to listen on (1-65535), on all interfaces, IPv4 and IPv6.
+    #[arg(
+        long,
+        value_name = "PORT",
+        value_parser = clap::value_parser!(u16).range(1..),
+        required_unless_present = "clear_cache"
+    )]
+    pub port: Option<u16>,
+
+    /// Origin server to forward to: an absolute http:// or https:// URL; a
+    /// path prefix is kept (--origin http://host/api maps /x to /api/x).
+    #[arg(long, value_name = "URL", required_unless_present = "clear_cache")]
+    pub origin: Option<String>,
+
+    /// Default lifetime of a cached response, and a cap: no entry lives
+    /// longer than SECONDS after it was stored. Without it, responses without
+    /// their own freshness (max-age, Expires) stay until evicted or cleared.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_SECS))]
+    pub cache_ttl: Option<u64>,
+
+    /// Seconds to wait for the origin's response headers before answering
+    /// 504 Gateway Timeout.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+
+    /// Where the cache is saved so that it survives restarts.
+    #[arg(long, value_name = "PATH", default_value = "cache.json")]
+    pub cache_file: PathBuf,
+
+    /// Memory the cache may use (e.g. 256MiB, 1GiB).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub cache_size: u64,
+
+    /// Responses larger than this stream through uncached (e.g. 8MiB).
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub max_object_size: u64,
+
+    /// Empty the cache (the file, and the memory of an instance running on
+    /// it), print "Cache cleared successfully" and exit.
+    #[arg(long, conflicts_with_all = ["port", "origin", "cache_ttl"])]
+    pub clear_cache: bool,
+}
+
+impl Cli {
+    /// The proxy configuration these flags describe.
+    pub fn to_config(&self) -> Result<Config, Error> {
+        let (Some(port), Some(origin)) = (self.port, self.origin.as_deref()) else {
+            return Err(Error::Config("--port and --origin are required".into()));
+        };
+        let origin = Origin::parse(origin, Duration::from_secs(self.timeout))?;
+        if self.max_object_size > self.cache_size {
+            return Err(Error::Config(
+                "--max-object-size must not exceed --cache-size".into(),
+            ));
+        }
+        let mut cache = CacheConfig::with_file(self.cache_file.clone());
+        cache.ttl = self.cache_ttl.map(Duration::from_secs);
+        cache.max_size = self.cache_size;
+        cache.max_object_size = self.max_object_size;
+        Ok(Config {
+            listener: ListenerConfig {
+                address: SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
+            },
+            origin,
+            cache,
+            limits: Limits::default(),
+        })
+    }
+}
+
+/// Parses a byte size: a plain number of bytes or a number with a unit
+/// (KiB, MiB, GiB, KB, MB, ...).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let size: bytesize::ByteSize = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("'{text}' is not a size like 8MiB: {e}"))?;
+    if size.as_u64() == 0 {
+        return Err("size must be greater than 0".into());
+    }
+    Ok(size.as_u64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("caching-proxy").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn port_range_is_enforced() {
+        assert!(parse(&["--port", "0", "--origin", "http://h"]).is_err());
+        assert!(parse(&["--port", "70000", "--origin", "http://h"]).is_err());
+        assert!(parse(&["--port", "65535", "--origin", "http://h"]).is_ok());
+    }
+
+    #[test]
+    fn port_and_origin_required_unless_clearing() {
+        assert!(parse(&["--port", "3000"]).is_err());
+        assert!(parse(&["--clear-cache"]).is_ok());
+        assert!(parse(&["--clear-cache", "--port", "3000"]).is_err());
+    }
+
+    #[test]
+    fn flags_become_config() {
+        let cli = parse(&[
+            "--port",
+            "3000",
+            "--origin",
+            "http://h/api",
+            "--cache-ttl",
+            "60",
+            "--max-object-size",
+            "1MiB",
+        ])
+        .unwrap();
+        let config = cli.to_config().unwrap();
+        assert_eq!(config.listener.address.port(), 3000);
+        assert_eq!(config.cache.ttl, Some(Duration::from_secs(60)));
+        assert_eq!(config.cache.max_object_size, 1024 * 1024);
+        assert_eq!(config.origin.base_path, "/api");
+    }
+
+    #[test]
+    fn sizes_accept_units() {
+        assert_eq!(parse_size("8MiB"), Ok(8 * 1024 * 1024));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+    }
+}

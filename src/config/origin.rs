@@ -1,0 +1,176 @@
+//! The origin URL: parsed and checked once, then used to build every
+//! upstream request URI.
+
+use http::uri::{Authority, PathAndQuery, Uri};
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The scheme an origin speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl Scheme {
+    /// `"http"` or `"https"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    /// The port used when a URL names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+/// An upstream server the proxy forwards to.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// http or https.
+    pub scheme: Scheme,
+    /// host[:port] as given, sent as the upstream `Host`.
+    pub authority: Authority,
+    /// Path prefix without a trailing slash (`""` for none).
+    pub base_path: String,
+    /// Time allowed for the origin's response headers.
+    pub timeout: Duration,
+    /// Time allowed for the TCP (and TLS) connection.
+    pub connect_timeout: Duration,
+}
+
+impl Origin {
+    /// Parses an absolute `http://` or `https://` URL, optionally with a
+    /// path prefix. Query strings, fragments and credentials are refused.
+    pub fn parse(value: &str, timeout: Duration) -> Result<Origin, Error> {
+        let invalid = |why: &str| Error::InvalidOrigin {
+            value: value.to_owned(),
+            why: why.to_owned(),
+        };
+        if value.contains('#') {
+            return Err(invalid("a fragment (#...) is not allowed"));
+        }
+        let uri: Uri = value
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
+        let scheme = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
+            Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
+            Some(other) => {
+                return Err(invalid(&format!(
+                    "unsupported scheme '{other}' (use http:// or https://)"
+                )));
+            }
+            None => return Err(invalid("it must start with http:// or https://")),
+        };
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| invalid("it has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(invalid("credentials in the URL are not supported"));
+        }
+        if authority.host().is_empty() {
+            return Err(invalid("it has no host"));
+        }
+        if authority.port_u16() == Some(0) {
+            return Err(invalid("port 0 is not a valid origin port"));
+        }
+        if uri.query().is_some() {
+            return Err(invalid("a query string is not allowed"));
+        }
+        let base_path = uri.path().trim_end_matches('/').to_owned();
+        Ok(Origin {
+            scheme,
+            authority,
+            base_path,
+            timeout,
+            connect_timeout: timeout.min(Duration::from_secs(10)),
+        })
+    }
+
+    /// `scheme://authority/base`, which identifies this origin in cache keys.
+    pub fn id(&self) -> String {
+        format!(
+            "{}://{}{}",
+            self.scheme.as_str(),
+            self.authority,
+            self.base_path
+        )
+    }
+
+    /// The upstream URI for a client's path and query.
+    pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, Error> {
+        let path = if self.base_path.is_empty() {
+            PathAndQuery::try_from(path_and_query)
+        } else if path_and_query.starts_with('/') {
+            PathAndQuery::try_from(format!("{}{}", self.base_path, path_and_query))
+        } else {
+            return Err(Error::BadRequest("unsupported request target"));
+        }
+        .map_err(|_| Error::BadRequest("invalid request target"))?;
+        Uri::builder()
+            .scheme(self.scheme.as_str())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|_| Error::BadRequest("invalid request target"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_secs(30);
+
+    fn why(value: &str) -> String {
+        match Origin::parse(value, T) {
+            Err(Error::InvalidOrigin { why, .. }) => why,
+            other => panic!("expected an invalid origin for {value}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_http_and_https() {
+        let o = Origin::parse("http://example.com", T).unwrap();
+        assert_eq!(o.scheme, Scheme::Http);
+        assert_eq!(o.authority.as_str(), "example.com");
+        assert_eq!(o.base_path, "");
+        let o = Origin::parse("https://example.com:8443/", T).unwrap();
+        assert_eq!(o.scheme, Scheme::Https);
+        assert_eq!(o.authority.port_u16(), Some(8443));
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_absolute_http_url() {
+        assert!(why("example.com").contains("http://"));
+        assert!(why("ftp://example.com").contains("unsupported scheme 'ftp'"));
+        assert!(why("http://user:pw@example.com").contains("credentials"));
+        assert!(why("http://example.com/?a=1").contains("query"));
+        assert!(why("http://exa mple.com").len() > 3);
+        assert!(why("").len() > 3);
+    }
+
+    #[test]
+    fn path_prefix_is_honoured() {
+        let o = Origin::parse("http://h/api/", T).unwrap();
+        assert_eq!(
+            o.uri_for("/x?y=1").unwrap().to_string(),
+            "http://h/api/x?y=1"
+        );
+        assert_eq!(o.id(), "http://h/api");
+        let plain = Origin::parse("http://h:8080", T).unwrap();
+        assert_eq!(plain.uri_for("/").unwrap().to_string(), "http://h:8080/");
+        assert!(o.uri_for("*").is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! One error type for the whole proxy, classified by fault.
+//!
+//! Request-path errors map to an HTTP status in [`Error::status`]; startup
+//! errors map to a process exit code in [`Error::exit_code`]. Both matches are
+//! exhaustive, so a new variant must be classified before it compiles. The
+//! client only ever sees a short canonical body; the cause chain goes to the
+//! log.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// A boxed error from a lower layer (hyper, the connector, ...).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything that can go wrong, on the request path or at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The origin could not be connected to (refused, unresolvable, TLS).
+    #[error("cannot connect to origin")]
+    OriginConnect(#[source] BoxError),
+    /// The origin sent no response headers within the configured timeout.
+    #[error("origin sent no response within {0:?}")]
+    OriginTimeout(Duration),
+    /// The origin closed or broke the exchange before sending headers.
+    #[error("origin failed before sending a response")]
+    OriginFailed(#[source] BoxError),
+    /// The client sent a request we refuse to forward.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// A bug or an impossible state on our side.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The listening port is taken by another process.
+    #[error("port {port} is already in use")]
+    PortInUse {
+        /// The port that was asked for.
+        port: u16,
+    },
+    /// Binding a privileged port without the right to do so.
+    #[error(
+        "permission denied to listen on port {port}: ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port >= 1024"
+    )]
+    PortPermission {
+        /// The port that was asked for.
+        port: u16,
+    },
+    /// Any other failure to listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address that was asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// `--origin` is not an absolute http(s) URL.
+    #[error("invalid origin URL '{value}': {why}")]
+    InvalidOrigin {
+        /// What the user gave.
+        value: String,
+        /// Why it was refused.
+        why: String,
+    },
+    /// A configuration value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Reading or writing the cache snapshot failed.
+    #[error("cache file {path}: {source}")]
+    CacheFile {
+        /// The snapshot path.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// A running instance refused or failed an admin request.
+    #[error("running instance at {addr} answered {status}")]
+    AdminRefused {
+        /// The admin address of the instance.
+        addr: SocketAddr,
+        /// Its answer.
+        status: StatusCode,
+    },
+}
+
+impl Error {
+    /// The status a client sees when this error ends a request.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::OriginConnect(_) | Error::OriginFailed(_) => StatusCode::BAD_GATEWAY,
+            Error::OriginTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Internal(_)
+            | Error::PortInUse { .. }
+            | Error::PortPermission { .. }
+            | Error::Bind { .. }
+            | Error::InvalidOrigin { .. }
+            | Error::Config(_)
+            | Error::CacheFile { .. }
+            | Error::AdminRefused { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The process exit code when this error ends the program: 2 for bad
+    /// configuration (as for a usage error), 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::InvalidOrigin { .. } | Error::Config(_) => 2,
+            Error::OriginConnect(_)
+            | Error::OriginTimeout(_)
+            | Error::OriginFailed(_)
+            | Error::BadRequest(_)
+            | Error::Internal(_)
+            | Error::PortInUse { .. }
+            | Error::PortPermission { .. }
+            | Error::Bind { .. }
+            | Error::CacheFile { .. }
+            | Error::AdminRefused { .. } => 1,
+        }
+    }
+
+    /// Classifies a bind failure into the message a user can act on.
+    pub fn from_bind(addr: SocketAddr, source: io::Error) -> Self {
+        match source.kind() {
+            io::ErrorKind::AddrInUse => Error::PortInUse { port: addr.port() },
+            io::ErrorKind::PermissionDenied => Error::PortPermission { port: addr.port() },
+            _ => Error::Bind { addr, source },
+        }
+    }
+
+    /// The error and its whole cause chain on one line, for logs.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(err) = cause {
+            text.push_str(": ");
+            text.push_str(&err.to_string());
+            cause = err.source();
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_faults_are_gateway_errors() {
+        let refused = Error::OriginConnect("refused".into());
+        assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
+        let slow = Error::OriginTimeout(Duration::from_secs(1));
+        assert_eq!(slow.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(Error::BadRequest("x").status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn bind_errors_name_the_port() {
+        let addr: SocketAddr = "0.0.0.0:3000".parse().unwrap();
+        let in_use = Error::from_bind(addr, io::Error::from(io::ErrorKind::AddrInUse));
+        assert_eq!(in_use.to_string(), "port 3000 is already in use");
+        let denied = Error::from_bind(addr, io::Error::from(io::ErrorKind::PermissionDenied));
+        assert!(denied.to_string().contains("port >= 1024"));
+        assert_eq!(in_use.exit_code(), 1);
+    }
+
+    #[test]
+    fn chain_includes_causes() {
+        let err = Error::OriginConnect("connection refused".into());
+        assert_eq!(err.chain(), "cannot connect to origin: connection refused");
+    }
+}

@@ -1,0 +1,40 @@
+//! caching-proxy: a caching HTTP reverse proxy.
+//!
+//! # Layout
+//!
+//! - [`cli`] parses flags into a [`config::Config`], validated once.
+//! - [`app`] binds, restores the cache snapshot and starts the tasks;
+//!   `main.rs` and the integration tests both use [`app::start`].
+//! - [`server`] accepts connections (HTTP/1.1 and h2c) and drains them.
+//! - [`proxy`] is the request path; [`runtime`] the configuration snapshot
+//!   it reads; [`cache`] the keys, policy, store and snapshot.
+//! - [`admin`] is the loopback control endpoint `--clear-cache` talks to.
+//! - [`error`] classifies every failure into a status or an exit code;
+//!   [`clock`] is the only reader of the wall clock.
+//!
+//! # Request lifecycle
+//!
+//! 1. Check the request (one valid `Host`), build the [`cache::CacheKey`].
+//! 2. GET/HEAD without a body: look the key up; a fresh entry of the
+//!    right `Vary` variant is a HIT (body shared, `Age` computed).
+//! 3. A GET miss joins the key's fill ([`cache::coalesce`]): the leader
+//!    fetches, followers wait (bounded) and are then served from the cache.
+//! 4. The leader's response goes through [`cache::policy::decide`]; if
+//!    storable, its body streams to the client and into the store at once.
+//! 5. Other methods pass through and invalidate the URL's entry on success.
+//! 6. Every response gets `Via` and `X-Cache`; one access-log line is
+//!    written when its body is done.
+
+pub mod admin;
+pub mod app;
+pub mod cache;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod proxy;
+pub mod runtime;
+pub mod server;
+pub mod telemetry;
+
+pub use error::Error;

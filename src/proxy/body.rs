@@ -1,0 +1,229 @@
+//! Response bodies: a cached body (shared `Bytes`, never copied), an origin
+//! stream passed through, or an origin stream teed into the cache.
+//!
+//! The tee forwards every frame to the client as it arrives and keeps a
+//! reference to each chunk (a `Bytes` clone, no copy). Only a body that
+//! ends cleanly within the size limit is stored; an origin error is passed
+//! on to hyper, which closes the client connection early, so a truncated
+//! response never looks complete and is never cached.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::cache::coalesce::FillGuard;
+use crate::cache::vary::VaryValues;
+use crate::cache::{CacheKey, CachedResponse, Store};
+
+/// Every response body the proxy sends.
+#[derive(Debug)]
+pub enum ProxyBody {
+    /// No body (HEAD hits, errors without text).
+    Empty,
+    /// A complete body, sent in one frame.
+    Full(Option<Bytes>),
+    /// An origin body passed through.
+    Stream(Incoming),
+    /// An origin body passed through and stored when complete.
+    Tee(Box<TeeBody>),
+}
+
+impl ProxyBody {
+    /// A complete body.
+    pub fn full(bytes: Bytes) -> Self {
+        if bytes.is_empty() {
+            ProxyBody::Empty
+        } else {
+            ProxyBody::Full(Some(bytes))
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Empty => Poll::Ready(None),
+            ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Stream(incoming) => Pin::new(incoming).poll_frame(cx),
+            ProxyBody::Tee(tee) => Pin::new(tee.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Empty => true,
+            ProxyBody::Full(bytes) => bytes.is_none(),
+            ProxyBody::Stream(incoming) => incoming.is_end_stream(),
+            // Must be polled to the end, or the entry is never stored.
+            ProxyBody::Tee(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Empty => SizeHint::with_exact(0),
+            ProxyBody::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            ProxyBody::Stream(incoming) => incoming.size_hint(),
+            ProxyBody::Tee(tee) => tee.inner.size_hint(),
+        }
+    }
+}
+
+/// What is needed to store a response once its body is complete.
+#[derive(Debug)]
+pub struct Fill {
+    /// Where to store it.
+    pub store: Store,
+    /// Under which key.
+    pub key: CacheKey,
+    /// The origin's status.
+    pub status: StatusCode,
+    /// The end-to-end headers to store.
+    pub headers: HeaderMap,
+    /// When the response arrived.
+    pub stored_at: SystemTime,
+    /// Remaining freshness (`None`: forever).
+    pub fresh_for: Option<Duration>,
+    /// Age on arrival.
+    pub initial_age: Duration,
+    /// The request values it varies on.
+    pub vary: VaryValues,
+    /// Releases the coalesced followers when dropped.
+    pub guard: FillGuard,
+}
+
+/// An origin body forwarded to the client and collected for the cache.
+#[derive(Debug)]
+pub struct TeeBody {
+    inner: Incoming,
+    chunks: Vec<Bytes>,
+    collected: usize,
+    limit: usize,
+    fill: Option<Fill>,
+}
+
+impl TeeBody {
+    /// Tees `inner` into `fill`, giving up on storing past `limit` bytes.
+    pub fn new(inner: Incoming, limit: usize, fill: Fill) -> Self {
+        TeeBody {
+            inner,
+            chunks: Vec::new(),
+            collected: 0,
+            limit,
+            fill: Some(fill),
+        }
+    }
+
+    fn give_up(&mut self) {
+        self.fill = None;
+        self.chunks = Vec::new();
+    }
+
+    fn complete(&mut self) {
+        let Some(fill) = self.fill.take() else { return };
+        let body = concat(std::mem::take(&mut self.chunks), self.collected);
+        let entry = CachedResponse::new(
+            fill.status,
+            fill.headers,
+            body,
+            fill.stored_at,
+            fill.fresh_for,
+            fill.initial_age,
+            fill.vary,
+        );
+        fill.store.insert(fill.key, entry);
+        fill.guard.stored();
+    }
+}
+
+impl Body for TeeBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if this.fill.is_some() {
+                        this.collected += data.len();
+                        if this.collected > this.limit {
+                            this.give_up();
+                        } else {
+                            this.chunks.push(data.clone());
+                        }
+                    }
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.give_up(),
+            Poll::Ready(None) => this.complete(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Joins chunks into one `Bytes`; a single chunk is kept without copying.
+fn concat(mut chunks: Vec<Bytes>, total: usize) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.pop().unwrap_or_default();
+    }
+    let mut joined = BytesMut::with_capacity(total);
+    for chunk in chunks {
+        joined.extend_from_slice(&chunk);
+    }
+    joined.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concat_keeps_single_chunks_and_joins_many() {
+        let one = Bytes::from_static(b"abc");
+        let joined = concat(vec![one.clone()], 3);
+        assert_eq!(joined.as_ptr(), one.as_ptr(), "no copy for one chunk");
+        let joined = concat(
+            vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")],
+            4,
+        );
+        assert_eq!(&joined[..], b"abcd");
+        assert!(concat(Vec::new(), 0).is_empty());
+    }
+
+    #[tokio::test]
+    async fn full_body_is_one_frame() {
+        use http_body_util::BodyExt;
+        let body = ProxyBody::full(Bytes::from_static(b"hello"));
+        assert_eq!(body.size_hint().exact(), Some(5));
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], b"hello");
+        assert!(ProxyBody::full(Bytes::new()).is_end_stream());
+    }
+}

@@ -1,0 +1,185 @@
+//! Header rules for a proxy: hop-by-hop removal (RFC 9110 section 7.6.1),
+//! forwarding headers towards the origin, `Via` and `X-Cache` towards the
+//! client.
+
+use std::net::IpAddr;
+
+use http::header::{
+    CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE, VIA,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Version};
+
+/// `X-Cache`: whether the body came from the cache.
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+/// `X-Cache: HIT`
+pub const HIT: HeaderValue = HeaderValue::from_static("HIT");
+/// `X-Cache: MISS`
+pub const MISS: HeaderValue = HeaderValue::from_static("MISS");
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// Request headers some frameworks treat as the real URL: they would let a
+/// client change a response without changing its cache key.
+const URL_OVERRIDES: [HeaderName; 2] = [
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+];
+
+/// The name this proxy gives itself in `Via`.
+const VIA_NAME: &str = "caching-proxy";
+
+/// Removes hop-by-hop headers: the fixed list and every header named in
+/// `Connection` (all of its lines).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        PROXY_AUTHENTICATE,
+        PROXY_AUTHORIZATION,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// What the proxy tells the origin about the client.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarded<'a> {
+    /// The client's address.
+    pub client_ip: IpAddr,
+    /// The scheme the client used to reach us.
+    pub proto: &'static str,
+    /// The normalized `Host` the request was keyed by.
+    pub host: &'a str,
+    /// The HTTP version the client spoke.
+    pub version: Version,
+}
+
+/// Prepares a client's request headers for the origin: hop-by-hop headers
+/// and `Host` go (the client sets `Host` from the origin URL), the
+/// forwarding headers are added, URL-override headers are dropped.
+pub fn forward_request_headers(headers: &mut HeaderMap, forwarded: &Forwarded<'_>) {
+    remove_hop_by_hop(headers);
+    headers.remove(HOST);
+    for name in URL_OVERRIDES {
+        headers.remove(name);
+    }
+    let client_ip = forwarded.client_ip.to_canonical().to_string();
+    let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(previous) => format!("{previous}, {client_ip}"),
+        None => client_ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(forwarded.proto));
+    // Always the keyed host, never a value the client chose.
+    if let Ok(value) = HeaderValue::from_str(forwarded.host) {
+        headers.insert(X_FORWARDED_HOST, value);
+    }
+    headers.append(VIA, via(forwarded.version));
+}
+
+/// Adds this proxy to a response's `Via` and sets `X-Cache`.
+pub fn finish_response_headers(headers: &mut HeaderMap, version: Version, hit: bool) {
+    headers.append(VIA, via(version));
+    headers.insert(X_CACHE, if hit { HIT } else { MISS });
+}
+
+/// `Via` entry for a message received in `version`.
+fn via(version: Version) -> HeaderValue {
+    let protocol = match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    };
+    HeaderValue::from_str(&format!("{protocol} {VIA_NAME}"))
+        .unwrap_or(HeaderValue::from_static("1.1 caching-proxy"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_go() {
+        let mut h = map(&[
+            ("connection", "x-secret, Keep-Alive"),
+            ("connection", "x-other"),
+            ("x-secret", "1"),
+            ("x-other", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("te", "trailers"),
+            ("proxy-authorization", "Basic x"),
+            ("content-type", "text/plain"),
+        ]);
+        remove_hop_by_hop(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["content-type"]);
+    }
+
+    #[test]
+    fn forwarding_headers_are_set_from_our_view() {
+        let mut h = map(&[
+            ("host", "evil.example"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-original-url", "/admin"),
+            ("accept", "*/*"),
+        ]);
+        forward_request_headers(
+            &mut h,
+            &Forwarded {
+                client_ip: "127.0.0.1".parse().unwrap(),
+                proto: "http",
+                host: "example.com",
+                version: Version::HTTP_11,
+            },
+        );
+        assert!(h.get(HOST).is_none());
+        assert!(h.get("x-original-url").is_none());
+        assert_eq!(h.get("x-forwarded-host").unwrap(), "example.com");
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+        assert_eq!(h.get(VIA).unwrap(), "1.1 caching-proxy");
+        assert_eq!(h.get("accept").unwrap(), "*/*");
+    }
+
+    #[test]
+    fn response_gets_via_and_x_cache() {
+        let mut h = map(&[("via", "1.1 upstream")]);
+        finish_response_headers(&mut h, Version::HTTP_2, true);
+        let via: Vec<_> = h.get_all(VIA).iter().collect();
+        assert_eq!(via, ["1.1 upstream", "2 caching-proxy"]);
+        assert_eq!(h.get(X_CACHE).unwrap(), "HIT");
+    }
+}

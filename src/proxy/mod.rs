@@ -1,0 +1,65 @@
+//! The request path: one [`Proxy`] per process, shared by every connection.
+//!
+//! [`handler`] sequences the phases (check, look up, coalesce, fetch,
+//! store); [`upstream`], [`headers`], [`body`] and [`access_log`] each do one
+//! of them.
+
+pub mod access_log;
+pub mod body;
+mod handler;
+pub mod headers;
+pub mod request;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use crate::cache::Store;
+use crate::cache::coalesce::Coalescer;
+use crate::clock::SharedClock;
+use crate::runtime::Runtime;
+use access_log::LoggedBody;
+
+/// The shared state of the request path.
+#[derive(Debug)]
+pub struct Proxy {
+    runtime: ArcSwap<Runtime>,
+    store: Store,
+    coalescer: Arc<Coalescer>,
+    clock: SharedClock,
+}
+
+impl Proxy {
+    /// A proxy serving `runtime` from `store`.
+    pub fn new(runtime: Runtime, store: Store, clock: SharedClock) -> Self {
+        Proxy {
+            runtime: ArcSwap::from_pointee(runtime),
+            store,
+            coalescer: Arc::new(Coalescer::default()),
+            clock,
+        }
+    }
+
+    /// The response cache.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Replaces the configuration snapshot in one store.
+    pub fn swap_runtime(&self, runtime: Runtime) {
+        self.runtime.store(Arc::new(runtime));
+    }
+
+    /// Answers one client request. Never fails: errors become responses.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<LoggedBody> {
+        handler::handle(self, request, client).await
+    }
+}

@@ -1,0 +1,113 @@
+//! Client request checks: the authority a request is keyed and forwarded
+//! by, and its path. Malformed requests are refused here with 400.
+
+use http::Request;
+use http::header::HOST;
+use http::uri::Authority;
+
+use crate::error::Error;
+
+/// The request's authority, normalized: host lower-cased, the listener's
+/// default port dropped. Taken from the request URI (HTTP/2 `:authority`,
+/// HTTP/1.1 absolute form) or else the one `Host` header.
+pub fn authority<B>(request: &Request<B>, default_port: u16) -> Result<String, Error> {
+    let mut hosts = request.headers().get_all(HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Error::BadRequest("more than one Host header"));
+    }
+    let authority = match (request.uri().authority(), host_header) {
+        (Some(authority), _) => authority.clone(),
+        (None, Some(value)) => Authority::try_from(value.as_bytes())
+            .map_err(|_| Error::BadRequest("invalid Host header"))?,
+        (None, None) => return Err(Error::BadRequest("missing Host header")),
+    };
+    normalize(&authority, default_port)
+}
+
+fn normalize(authority: &Authority, default_port: u16) -> Result<String, Error> {
+    if authority.as_str().contains('@') {
+        return Err(Error::BadRequest("credentials in Host"));
+    }
+    let host = authority.host();
+    if host.is_empty() {
+        return Err(Error::BadRequest("empty Host"));
+    }
+    let mut normalized = host.to_ascii_lowercase();
+    match authority.port() {
+        Some(port) if port.as_u16() == default_port => {}
+        Some(port) => {
+            normalized.push(':');
+            normalized.push_str(&port.as_u16().to_string());
+        }
+        None if authority.as_str().ends_with(':') => {
+            return Err(Error::BadRequest("invalid port in Host"));
+        }
+        None => {}
+    }
+    Ok(normalized)
+}
+
+/// The path and raw query the client asked for (`/` if none).
+pub fn path_and_query<B>(request: &Request<B>) -> &str {
+    request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_hosts(hosts: &[&str]) -> Request<()> {
+        let mut builder = Request::builder().uri("/p");
+        for host in hosts {
+            builder = builder.header(HOST, *host);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn host_is_normalized() {
+        assert_eq!(
+            authority(&with_hosts(&["Example.COM"]), 80).unwrap(),
+            "example.com"
+        );
+        assert_eq!(
+            authority(&with_hosts(&["example.com:80"]), 80).unwrap(),
+            "example.com"
+        );
+        assert_eq!(
+            authority(&with_hosts(&["example.com:8080"]), 80).unwrap(),
+            "example.com:8080"
+        );
+        assert_eq!(
+            authority(&with_hosts(&["[::1]:3000"]), 80).unwrap(),
+            "[::1]:3000"
+        );
+    }
+
+    #[test]
+    fn absolute_form_wins_over_host() {
+        let req = Request::builder()
+            .uri("http://Origin.test/p")
+            .header(HOST, "other")
+            .body(())
+            .unwrap();
+        assert_eq!(authority(&req, 80).unwrap(), "origin.test");
+    }
+
+    #[test]
+    fn bad_hosts_are_refused() {
+        for hosts in [&[][..], &["a", "b"], &["a b"], &["user@h"], &[""], &["h:"]] {
+            let err = authority(&with_hosts(hosts), 80).unwrap_err();
+            assert_eq!(
+                err.status(),
+                http::StatusCode::BAD_REQUEST,
+                "Host {hosts:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The pooled client towards one origin: HTTP/1.1 or HTTP/2 (ALPN) over
+//! TCP or rustls, with webpki roots and the ring provider chosen explicitly.
+//! Failures are classified by type, never by message text.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::config::Origin;
+use crate::error::{BoxError, Error};
+
+/// How long an idle pooled connection to the origin is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A connection pool to one origin.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    origin: Arc<Origin>,
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+}
+
+impl Upstream {
+    /// Builds the pooled client for `origin`.
+    pub fn new(origin: Origin) -> Result<Self, Error> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(origin.connect_timeout));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let connector = HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)
+            .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector);
+        Ok(Upstream {
+            origin: Arc::new(origin),
+            client,
+        })
+    }
+
+    /// The origin this pool talks to.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Sends `request` (absolute URI, headers prepared) and waits for the
+    /// response headers, at most the origin's timeout.
+    pub async fn send(&self, mut request: Request<Incoming>) -> Result<Response<Incoming>, Error> {
+        // The pool picks HTTP/1.1 or HTTP/2 per connection; the client's own
+        // version must not force one.
+        *request.version_mut() = Version::HTTP_11;
+        let timeout = self.origin.timeout;
+        match tokio::time::timeout(timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(err)) => Err(classify(err, timeout)),
+            Err(_) => Err(Error::OriginTimeout(timeout)),
+        }
+    }
+}
+
+/// Connect timeouts count as timeouts (504), other connect failures as
+/// unreachable (502), anything else before headers as a failed exchange.
+fn classify(err: hyper_util::client::legacy::Error, timeout: Duration) -> Error {
+    if caused_by_timeout(&err) {
+        return Error::OriginTimeout(timeout);
+    }
+    if err.is_connect() {
+        Error::OriginConnect(Box::new(err))
+    } else {
+        Error::OriginFailed(Box::new(err) as BoxError)
+    }
+}
+
+fn caused_by_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        cause = e.source();
+    }
+    false
+}
