@@ -151,7 +151,7 @@ impl Drop for LoggedBody {
             status = self.status.as_u16(),
             cache = self.cache.as_str(),
             reason = self.cache.reason(),
-            duration_ms = self.record.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = self.record.started.elapsed().as_micros() as f64 / 1000.0,
             bytes = self.bytes,
             complete,
         );

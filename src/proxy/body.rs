@@ -65,8 +65,7 @@ impl Body for ProxyBody {
             ProxyBody::Empty => true,
             ProxyBody::Full(bytes) => bytes.is_none(),
             ProxyBody::Stream(incoming) => incoming.is_end_stream(),
-            // Must be polled to the end, or the entry is never stored.
-            ProxyBody::Tee(_) => false,
+            ProxyBody::Tee(tee) => tee.is_end_stream(),
         }
     }
 
@@ -168,6 +167,11 @@ impl Body for TeeBody {
                             this.give_up();
                         } else {
                             this.chunks.push(data.clone());
+                            // hyper stops polling once a Content-Length body
+                            // is written, so the last chunk may be the end.
+                            if this.inner.is_end_stream() {
+                                this.complete();
+                            }
                         }
                     }
                 }
@@ -180,7 +184,8 @@ impl Body for TeeBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        false
+        // While storing, it must be polled until the origin says it is done.
+        self.fill.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

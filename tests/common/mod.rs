@@ -1,0 +1,394 @@
+//! Test harness: an in-process origin that counts hits per path, a raw
+//! origin for broken responses, the proxy on 127.0.0.1:0 with a clock the
+//! test can advance, and a small HTTP client.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use caching_proxy::app::{self, RunningProxy};
+use caching_proxy::clock::ManualClock;
+use caching_proxy::config::{CacheConfig, Config, Limits, ListenerConfig, Origin as OriginConfig};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the origin answers on one path.
+#[derive(Clone, Debug)]
+pub struct Route {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    delay: Duration,
+    echo: bool,
+    chunk_size: Option<usize>,
+}
+
+impl Route {
+    pub fn ok(body: impl Into<Bytes>) -> Self {
+        Route {
+            status: 200,
+            headers: Vec::new(),
+            body: body.into(),
+            delay: Duration::ZERO,
+            echo: false,
+            chunk_size: None,
+        }
+    }
+
+    /// Answers with the request's method and body.
+    pub fn echo() -> Self {
+        Route {
+            echo: true,
+            ..Route::ok("")
+        }
+    }
+
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Sends the body chunked (no Content-Length), in pieces of `size`.
+    pub fn chunked(mut self, size: usize) -> Self {
+        self.chunk_size = Some(size);
+        self
+    }
+}
+
+#[derive(Default)]
+struct OriginState {
+    routes: Mutex<HashMap<String, Route>>,
+    hits: Mutex<HashMap<String, usize>>,
+    last_request: Mutex<HashMap<String, HeaderMap>>,
+}
+
+/// An origin server on 127.0.0.1:0.
+pub struct TestOrigin {
+    pub addr: SocketAddr,
+    state: Arc<OriginState>,
+}
+
+impl TestOrigin {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(OriginState::default());
+        let serving = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = serving.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(answer(&state, req).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        TestOrigin { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn route(&self, path: &str, route: Route) -> &Self {
+        self.state.routes.lock().unwrap().insert(path.into(), route);
+        self
+    }
+
+    /// Requests received for this path and query.
+    pub fn hits(&self, path_and_query: &str) -> usize {
+        *self
+            .state
+            .hits
+            .lock()
+            .unwrap()
+            .get(path_and_query)
+            .unwrap_or(&0)
+    }
+
+    /// The headers of the last request for this path and query.
+    pub fn last_headers(&self, path_and_query: &str) -> HeaderMap {
+        self.state
+            .last_request
+            .lock()
+            .unwrap()
+            .get(path_and_query)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBody> {
+    let key = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    *state.hits.lock().unwrap().entry(key.clone()).or_default() += 1;
+    state
+        .last_request
+        .lock()
+        .unwrap()
+        .insert(key, req.headers().clone());
+    let route = state.routes.lock().unwrap().get(req.uri().path()).cloned();
+    let Some(route) = route else {
+        let mut response = Response::new(TestBody::full(Bytes::from_static(b"no such route")));
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        return response;
+    };
+    if !route.delay.is_zero() {
+        tokio::time::sleep(route.delay).await;
+    }
+    let body = if route.echo {
+        let method = req.method().to_string();
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        Bytes::from([method.as_bytes(), b" ", &body[..]].concat())
+    } else {
+        route.body.clone()
+    };
+    let body = match route.chunk_size {
+        Some(size) => TestBody::chunked(body, size),
+        None => TestBody::full(body),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::from_u16(route.status).unwrap();
+    for (name, value) in &route.headers {
+        response.headers_mut().append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    response
+}
+
+/// A body sent whole (with Content-Length) or in chunks (without).
+pub struct TestBody {
+    rest: Bytes,
+    chunk: Option<usize>,
+}
+
+impl TestBody {
+    fn full(bytes: Bytes) -> Self {
+        TestBody {
+            rest: bytes,
+            chunk: None,
+        }
+    }
+    fn chunked(bytes: Bytes, size: usize) -> Self {
+        TestBody {
+            rest: bytes,
+            chunk: Some(size),
+        }
+    }
+}
+
+impl Body for TestBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if this.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        let n = this.chunk.unwrap_or(this.rest.len()).min(this.rest.len());
+        Poll::Ready(Some(Ok(Frame::data(this.rest.split_to(n)))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.chunk {
+            Some(_) => http_body::SizeHint::default(),
+            None => http_body::SizeHint::with_exact(self.rest.len() as u64),
+        }
+    }
+}
+
+/// An origin that answers every connection with `raw` bytes and closes.
+pub async fn raw_origin(raw: &'static [u8]) -> (SocketAddr, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(Mutex::new(0));
+    let counter = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            *counter.lock().unwrap() += 1;
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(raw).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+/// A proxy on 127.0.0.1:0 with a clock the test advances.
+pub struct TestProxy {
+    pub addr: SocketAddr,
+    pub clock: Arc<ManualClock>,
+    pub cache_file: PathBuf,
+    running: Option<RunningProxy>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A config for `origin_url` with the snapshot in `cache_file`.
+pub fn config(origin_url: &str, cache_file: PathBuf) -> Config {
+    let mut cache = CacheConfig::with_file(cache_file);
+    cache.write_delay = Duration::from_millis(20);
+    Config {
+        listener: ListenerConfig {
+            address: "127.0.0.1:0".parse().unwrap(),
+        },
+        origin: OriginConfig::parse(origin_url, Duration::from_secs(5)).unwrap(),
+        cache,
+        limits: Limits {
+            shutdown_grace: Duration::from_secs(2),
+            ..Limits::default()
+        },
+    }
+}
+
+impl TestProxy {
+    /// A proxy in front of `origin_url` with the default settings.
+    pub async fn start(origin_url: &str) -> Self {
+        Self::start_with(origin_url, |_| {}).await
+    }
+
+    /// A proxy whose config the test adjusts first.
+    pub async fn start_with(origin_url: &str, adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cache_file = dir.path().join("cache.json");
+        let mut proxy = Self::start_on(
+            origin_url,
+            cache_file,
+            Arc::new(ManualClock::default()),
+            adjust,
+        )
+        .await;
+        proxy._dir = Some(dir);
+        proxy
+    }
+
+    /// A proxy on a given snapshot file and clock (for restarts).
+    pub async fn start_on(
+        origin_url: &str,
+        cache_file: PathBuf,
+        clock: Arc<ManualClock>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = config(origin_url, cache_file.clone());
+        adjust(&mut config);
+        let running = app::start(config, clock.clone()).await.unwrap();
+        TestProxy {
+            addr: running.local_addr(),
+            clock,
+            cache_file,
+            running: Some(running),
+            _dir: None,
+        }
+    }
+
+    pub fn running(&self) -> &RunningProxy {
+        self.running.as_ref().unwrap()
+    }
+
+    /// Graceful shutdown (writes the snapshot); keeps the temp dir alive.
+    pub async fn stop(&mut self) {
+        self.running.take().unwrap().shutdown().await.unwrap();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn x_cache(&self) -> &str {
+        self.header("x-cache").unwrap_or("<none>")
+    }
+}
+
+pub type TestClient = Client<HttpConnector, Full<Bytes>>;
+
+pub fn client() -> TestClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Sends `request` and reads the whole answer.
+pub async fn send(client: &TestClient, request: Request<Full<Bytes>>) -> Answer {
+    let response = client.request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// GET `url` on a fresh client.
+pub async fn get(url: &str) -> Answer {
+    send(&client(), Request::get(url).body(Full::default()).unwrap()).await
+}
+
+/// Writes `raw` to `addr` and reads until the server closes (or 5 s).
+pub async fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
