@@ -392,3 +392,13 @@ pub async fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> String {
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// GET `url` with a fixed `Host`, so that proxies on different ports share
+/// keys (as one proxy does across restarts on its fixed port).
+pub async fn get_as(url: &str, host: &str) -> Answer {
+    let request = Request::get(url)
+        .header(http::header::HOST, host)
+        .body(Full::default())
+        .unwrap();
+    send(&client(), request).await
+}

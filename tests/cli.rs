@@ -1,0 +1,292 @@
+//! The specified command line, tested on the built binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{Route, TestOrigin, get_as};
+
+const BIN: &str = env!("CARGO_BIN_EXE_caching-proxy");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The binary serving in the background; killed by PID if the test fails.
+struct Running {
+    child: Child,
+    port: u16,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Starts the binary and waits for its "listening" log line.
+    fn start(origin: &str, cache_file: &Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let mut child = Command::new(BIN)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--origin",
+                origin,
+                "--cache-file",
+            ])
+            .arg(cache_file)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (send, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = send.send(line);
+            }
+        });
+        let running = Running { child, port, lines };
+        running.wait_for_line("listening");
+        running
+    }
+
+    fn wait_for_line(&self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no log line with {needle:?}: {e}"),
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn help_explains_every_flag_and_version_prints() {
+    let help = run(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--port",
+        "--origin",
+        "--cache-ttl",
+        "--clear-cache",
+        "--timeout",
+        "--cache-file",
+        "Examples:",
+    ] {
+        assert!(text.contains(flag), "--help lacks {flag}: {text}");
+    }
+    let version = run(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("caching-proxy {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn ports_outside_1_to_65535_are_usage_errors() {
+    for port in ["0", "70000", "-1", "http"] {
+        let output = run(&[&format!("--port={port}"), "--origin", "http://127.0.0.1:1"]);
+        assert_eq!(output.status.code(), Some(2), "--port {port}");
+        assert!(stderr(&output).contains("--port"), "{}", stderr(&output));
+    }
+}
+
+#[test]
+fn port_and_origin_are_required() {
+    let output = run(&["--port", "3000"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--origin"));
+}
+
+#[test]
+fn an_invalid_origin_url_is_one_clear_line() {
+    for (value, why) in [
+        ("dummyjson.com", "must start with http:// or https://"),
+        ("ftp://example.com", "unsupported scheme 'ftp'"),
+        ("http://", "invalid"),
+    ] {
+        let output = run(&["--port", "3000", "--origin", value]);
+        assert_eq!(output.status.code(), Some(2), "{value}");
+        let text = stderr(&output);
+        let expected = format!("error: invalid origin URL '{value}': ");
+        assert!(text.starts_with(&expected), "{text}");
+        assert!(text.contains(why), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
+}
+
+#[test]
+fn a_port_in_use_is_reported_with_its_number() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args(["--port", &port, "--origin", "http://127.0.0.1:1"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!("error: port {port} is already in use")),
+        "{text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
+fn a_privileged_port_without_permission_suggests_another() {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .unwrap()
+        .stdout
+        .starts_with(b"0\n");
+    let mut command = if is_root {
+        // Root may bind anything: drop to nobody to see what a user sees.
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    let output = command
+        .args([
+            "--port",
+            "80",
+            "--origin",
+            "http://127.0.0.1:1",
+            "--cache-file",
+            "/tmp/never-written.json",
+        ])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let text = stderr(&output);
+    if output.status.success() || text.contains("setpriv:") {
+        eprintln!("skipped: cannot run as an unprivileged user here ({text})");
+        return;
+    }
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("permission denied to listen on port 80"),
+        "{text}"
+    );
+    assert!(text.contains("port >= 1024"), "{text}");
+}
+
+#[test]
+fn clear_cache_empties_the_file_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.json");
+    std::fs::write(&file, br#"{"version":1,"entries":[{"key":"k"}]}"#).unwrap();
+    let output = Command::new(BIN)
+        .args(["--clear-cache", "--cache-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "Cache cleared successfully\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        r#"{"version":1,"entries":[]}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clear_cache_reaches_a_running_instance_and_sigterm_saves_the_cache() {
+    let origin = TestOrigin::start().await;
+    origin.route("/products", Route::ok("[\"p\"]"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.json");
+    let proxy = Running::start(&origin.url(), &file, &["--cache-ttl", "300"]);
+    let host = "localhost";
+
+    assert_eq!(
+        get_as(&proxy.url("/products"), host).await.x_cache(),
+        "MISS"
+    );
+    assert_eq!(get_as(&proxy.url("/products"), host).await.x_cache(), "HIT");
+
+    let cleared = Command::new(BIN)
+        .args(["--clear-cache", "--cache-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(cleared.status.success(), "{}", stderr(&cleared));
+    assert_eq!(
+        String::from_utf8_lossy(&cleared.stdout),
+        "Cache cleared successfully\n"
+    );
+    assert_eq!(
+        get_as(&proxy.url("/products"), host).await.x_cache(),
+        "MISS",
+        "memory emptied too"
+    );
+    assert_eq!(origin.hits("/products"), 2);
+
+    let status = proxy.terminate();
+    assert!(status.success(), "SIGTERM exits 0, got {status}");
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(saved.contains("/products"), "{saved}");
+
+    let restarted = Running::start(&origin.url(), &file, &["--cache-ttl", "300"]);
+    let hit = get_as(&restarted.url("/products"), host).await;
+    assert_eq!(
+        hit.x_cache(),
+        "HIT",
+        "served from the snapshot after a restart"
+    );
+    assert_eq!(&hit.body[..], b"[\"p\"]");
+    assert_eq!(origin.hits("/products"), 2);
+    assert!(restarted.terminate().success());
+}
