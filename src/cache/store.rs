@@ -1,6 +1,6 @@
 //! The in-memory store: moka, bounded in bytes by a weigher.
 //!
-//! Freshness is judged by the entry itself against our [`Clock`]; moka's own
+//! Freshness is judged by the entry itself against our [`crate::clock::Clock`]; moka's own
 //! per-entry expiry is only a ceiling that frees memory once an entry can
 //! no longer be served. Every change wakes the snapshot writer.
 

@@ -38,7 +38,7 @@ impl Scheme {
 pub struct Origin {
     /// http or https.
     pub scheme: Scheme,
-    /// host[:port] as given, sent as the upstream `Host`.
+    /// `host[:port]` as given, sent as the upstream `Host`.
     pub authority: Authority,
     /// Path prefix without a trailing slash (`""` for none).
     pub base_path: String,

@@ -1,6 +1,6 @@
 //! The request path: one [`Proxy`] per process, shared by every connection.
 //!
-//! [`handler`] sequences the phases (check, look up, coalesce, fetch,
+//! `handler` sequences the phases (check, look up, coalesce, fetch,
 //! store); [`upstream`], [`headers`], [`body`] and [`access_log`] each do one
 //! of them.
 
