@@ -33,13 +33,14 @@ impl CachedResponse {
     /// Builds an entry, fixing `Content-Length` to the stored body.
     pub fn new(
         status: StatusCode,
-        mut headers: HeaderMap,
+        headers: HeaderMap,
         body: Bytes,
         stored_at: SystemTime,
         fresh_for: Option<Duration>,
         initial_age: Duration,
         vary: VaryValues,
     ) -> Self {
+        let mut headers = compact(&headers);
         // 204 and 304 never carry Content-Length (RFC 9110 section 8.6).
         if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
@@ -88,6 +89,20 @@ impl CachedResponse {
         let total = key_len + headers + self.body.len() + 128;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
+}
+
+/// Copies header values into their own allocations: a value parsed by
+/// hyper is a slice of the connection's read buffer, and storing the slice
+/// would keep that whole buffer alive for the entry's lifetime.
+fn compact(headers: &HeaderMap) -> HeaderMap {
+    let mut compacted = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            copy.set_sensitive(value.is_sensitive());
+            compacted.append(name.clone(), copy);
+        }
+    }
+    compacted
 }
 
 #[cfg(test)]

@@ -53,17 +53,43 @@ struct SnapshotEntry {
     vary: Vec<(String, Option<String>)>,
 }
 
-/// Serializes entries; entries whose headers are not UTF-8 are left out
-/// (they stay in memory, they just do not survive a restart).
+/// The document as written: entries are converted one at a time while
+/// serializing, so a write never holds a second copy of the whole cache.
+struct SnapshotOut<'a> {
+    entries: &'a [(CacheKey, Arc<CachedResponse>)],
+}
+
+impl Serialize for SnapshotOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Entries<'a>(&'a [(CacheKey, Arc<CachedResponse>)]);
+        impl Serialize for Entries<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().filter_map(|(k, e)| to_snapshot(k, e)))
+            }
+        }
+        let mut document = serializer.serialize_struct("SnapshotFile", 2)?;
+        document.serialize_field("version", &VERSION)?;
+        document.serialize_field("entries", &Entries(self.entries))?;
+        document.end()
+    }
+}
+
+/// Serializes entries into `writer`; entries whose headers are not UTF-8
+/// are left out (they stay in memory, they just do not survive a restart).
+pub fn encode_into(
+    entries: &[(CacheKey, Arc<CachedResponse>)],
+    writer: impl Write,
+) -> io::Result<()> {
+    serde_json::to_writer(writer, &SnapshotOut { entries }).map_err(io::Error::other)
+}
+
+/// Serializes entries into a byte vector (see [`encode_into`]).
 pub fn encode(entries: &[(CacheKey, Arc<CachedResponse>)]) -> Vec<u8> {
-    let file = SnapshotFile {
-        version: VERSION,
-        entries: entries
-            .iter()
-            .filter_map(|(k, e)| to_snapshot(k, e))
-            .collect(),
-    };
-    serde_json::to_vec(&file).unwrap_or_default()
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = encode_into(entries, &mut out);
+    out
 }
 
 fn to_snapshot(key: &CacheKey, entry: &CachedResponse) -> Option<SnapshotEntry> {
@@ -202,6 +228,14 @@ fn aside_path(path: &Path, now: SystemTime) -> PathBuf {
 /// Writes `bytes` to `path` atomically: a temp file in the same directory,
 /// mode 0600, fsynced, renamed over `path`, then the directory fsynced.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |writer| writer.write_all(bytes))
+}
+
+/// Like [`write_atomic`], with the content produced by `write`.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(format!(".tmp-{}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
@@ -211,8 +245,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let result = (|| {
         let file = options.open(&tmp)?;
-        let mut writer = BufWriter::new(file);
-        writer.write_all(bytes)?;
+        let mut writer = BufWriter::with_capacity(1 << 16, file);
+        write(&mut writer)?;
         let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -254,11 +288,12 @@ impl Snapshotter {
     pub fn write_now(&self) -> Result<usize, Error> {
         let _serialized = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let entries = self.store.entries();
-        let bytes = encode(&entries);
-        write_atomic(&self.path, &bytes).map_err(|source| Error::CacheFile {
-            path: self.path.clone(),
-            source,
-        })?;
+        write_atomic_with(&self.path, |writer| encode_into(&entries, writer)).map_err(
+            |source| Error::CacheFile {
+                path: self.path.clone(),
+                source,
+            },
+        )?;
         Ok(entries.len())
     }
 
