@@ -2,6 +2,7 @@
 //! upstream request URI.
 
 use http::uri::{Authority, PathAndQuery, Uri};
+use rustls_pki_types::CertificateDer;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -46,6 +47,9 @@ pub struct Origin {
     pub timeout: Duration,
     /// Time allowed for the TCP (and TLS) connection.
     pub connect_timeout: Duration,
+    /// Certificate authorities trusted for this origin besides the public
+    /// webpki roots (a private CA).
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 impl Origin {
@@ -95,6 +99,7 @@ impl Origin {
             base_path,
             timeout,
             connect_timeout: timeout.min(Duration::from_secs(10)),
+            extra_roots: Vec::new(),
         })
     }
 

@@ -33,10 +33,8 @@ impl Upstream {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(origin.connect_timeout));
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let connector = HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
-            .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
+            .with_tls_config(tls_config(&origin)?)
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -70,6 +68,26 @@ impl Upstream {
             Err(_) => Err(Error::OriginTimeout(timeout)),
         }
     }
+}
+
+/// rustls with the ring provider (chosen explicitly, so that no other
+/// crate's provider choice can change it), the webpki roots compiled into
+/// the binary, and the origin's extra roots.
+fn tls_config(origin: &Origin) -> Result<rustls::ClientConfig, Error> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for cert in &origin.extra_roots {
+        roots
+            .add(cert.clone())
+            .map_err(|e| Error::Config(format!("unusable CA certificate: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Connect timeouts count as timeouts (504), other connect failures as
