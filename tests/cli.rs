@@ -40,8 +40,13 @@ struct Running {
 impl Running {
     /// Starts the binary and waits for its "listening" log line.
     fn start(origin: &str, cache_file: &Path, extra: &[&str]) -> Self {
+        Self::start_via(Command::new(BIN), origin, cache_file, extra)
+    }
+
+    /// Like `start`, through a wrapper command (such as prlimit).
+    fn start_via(mut command: Command, origin: &str, cache_file: &Path, extra: &[&str]) -> Self {
         let port = free_port();
-        let mut child = Command::new(BIN)
+        let mut child = command
             .args([
                 "--port",
                 &port.to_string(),
@@ -289,4 +294,30 @@ async fn clear_cache_reaches_a_running_instance_and_sigterm_saves_the_cache() {
     assert_eq!(&hit.body[..], b"[\"p\"]");
     assert_eq!(origin.hits("/products"), 2);
     assert!(restarted.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_out_of_file_descriptors_does_not_stop_the_accept_loop() {
+    let origin = TestOrigin::start().await;
+    origin.route("/fd", Route::ok("still here"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut limited = Command::new("prlimit");
+    limited.args(["--nofile=48:48", BIN]);
+    let proxy = Running::start_via(limited, &origin.url(), &dir.path().join("cache.json"), &[]);
+
+    // Hold more connections than the proxy has descriptors for.
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        held.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+                .await
+                .unwrap(),
+        );
+    }
+    proxy.wait_for_line("accept failed");
+    drop(held);
+
+    let answer = common::get(&proxy.url("/fd")).await;
+    assert_eq!(&answer.body[..], b"still here");
+    assert!(proxy.terminate().success());
 }
