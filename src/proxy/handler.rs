@@ -5,13 +5,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use http::header::{
-    AGE, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, IF_MATCH, IF_MODIFIED_SINCE,
-    IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
+    IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, Version};
 use hyper::body::Incoming;
 
 use super::Proxy;
@@ -19,10 +17,11 @@ use super::access_log::{AccessRecord, CacheStatus, LoggedBody};
 use super::body::{Fill, ProxyBody, TeeBody};
 use super::headers::{self, Forwarded};
 use super::request;
+use super::respond::{declared_length, error_response, hit_response};
+use crate::cache::CacheKey;
 use crate::cache::coalesce::{FillGuard, FillState, Role};
 use crate::cache::policy::{self, Decision, Lifetime, StoreInput};
 use crate::cache::vary::{Vary, VaryValues};
-use crate::cache::{CacheKey, CachedResponse};
 use crate::error::Error;
 use crate::runtime::Runtime;
 
@@ -275,49 +274,4 @@ impl Exchange<'_> {
         }
         Ok(Request::from_parts(parts, body))
     }
-}
-
-/// The `Content-Length` the origin announced, if any.
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-}
-
-fn hit_response(entry: &CachedResponse, head: bool, now: SystemTime) -> Response<ProxyBody> {
-    let body = if head {
-        ProxyBody::Empty
-    } else {
-        ProxyBody::full(entry.body.clone())
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = entry.status;
-    *response.headers_mut() = entry.headers.clone();
-    response
-        .headers_mut()
-        .insert(AGE, HeaderValue::from(entry.age(now).as_secs()));
-    response
-}
-
-/// A short plain-text answer; the cause goes to the log, not the client.
-fn error_response(err: &Error) -> Response<ProxyBody> {
-    let status = err.status();
-    let text = format!(
-        "{} {}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("Error")
-    );
-    let mut response = Response::new(ProxyBody::full(text.into()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if status == StatusCode::BAD_REQUEST {
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
 }

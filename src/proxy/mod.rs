@@ -9,6 +9,7 @@ pub mod body;
 mod handler;
 pub mod headers;
 pub mod request;
+mod respond;
 pub mod upstream;
 
 use std::net::SocketAddr;
