@@ -55,13 +55,14 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Binds the control endpoint on an ephemeral loopback port and records
-    /// it next to the cache file.
+    /// Binds the control endpoint (on `address`, or an ephemeral loopback
+    /// port) and records it next to the cache file.
     pub async fn bind(
+        address: Option<SocketAddr>,
         store: Store,
         snapshotter: Arc<Snapshotter>,
     ) -> Result<(Arc<Self>, TcpListener), Error> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let addr = address.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| Error::from_bind(addr, e))?;

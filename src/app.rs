@@ -1,11 +1,12 @@
-//! Assembles a running proxy from a validated [`Config`]: bind, load the
-//! snapshot, start the server, the snapshot writer and the control
-//! endpoint; and takes it down in stages. `main` and the integration tests
-//! both go through [`start`].
+//! Assembles a running proxy from a validated [`Config`]: bind every
+//! listener, restore the snapshot, start the server, the snapshot writer,
+//! the control endpoint and the config watcher; and takes it down in
+//! stages. `main` and the integration tests both go through [`start`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -13,11 +14,12 @@ use crate::admin::Admin;
 use crate::cache::Store;
 use crate::cache::persist::{self, Snapshotter};
 use crate::clock::SharedClock;
-use crate::config::Config;
+use crate::config::{Config, ConfigSource};
 use crate::error::Error;
 use crate::proxy::Proxy;
+use crate::reload::{self, Live, ReloadEvent, Reloader};
 use crate::runtime::Runtime;
-use crate::server;
+use crate::server::ListenerSet;
 
 /// A proxy that is serving.
 #[derive(Debug)]
@@ -25,21 +27,47 @@ pub struct RunningProxy {
     local_addr: SocketAddr,
     admin_addr: SocketAddr,
     proxy: Arc<Proxy>,
+    reloader: Arc<Reloader>,
     snapshotter: Arc<Snapshotter>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// Binds the listener (first, so that a taken port fails before anything
-/// else happens), restores the snapshot and starts serving.
+/// Starts serving `config`; it can be changed with [`Reloader::apply`].
 pub async fn start(config: Config, clock: SharedClock) -> Result<RunningProxy, Error> {
-    let listener = server::bind(config.listener.address)?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|e| Error::from_bind(config.listener.address, e))?;
-    let runtime = Runtime::from_config(&config)?;
+    start_inner(config, None, clock).await
+}
 
+/// Loads `source`, starts serving it, and (with a config file) watches the
+/// file and applies its edits live.
+pub async fn start_from(source: ConfigSource, clock: SharedClock) -> Result<RunningProxy, Error> {
+    let loading = source.clone();
+    let config = tokio::task::spawn_blocking(move || loading.load())
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    start_inner(config, Some(source), clock).await
+}
+
+async fn start_inner(
+    config: Config,
+    source: Option<ConfigSource>,
+    clock: SharedClock,
+) -> Result<RunningProxy, Error> {
+    let runtime = Runtime::build(&config, None)?;
     let store = Store::new(config.cache.max_size, clock.clone());
+    let proxy = Arc::new(Proxy::new(runtime, store.clone(), clock.clone()));
+    let cancel = CancellationToken::new();
+
+    // Bind first (all listeners or none), so that a taken port fails before
+    // anything else happens.
+    let mut listeners = ListenerSet::new(proxy.clone(), cancel.child_token());
+    let wanted: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
+    let bound = listeners.bind_missing(&wanted)?;
+    let local_addr = bound
+        .first()
+        .and_then(|(_, l)| l.local_addr().ok())
+        .ok_or_else(|| Error::Config("no listeners".into()))?;
+
     let path = config.cache.file.clone();
     let (now, ttl) = (clock.now(), config.cache.ttl);
     let restored = tokio::task::spawn_blocking(move || persist::load(&path, now, ttl))
@@ -50,21 +78,21 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<RunningProxy, E
         store.restore(key, entry);
     }
 
-    let proxy = Arc::new(Proxy::new(runtime, store.clone(), clock));
     let snapshotter = Arc::new(Snapshotter::new(store.clone(), config.cache.file.clone()));
-    let (admin, admin_listener) = Admin::bind(store, snapshotter.clone()).await?;
+    let (admin, admin_listener) = Admin::bind(config.admin, store, snapshotter.clone()).await?;
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
+    listeners.start(bound, &config.limits);
 
-    let cancel = CancellationToken::new();
-    let tasks = vec![
-        tokio::spawn(server::serve(
-            listener,
-            proxy.clone(),
-            config.limits.clone(),
-            cancel.clone(),
-        )),
+    tracing::info!(
+        addresses = ?listeners.addresses().iter().map(|(_, bound)| bound.to_string()).collect::<Vec<_>>(),
+        origins = ?config.origins.iter().map(|o| o.id()).collect::<Vec<_>>(),
+        cache_file = %config.cache.file.display(),
+        restored = restored_count,
+        "listening"
+    );
+    let mut tasks = vec![
         tokio::spawn(
             snapshotter
                 .clone()
@@ -72,17 +100,20 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<RunningProxy, E
         ),
         tokio::spawn(admin.serve(admin_listener, cancel.clone())),
     ];
-    tracing::info!(
-        address = %local_addr,
-        origin = %config.origin.id(),
-        cache_file = %config.cache.file.display(),
-        restored = restored_count,
-        "listening"
-    );
+    let watched = source.as_ref().and_then(|s| s.path.clone());
+    let reloader = Arc::new(Reloader::new(
+        source,
+        proxy.clone(),
+        Live { listeners, config },
+    ));
+    if let Some(path) = watched {
+        tasks.push(reload::watch_file(reloader.clone(), path, cancel.clone())?);
+    }
     Ok(RunningProxy {
         local_addr,
         admin_addr,
         proxy,
+        reloader,
         snapshotter,
         cancel,
         tasks,
@@ -90,9 +121,14 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<RunningProxy, E
 }
 
 impl RunningProxy {
-    /// The address clients connect to.
+    /// The bound address of the first listener.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Configured and bound address of every listener.
+    pub async fn listener_addresses(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        self.reloader.listener_addresses().await
     }
 
     /// The loopback control endpoint.
@@ -105,13 +141,28 @@ impl RunningProxy {
         &self.proxy
     }
 
+    /// Applies configuration changes (SIGHUP, tests).
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
+    }
+
+    /// Reload outcomes as they happen.
+    pub fn reload_events(&self) -> watch::Receiver<ReloadEvent> {
+        self.reloader.events()
+    }
+
     /// Stops accepting, lets in-flight requests finish (bounded grace),
     /// then writes the snapshot.
     pub async fn shutdown(self) -> Result<(), Error> {
         self.cancel.cancel();
+        let listeners = self
+            .reloader
+            .take_listeners(ListenerSet::new(self.proxy.clone(), self.cancel.clone()))
+            .await;
+        listeners.shutdown().await;
         for task in self.tasks {
             if let Err(err) = task.await {
-                tracing::error!(error = %err, "a server task failed");
+                tracing::error!(error = %err, "a background task failed");
             }
         }
         let snapshotter = self.snapshotter.clone();

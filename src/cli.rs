@@ -1,13 +1,11 @@
-//! Command-line flags (clap derive) and their translation into [`Config`].
+//! Command-line flags (clap derive) and their translation into a
+//! [`ConfigSource`]: the config file, if any, plus overriding flags.
 
-use std::net::{Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{CacheConfig, Config, Limits, ListenerConfig, MAX_TTL_SECS, Origin};
-use crate::error::Error;
+use crate::config::{ConfigSource, MAX_TTL_SECS, Overrides};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -19,6 +17,9 @@ Examples:
       60 seconds at most.
   caching-proxy --clear-cache
       Empty ./cache.json, and the memory of an instance running on it.
+  caching-proxy --config proxy.toml
+      Serve the listeners, origins and routes of proxy.toml; edits to the
+      file apply live. Add --check-config to validate it and exit.
 
 Log level: RUST_LOG (e.g. RUST_LOG=debug); one access-log line per request.";
 
@@ -36,13 +37,13 @@ pub struct Cli {
         long,
         value_name = "PORT",
         value_parser = clap::value_parser!(u16).range(1..),
-        required_unless_present = "clear_cache"
+        required_unless_present_any = ["clear_cache", "config"]
     )]
     pub port: Option<u16>,
 
     /// Origin server to forward to: an absolute http:// or https:// URL; a
     /// path prefix is kept (--origin http://host/api maps /x to /api/x).
-    #[arg(long, value_name = "URL", required_unless_present = "clear_cache")]
+    #[arg(long, value_name = "URL", required_unless_present_any = ["clear_cache", "config"])]
     pub origin: Option<String>,
 
     /// Default lifetime of a cached response, and a cap: no entry lives
@@ -52,21 +53,34 @@ pub struct Cli {
     pub cache_ttl: Option<u64>,
 
     /// Seconds to wait for the origin's response headers before answering
-    /// 504 Gateway Timeout.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub timeout: u64,
+    /// 504 Gateway Timeout [default: 30].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: Option<u64>,
 
-    /// Where the cache is saved so that it survives restarts.
-    #[arg(long, value_name = "PATH", default_value = "cache.json")]
-    pub cache_file: PathBuf,
+    /// Where the cache is saved so that it survives restarts
+    /// [default: cache.json].
+    #[arg(long, value_name = "PATH")]
+    pub cache_file: Option<PathBuf>,
 
-    /// Memory the cache may use (e.g. 256MiB, 1GiB).
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
-    pub cache_size: u64,
+    /// Memory the cache may use, e.g. 256MiB, 1GiB [default: 256MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub cache_size: Option<u64>,
 
-    /// Responses larger than this stream through uncached (e.g. 8MiB).
-    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
-    pub max_object_size: u64,
+    /// Responses larger than this stream through uncached, e.g. 8MiB
+    /// [default: 8MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_object_size: Option<u64>,
+
+    /// Load listeners, origins, routes and cache settings from a TOML file
+    /// (see proxy.example.toml); the other flags override it. Edits to the
+    /// file apply live; SIGHUP reloads it too.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Validate the configuration, print what it would serve, and exit
+    /// (0 if valid, 2 if not).
+    #[arg(long, conflicts_with = "clear_cache")]
+    pub check_config: bool,
 
     /// Empty the cache (the file, and the memory of an instance running on
     /// it), print "Cache cleared successfully" and exit.
@@ -75,29 +89,20 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The proxy configuration these flags describe.
-    pub fn to_config(&self) -> Result<Config, Error> {
-        let (Some(port), Some(origin)) = (self.port, self.origin.as_deref()) else {
-            return Err(Error::Config("--port and --origin are required".into()));
-        };
-        let origin = Origin::parse(origin, Duration::from_secs(self.timeout))?;
-        if self.max_object_size > self.cache_size {
-            return Err(Error::Config(
-                "--max-object-size must not exceed --cache-size".into(),
-            ));
-        }
-        let mut cache = CacheConfig::with_file(self.cache_file.clone());
-        cache.ttl = self.cache_ttl.map(Duration::from_secs);
-        cache.max_size = self.cache_size;
-        cache.max_object_size = self.max_object_size;
-        Ok(Config {
-            listener: ListenerConfig {
-                address: SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
+    /// The config file and the flags that override it.
+    pub fn source(&self) -> ConfigSource {
+        ConfigSource {
+            path: self.config.clone(),
+            overrides: Overrides {
+                port: self.port,
+                origin: self.origin.clone(),
+                cache_ttl: self.cache_ttl,
+                cache_file: self.cache_file.clone(),
+                timeout: self.timeout,
+                cache_size: self.cache_size,
+                max_object_size: self.max_object_size,
             },
-            origin,
-            cache,
-            limits: Limits::default(),
-        })
+        }
     }
 }
 
@@ -117,6 +122,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("caching-proxy").chain(args.iter().copied()))
@@ -149,11 +155,19 @@ mod tests {
             "1MiB",
         ])
         .unwrap();
-        let config = cli.to_config().unwrap();
-        assert_eq!(config.listener.address.port(), 3000);
+        let config = cli.source().load().unwrap();
+        assert_eq!(config.listeners[0].address.port(), 3000);
         assert_eq!(config.cache.ttl, Some(Duration::from_secs(60)));
         assert_eq!(config.cache.max_object_size, 1024 * 1024);
-        assert_eq!(config.origin.base_path, "/api");
+        assert_eq!(config.origins[0].base_path, "/api");
+        assert_eq!(config.origins[0].timeout, Duration::from_secs(30));
+        assert_eq!(config.cache.file, PathBuf::from("./cache.json"));
+    }
+
+    #[test]
+    fn a_config_file_makes_port_and_origin_optional() {
+        assert!(parse(&["--config", "proxy.toml"]).is_ok());
+        assert!(parse(&["--config", "proxy.toml", "--check-config"]).is_ok());
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum Error {
     /// The origin closed or broke the exchange before sending headers.
     #[error("origin failed before sending a response")]
     OriginFailed(#[source] BoxError),
+    /// No route matches the request's host and path.
+    #[error("no route for this host and path")]
+    NoRoute,
     /// The client sent a request we refuse to forward.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
@@ -94,6 +97,7 @@ impl Error {
             Error::OriginConnect(_) | Error::OriginFailed(_) => StatusCode::BAD_GATEWAY,
             Error::OriginTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::NoRoute => StatusCode::NOT_FOUND,
             Error::Internal(_)
             | Error::PortInUse { .. }
             | Error::PortPermission { .. }
@@ -114,6 +118,7 @@ impl Error {
             | Error::OriginTimeout(_)
             | Error::OriginFailed(_)
             | Error::BadRequest(_)
+            | Error::NoRoute
             | Error::Internal(_)
             | Error::PortInUse { .. }
             | Error::PortPermission { .. }

@@ -2,19 +2,23 @@
 //!
 //! # Layout
 //!
-//! - [`cli`] parses flags into a [`config::Config`], validated once.
+//! - [`cli`] parses flags; [`config`] reads the TOML file, applies the
+//!   flags over it and validates the result once into a [`config::Config`].
 //! - [`app`] binds, restores the cache snapshot and starts the tasks;
 //!   `main.rs` and the integration tests both use [`app::start`].
 //! - [`server`] accepts connections (HTTP/1.1 and h2c) and drains them.
 //! - [`proxy`] is the request path; [`runtime`] the configuration snapshot
-//!   it reads; [`cache`] the keys, policy, store and snapshot.
+//!   it reads ([`router`] picks the route); [`cache`] the keys, policy,
+//!   store and snapshot.
+//! - [`reload`] applies config edits live (notify, SIGHUP).
 //! - [`admin`] is the loopback control endpoint `--clear-cache` talks to.
 //! - [`error`] classifies every failure into a status or an exit code;
 //!   [`clock`] is the only reader of the wall clock.
 //!
 //! # Request lifecycle
 //!
-//! 1. Check the request (one valid `Host`), build the [`cache::CacheKey`].
+//! 1. Check the request (one valid `Host`), pick the route by host and
+//!    path (404 if none), build the [`cache::CacheKey`].
 //! 2. GET/HEAD without a body: look the key up; a fresh entry of the
 //!    right `Vary` variant is a HIT (body shared, `Age` computed).
 //! 3. A GET miss joins the key's fill ([`cache::coalesce`]): the leader
@@ -33,6 +37,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod proxy;
+pub mod reload;
+pub mod router;
 pub mod runtime;
 pub mod server;
 pub mod telemetry;

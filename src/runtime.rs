@@ -1,40 +1,122 @@
-//! The immutable snapshot a request reads: where to forward and how to
-//! cache. Held behind `ArcSwap` in [`crate::proxy::Proxy`] and loaded once
-//! per request, so that a later reload can replace it in one store.
+//! The immutable snapshot a request reads: routes with their origin clients
+//! and cache policy, and the TLS settings of each listener. Held behind
+//! `ArcSwap` in [`crate::proxy::Proxy`], loaded once per request, and
+//! replaced whole on reload, so a request never sees half a change.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Config;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, HostMatch, Policy};
 use crate::error::Error;
 use crate::proxy::upstream::Upstream;
+use crate::router::Router;
 
-/// Everything a request needs from configuration.
+/// What a request routed here needs.
 #[derive(Debug)]
-pub struct Runtime {
-    /// The pooled client to the origin.
-    pub upstream: Upstream,
+pub struct Route {
+    /// The pooled client to the route's origin.
+    pub upstream: Arc<Upstream>,
+    /// The origin's name (for logs).
+    pub origin_name: Arc<str>,
     /// Identifies the origin in cache keys.
-    pub origin_id: String,
+    pub origin_id: Arc<str>,
     /// Default lifetime and cap of cached entries.
     pub ttl: Option<Duration>,
+    /// How it caches.
+    pub policy: Policy,
+}
+
+/// Everything a request needs from configuration.
+pub struct Runtime {
+    router: Router<Route>,
+    upstreams: Vec<Arc<Upstream>>,
+    tls: HashMap<SocketAddr, TlsAcceptor>,
     /// Larger responses are not stored.
     pub max_object_size: u64,
-    /// The scheme clients use to reach us (for `X-Forwarded-Proto`).
-    pub client_scheme: &'static str,
-    /// The port dropped from `Host` when normalizing it.
-    pub client_default_port: u16,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("routes", &self.router)
+            .field("tls_listeners", &self.tls.keys().collect::<Vec<_>>())
+            .field("max_object_size", &self.max_object_size)
+            .finish()
+    }
 }
 
 impl Runtime {
-    /// Builds the snapshot for `config`.
-    pub fn from_config(config: &Config) -> Result<Self, Error> {
+    /// Builds the snapshot for `config`, reusing the connection pools of
+    /// `previous` for origins whose settings did not change.
+    pub fn build(config: &Config, previous: Option<&Runtime>) -> Result<Self, Error> {
+        let mut upstreams: HashMap<&str, Arc<Upstream>> = HashMap::new();
+        for origin in &config.origins {
+            let reused = previous
+                .and_then(|p| p.upstreams.iter().find(|u| u.origin() == origin))
+                .cloned();
+            let upstream = match reused {
+                Some(upstream) => upstream,
+                None => Arc::new(Upstream::new(origin.clone())?),
+            };
+            upstreams.insert(origin.name.as_str(), upstream);
+        }
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for route in &config.routes {
+            let upstream = upstreams
+                .get(route.origin.as_str())
+                .cloned()
+                .ok_or_else(|| {
+                    Error::Config(format!("route to unknown origin '{}'", route.origin))
+                })?;
+            let origin = upstream.origin();
+            routes.push((
+                route.host.clone(),
+                route.path_prefix.clone(),
+                Route {
+                    origin_name: origin.name.as_str().into(),
+                    origin_id: origin.id().into(),
+                    upstream,
+                    ttl: route.ttl,
+                    policy: route.policy,
+                },
+            ));
+        }
+        let tls = config
+            .listeners
+            .iter()
+            .filter_map(|l| Some((l.address, TlsAcceptor::from(l.tls.as_ref()?.server.clone()))))
+            .collect();
         Ok(Runtime {
-            upstream: Upstream::new(config.origin.clone())?,
-            origin_id: config.origin.id(),
-            ttl: config.cache.ttl,
+            router: Router::new(routes),
+            upstreams: upstreams.into_values().collect(),
+            tls,
             max_object_size: config.cache.max_object_size,
-            client_scheme: "http",
-            client_default_port: 80,
         })
+    }
+
+    /// The route for a normalized authority and a path.
+    pub fn route(&self, authority: &str, path: &str) -> Option<&Route> {
+        self.router.find(authority, path)
+    }
+
+    /// The TLS acceptor of the listener configured at `address`, if it
+    /// serves HTTPS.
+    pub fn tls_acceptor(&self, address: &SocketAddr) -> Option<TlsAcceptor> {
+        self.tls.get(address).cloned()
+    }
+
+    /// Hosts and prefixes served, in matching order (for reload logs).
+    pub fn route_names(&self) -> Vec<String> {
+        self.router
+            .iter()
+            .map(|(host, prefix, route)| match host {
+                HostMatch::Any => format!("{prefix} -> {}", route.origin_name),
+                _ => format!("{host}{prefix} -> {}", route.origin_name),
+            })
+            .collect()
     }
 }

@@ -1,11 +1,14 @@
-//! Listeners: bind, accept, serve HTTP/1.1 and h2c with hyper's timers, and
-//! drain gracefully.
+//! Listeners: bind, accept, TLS (rustls, ALPN h2 and http/1.1), serve
+//! HTTP/1.1 and HTTP/2 (h2c by prior knowledge) with hyper's timers, and
+//! drain gracefully. [`ListenerSet`] keeps the listeners a reload adds,
+//! keeps or removes.
 //!
 //! The accept loop never ends on an accept error (too many open files, a
 //! connection reset before accept): it logs, backs off briefly and goes on.
 //! A semaphore caps open connections; at the cap, new clients wait in the
 //! kernel's backlog.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -15,15 +18,17 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
 use crate::error::Error;
-use crate::proxy::Proxy;
+use crate::proxy::{ClientConn, Proxy};
 
 /// Linux's "address family not supported" (no IPv6 in this kernel).
 const EAFNOSUPPORT: i32 = 97;
@@ -62,10 +67,125 @@ fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Serves `listener` until `cancel` fires, then stops accepting and gives
-/// open connections `limits.shutdown_grace` to finish.
+/// The listeners being served, by configured address. Reload adds and
+/// removes listeners here; an address that stays keeps its socket and its
+/// open connections.
+#[derive(Debug)]
+pub struct ListenerSet {
+    proxy: Arc<Proxy>,
+    parent: CancellationToken,
+    running: HashMap<SocketAddr, RunningListener>,
+    draining: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct RunningListener {
+    local: SocketAddr,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl ListenerSet {
+    /// An empty set; every listener stops when `parent` is cancelled.
+    pub fn new(proxy: Arc<Proxy>, parent: CancellationToken) -> Self {
+        ListenerSet {
+            proxy,
+            parent,
+            running: HashMap::new(),
+            draining: Vec::new(),
+        }
+    }
+
+    /// Configured and bound address of each listener.
+    pub fn addresses(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        let mut addresses: Vec<_> = self.running.iter().map(|(c, r)| (*c, r.local)).collect();
+        addresses.sort();
+        addresses
+    }
+
+    /// Whether a listener is configured at `address`.
+    pub fn contains(&self, address: &SocketAddr) -> bool {
+        self.running.contains_key(address)
+    }
+
+    /// Binds every address in `wanted` that is not served yet; all or
+    /// nothing, so a failed bind leaves no half-applied change.
+    pub fn bind_missing(
+        &self,
+        wanted: &[SocketAddr],
+    ) -> Result<Vec<(SocketAddr, TcpListener)>, Error> {
+        wanted
+            .iter()
+            .filter(|address| !self.running.contains_key(address))
+            .map(|address| Ok((*address, bind(*address)?)))
+            .collect()
+    }
+
+    /// Starts serving listeners bound by [`ListenerSet::bind_missing`].
+    pub fn start(&mut self, bound: Vec<(SocketAddr, TcpListener)>, limits: &Limits) {
+        for (configured, listener) in bound {
+            let local = listener.local_addr().unwrap_or(configured);
+            let cancel = self.parent.child_token();
+            let task = tokio::spawn(serve(
+                listener,
+                configured,
+                self.proxy.clone(),
+                limits.clone(),
+                cancel.clone(),
+            ));
+            self.running.insert(
+                configured,
+                RunningListener {
+                    local,
+                    cancel,
+                    task,
+                },
+            );
+        }
+    }
+
+    /// Stops accepting on every listener not in `wanted`; their open
+    /// connections drain in the background. Returns the stopped addresses.
+    pub fn stop_unwanted(&mut self, wanted: &[SocketAddr]) -> Vec<SocketAddr> {
+        let unwanted: Vec<SocketAddr> = self
+            .running
+            .keys()
+            .filter(|address| !wanted.contains(address))
+            .copied()
+            .collect();
+        for address in &unwanted {
+            if let Some(listener) = self.running.remove(address) {
+                listener.cancel.cancel();
+                self.draining.push(listener.task);
+            }
+        }
+        self.draining.retain(|task| !task.is_finished());
+        unwanted
+    }
+
+    /// Stops every listener and waits for their connections to drain.
+    pub async fn shutdown(self) {
+        self.parent.cancel();
+        let tasks = self
+            .running
+            .into_values()
+            .map(|l| l.task)
+            .chain(self.draining);
+        for task in tasks {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "a listener task failed");
+            }
+        }
+    }
+}
+
+/// Serves `listener` (configured as `configured`) until `cancel` fires,
+/// then stops accepting and gives open connections `limits.shutdown_grace`
+/// to finish. Whether a connection speaks TLS is read from the runtime
+/// snapshot when it is accepted, so certificates change with a reload.
 pub async fn serve(
     listener: TcpListener,
+    configured: SocketAddr,
     proxy: Arc<Proxy>,
     limits: Limits,
     cancel: CancellationToken,
@@ -105,29 +225,74 @@ pub async fn serve(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%peer, error = %err, "cannot set TCP_NODELAY");
         }
-        let proxy = proxy.clone();
-        let service = service_fn(move |request| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(request, peer).await) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let acceptor = proxy.runtime().tls_acceptor(&configured);
+        let connection = Connection {
+            proxy: proxy.clone(),
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            handshake_timeout: limits.header_read_timeout,
+            peer,
+        };
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%peer, error = %err, "connection ended with an error");
-            }
+            connection.run(stream, acceptor).await;
             drop(slot);
         });
     }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => tracing::debug!("all connections closed"),
+        () = graceful.shutdown() => tracing::debug!(%configured, "listener drained"),
         () = tokio::time::sleep(limits.shutdown_grace) => tracing::warn!(
+            %configured,
             grace_secs = limits.shutdown_grace.as_secs_f64(),
             "shutdown grace expired; closing remaining connections"
         ),
+    }
+}
+
+/// One accepted client connection.
+struct Connection {
+    proxy: Arc<Proxy>,
+    builder: auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    handshake_timeout: Duration,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, acceptor: Option<TlsAcceptor>) {
+        let peer = self.peer;
+        match acceptor {
+            None => self.serve(stream, false).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => self.serve(tls, true).await,
+                    Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            }
+        }
+    }
+
+    async fn serve<IO>(self, io: IO, tls: bool)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn = ClientConn {
+            peer: self.peer,
+            tls,
+        };
+        let proxy = self.proxy;
+        let service = service_fn(move |request| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(request, conn).await) }
+        });
+        let connection = self
+            .builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        if let Err(err) = self.watcher.watch(connection).await {
+            tracing::debug!(peer = %self.peer, error = %err, "connection ended with an error");
+        }
     }
 }
 

@@ -41,7 +41,7 @@ async fn restored_entries_keep_their_remaining_lifetime() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cache.json");
     let clock = Arc::new(ManualClock::default());
-    let ttl = |c: &mut caching_proxy::config::Config| c.cache.ttl = Some(Duration::from_secs(60));
+    let ttl = |c: &mut caching_proxy::config::Config| c.set_ttl(Some(Duration::from_secs(60)));
 
     let mut first = TestProxy::start_on(&origin.url(), file.clone(), clock.clone(), ttl).await;
     get_as(&first.url("/ttl"), "cache.test").await;

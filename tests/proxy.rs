@@ -155,10 +155,8 @@ async fn bodies_over_max_object_size_stream_through_uncached() {
 async fn entries_expire_after_the_ttl() {
     let origin = TestOrigin::start().await;
     origin.route("/ttl", Route::ok("v"));
-    let proxy = TestProxy::start_with(&origin.url(), |c| {
-        c.cache.ttl = Some(Duration::from_secs(60))
-    })
-    .await;
+    let proxy =
+        TestProxy::start_with(&origin.url(), |c| c.set_ttl(Some(Duration::from_secs(60)))).await;
 
     assert_eq!(get(&proxy.url("/ttl")).await.x_cache(), "MISS");
     proxy.clock.advance(Duration::from_secs(59));
@@ -181,10 +179,8 @@ async fn origin_freshness_is_respected_and_capped_by_the_ttl() {
         "/long",
         Route::ok("l").header("cache-control", "public, max-age=3600"),
     );
-    let proxy = TestProxy::start_with(&origin.url(), |c| {
-        c.cache.ttl = Some(Duration::from_secs(60))
-    })
-    .await;
+    let proxy =
+        TestProxy::start_with(&origin.url(), |c| c.set_ttl(Some(Duration::from_secs(60)))).await;
 
     get(&proxy.url("/short")).await;
     get(&proxy.url("/long")).await;
@@ -298,8 +294,10 @@ async fn unreachable_origin_is_502() {
 async fn slow_origin_is_504() {
     let origin = TestOrigin::start().await;
     origin.route("/slow", Route::ok("late").delay(Duration::from_secs(3)));
-    let proxy =
-        TestProxy::start_with(&origin.url(), |c| c.origin.timeout = Duration::from_secs(1)).await;
+    let proxy = TestProxy::start_with(&origin.url(), |c| {
+        c.origins[0].timeout = Duration::from_secs(1)
+    })
+    .await;
     let started = std::time::Instant::now();
     let answer = get(&proxy.url("/slow")).await;
     assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);

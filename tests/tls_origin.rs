@@ -85,7 +85,7 @@ async fn tls_origin() -> (SocketAddr, CertificateDer<'static>, Seen) {
 async fn https_origins_are_reached_with_sni_and_http2() {
     let (addr, ca, seen) = tls_origin().await;
     let origin = format!("https://localhost:{}", addr.port());
-    let proxy = TestProxy::start_with(&origin, |c| c.origin.extra_roots = vec![ca]).await;
+    let proxy = TestProxy::start_with(&origin, |c| c.origins[0].extra_roots = vec![ca]).await;
 
     let miss = get(&proxy.url("/secure")).await;
     assert_eq!(miss.status, StatusCode::OK);

@@ -161,6 +161,41 @@ pub fn decide(input: &StoreInput<'_>) -> Decision {
     }
 }
 
+/// The `force` policy: a 2xx GET response is stored for the route's TTL
+/// whatever its own Cache-Control says. Still never stored: partial
+/// content, `Vary: *`, responses that set cookies, and responses to
+/// requests with credentials (a forced cache must not leak one user's
+/// answer to another).
+pub fn decide_forced(input: &StoreInput<'_>) -> Decision {
+    use Decision::Skip;
+    let status = input.status;
+    if !status.is_success() || status == StatusCode::PARTIAL_CONTENT {
+        return Skip(NotStored::Status);
+    }
+    let vary = Vary::from_response(input.response);
+    if vary == Vary::Star {
+        return Skip(NotStored::VaryStar);
+    }
+    if input.request.contains_key(AUTHORIZATION) {
+        return Skip(NotStored::Authorization);
+    }
+    if input.request.contains_key(COOKIE) {
+        return Skip(NotStored::Cookie);
+    }
+    if input.response.contains_key(SET_COOKIE) {
+        return Skip(NotStored::SetCookie);
+    }
+    let lifetime = match input.ttl {
+        Some(ttl) => Lifetime::For(clamp(ttl)),
+        None => Lifetime::Forever,
+    };
+    Decision::Store {
+        lifetime,
+        initial_age: Duration::ZERO,
+        vary,
+    }
+}
+
 fn cap(remaining: Duration, ttl: Option<Duration>) -> Duration {
     match ttl {
         Some(ttl) => remaining.min(ttl),
@@ -295,6 +330,31 @@ mod tests {
         );
         assert_eq!(lifetime(decide_with(&auth, 200, &public, None)), SECS(60));
         assert_eq!(lifetime(decide_with(&cookie, 200, &shared, None)), SECS(60));
+    }
+
+    #[test]
+    fn force_ignores_origin_freshness_but_not_cookies() {
+        let none = HeaderMap::new();
+        let now = SystemTime::now();
+        let forced = |request: &HeaderMap, status: u16, response: &HeaderMap| {
+            decide_forced(&StoreInput {
+                request,
+                status: StatusCode::from_u16(status).unwrap(),
+                response,
+                request_time: now,
+                response_time: now,
+                ttl: Some(Duration::from_secs(30)),
+            })
+        };
+        let no_store = headers(&[(CACHE_CONTROL, "no-store, private")]);
+        assert_eq!(lifetime(forced(&none, 200, &no_store)), SECS(30));
+        assert_eq!(skipped(forced(&none, 404, &none)), NotStored::Status);
+        assert_eq!(
+            skipped(forced(&none, 200, &headers(&[(SET_COOKIE, "a=b")]))),
+            NotStored::SetCookie
+        );
+        let auth = headers(&[(AUTHORIZATION, "Basic x")]);
+        assert_eq!(skipped(forced(&auth, 200, &none)), NotStored::Authorization);
     }
 
     #[test]

@@ -1,16 +1,27 @@
-//! Typed configuration: what the proxy serves, validated once at the edge.
+//! Configuration: the file as written ([`file`]), its validation into the
+//! typed [`Config`] ([`validate`]), and where it comes from ([`source`]:
+//! a TOML file, CLI flags, or both).
 //!
-//! Everything here is already checked: addresses are `SocketAddr`s, times
-//! are `Duration`s, sizes are bytes, every number is bounded. The CLI
-//! ([`crate::cli`]) produces a [`Config`]; nothing later re-validates it.
+//! Everything in [`Config`] is already checked: addresses are
+//! `SocketAddr`s, times are `Duration`s, sizes are bytes, every number is
+//! bounded, TLS material is loaded. Nothing later re-validates it.
 
+pub mod file;
 mod origin;
+pub mod source;
+mod validate;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use origin::{Origin, Scheme};
+pub use source::{ConfigSource, Overrides};
+pub use validate::validate;
+
+pub use crate::router::HostMatch;
 
 /// The longest lifetime anything is cached for: 2^31 seconds, the value
 /// RFC 9111 section 1.2.2 gives overflowing delta-seconds (moka panics on
@@ -21,13 +32,17 @@ pub const MAX_TTL_SECS: u64 = 1 << 31;
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where clients connect.
-    pub listener: ListenerConfig,
+    pub listeners: Vec<ListenerConfig>,
     /// Where requests go.
-    pub origin: Origin,
-    /// How responses are cached.
+    pub origins: Vec<Origin>,
+    /// Which requests go where, and how they are cached.
+    pub routes: Vec<RouteConfig>,
+    /// How responses are stored.
     pub cache: CacheConfig,
     /// Protective limits on the client side.
     pub limits: Limits,
+    /// The control endpoint's address (`None`: an ephemeral loopback port).
+    pub admin: Option<SocketAddr>,
 }
 
 /// One listening socket.
@@ -35,15 +50,75 @@ pub struct Config {
 pub struct ListenerConfig {
     /// The address to bind; `[::]` listens on IPv4 and IPv6.
     pub address: SocketAddr,
+    /// HTTPS on this listener.
+    pub tls: Option<ListenerTls>,
 }
 
-/// Cache storage and policy.
+/// A listener's certificate, loaded.
+#[derive(Clone)]
+pub struct ListenerTls {
+    /// The PEM certificate chain file.
+    pub cert: PathBuf,
+    /// The PEM key file.
+    pub key: PathBuf,
+    /// rustls settings built from them (ALPN h2 and http/1.1).
+    pub server: Arc<rustls::ServerConfig>,
+}
+
+impl fmt::Debug for ListenerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListenerTls")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// How a route caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// RFC 9111 for a shared cache.
+    Standard,
+    /// Cache 2xx GET responses for the TTL whatever the origin says (never
+    /// a response that sets a cookie or answers a request with credentials).
+    Force,
+    /// Never look up or store.
+    Bypass,
+}
+
+impl Policy {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Standard => "standard",
+            Policy::Force => "force",
+            Policy::Bypass => "bypass",
+        }
+    }
+}
+
+/// One route.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Which hosts.
+    pub host: HostMatch,
+    /// Which paths (string prefix).
+    pub path_prefix: String,
+    /// The origin's name.
+    pub origin: String,
+    /// Default lifetime and cap for this route (the route's own or
+    /// `[cache].ttl`).
+    pub ttl: Option<Duration>,
+    /// How it caches.
+    pub policy: Policy,
+}
+
+/// Cache storage.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
     /// The snapshot written so that the cache survives restarts.
     pub file: PathBuf,
-    /// Default lifetime and cap for every entry; `None`: no cap, and an
-    /// entry without explicit freshness lives until evicted or cleared.
+    /// Default lifetime and cap (routes may override).
     pub ttl: Option<Duration>,
     /// Total bytes the cache may hold (keys, headers and bodies).
     pub max_size: u64,
@@ -53,12 +128,14 @@ pub struct CacheConfig {
     pub write_delay: Duration,
 }
 
-/// Limits that protect the proxy from clients and slow origins.
-#[derive(Debug, Clone)]
+/// Limits that protect the proxy from clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Open client connections at most; further clients wait in the backlog.
+    /// Open client connections at most, per listener; further clients wait
+    /// in the backlog.
     pub max_connections: usize,
-    /// A client must send its request headers within this time.
+    /// A client must send its request headers (and finish a TLS
+    /// handshake) within this time.
     pub header_read_timeout: Duration,
     /// In-flight requests get this long to finish at shutdown.
     pub shutdown_grace: Duration,
@@ -84,5 +161,81 @@ impl CacheConfig {
             max_object_size: 8 * 1024 * 1024,
             write_delay: Duration::from_secs(1),
         }
+    }
+}
+
+impl Config {
+    /// A one-listener, one-origin config (what `--port` and `--origin`
+    /// describe), with defaults for everything else.
+    pub fn single(address: SocketAddr, origin: Origin, cache_file: PathBuf) -> Self {
+        let name = origin.name.clone();
+        Config {
+            listeners: vec![ListenerConfig { address, tls: None }],
+            origins: vec![origin],
+            routes: vec![RouteConfig {
+                host: HostMatch::Any,
+                path_prefix: "/".into(),
+                origin: name,
+                ttl: None,
+                policy: Policy::Standard,
+            }],
+            cache: CacheConfig::with_file(cache_file),
+            limits: Limits::default(),
+            admin: None,
+        }
+    }
+
+    /// Sets the cache-wide TTL and every route that inherited it.
+    pub fn set_ttl(&mut self, ttl: Option<Duration>) {
+        let old = self.cache.ttl;
+        self.cache.ttl = ttl;
+        for route in &mut self.routes {
+            if route.ttl == old {
+                route.ttl = ttl;
+            }
+        }
+    }
+
+    /// What this config serves, for `--check-config` and reload logs.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let secs =
+            |d: Option<Duration>| d.map_or("none".to_owned(), |d| format!("{}s", d.as_secs()));
+        out.push_str("listeners:\n");
+        for l in &self.listeners {
+            let scheme = if l.tls.is_some() { "https" } else { "http" };
+            out.push_str(&format!("  {} ({scheme})\n", l.address));
+        }
+        out.push_str("origins:\n");
+        for o in &self.origins {
+            out.push_str(&format!(
+                "  {} -> {} (timeout {}s)\n",
+                o.name,
+                o.id(),
+                o.timeout.as_secs()
+            ));
+        }
+        out.push_str("routes:\n");
+        for r in &self.routes {
+            out.push_str(&format!(
+                "  host {} path {} -> {} (ttl {}, policy {})\n",
+                r.host,
+                r.path_prefix,
+                r.origin,
+                secs(r.ttl),
+                r.policy.as_str()
+            ));
+        }
+        out.push_str(&format!(
+            "cache: file {}, ttl {}, max size {} bytes, max object {} bytes\n",
+            self.cache.file.display(),
+            secs(self.cache.ttl),
+            self.cache.max_size,
+            self.cache.max_object_size
+        ));
+        if let Some(admin) = self.admin {
+            out.push_str(&format!("admin: {admin}\n"));
+        }
+        out
     }
 }

@@ -35,8 +35,10 @@ impl Scheme {
 }
 
 /// An upstream server the proxy forwards to.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
+    /// The name routes refer to it by.
+    pub name: String,
     /// http or https.
     pub scheme: Scheme,
     /// `host[:port]` as given, sent as the upstream `Host`.
@@ -50,6 +52,8 @@ pub struct Origin {
     /// Certificate authorities trusted for this origin besides the public
     /// webpki roots (a private CA).
     pub extra_roots: Vec<CertificateDer<'static>>,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
 }
 
 impl Origin {
@@ -94,12 +98,14 @@ impl Origin {
         }
         let base_path = uri.path().trim_end_matches('/').to_owned();
         Ok(Origin {
+            name: "default".to_owned(),
             scheme,
             authority,
             base_path,
             timeout,
             connect_timeout: timeout.min(Duration::from_secs(10)),
             extra_roots: Vec::new(),
+            pool_idle_timeout: Duration::from_secs(90),
         })
     }
 

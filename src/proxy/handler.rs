@@ -3,27 +3,25 @@
 //! finish the response headers. The handler asks the cache and the
 //! upstream; neither calls back into it.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use http::header::{
     IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::{Method, Request, Response, Version};
 use hyper::body::Incoming;
 
-use super::Proxy;
 use super::access_log::{AccessRecord, CacheStatus, LoggedBody};
 use super::body::{Fill, ProxyBody, TeeBody};
 use super::headers::{self, Forwarded};
 use super::request;
 use super::respond::{declared_length, error_response, hit_response};
+use super::{ClientConn, Proxy};
 use crate::cache::CacheKey;
 use crate::cache::coalesce::{FillGuard, FillState, Role};
 use crate::cache::policy::{self, Decision, Lifetime, StoreInput};
 use crate::cache::vary::{Vary, VaryValues};
+use crate::config::Policy;
 use crate::error::Error;
-use crate::runtime::Runtime;
+use crate::runtime::{Route, Runtime};
 
 /// Conditional headers removed from a fetch meant for the cache: the cache
 /// needs the full response, not the client's 304 or 412.
@@ -40,19 +38,22 @@ type Served = (Response<ProxyBody>, CacheStatus);
 pub(super) async fn handle(
     proxy: &Proxy,
     request: Request<Incoming>,
-    client: SocketAddr,
+    conn: ClientConn,
 ) -> Response<LoggedBody> {
+    let client = conn.peer;
     let record = AccessRecord::start(
         client,
         request.method().clone(),
         request::path_and_query(&request),
     );
     let runtime = proxy.runtime.load_full();
-    let (response, cache) = match serve(proxy, &runtime, request, client).await {
+    let (response, cache) = match serve(proxy, &runtime, request, conn).await {
         Ok(served) => served,
         Err(err) => {
             match &err {
-                Error::BadRequest(_) => tracing::debug!(%client, error = %err, "refused request"),
+                Error::BadRequest(_) | Error::NoRoute => {
+                    tracing::debug!(%client, error = %err, "refused request");
+                }
                 _ => tracing::warn!(%client, error = %err.chain(), "request failed"),
             }
             (error_response(&err), CacheStatus::Error)
@@ -69,28 +70,38 @@ pub(super) async fn handle(
 struct Exchange<'a> {
     proxy: &'a Proxy,
     runtime: &'a Runtime,
-    client: SocketAddr,
+    route: &'a Route,
+    conn: ClientConn,
     authority: String,
 }
 
 async fn serve(
     proxy: &Proxy,
-    runtime: &Arc<Runtime>,
+    runtime: &Runtime,
     request: Request<Incoming>,
-    client: SocketAddr,
+    conn: ClientConn,
 ) -> Result<Served, Error> {
-    let authority = request::authority(&request, runtime.client_default_port)?;
+    let default_port = if conn.tls { 443 } else { 80 };
+    let authority = request::authority(&request, default_port)?;
+    let route = runtime
+        .route(&authority, request.uri().path())
+        .ok_or(Error::NoRoute)?;
     let key = CacheKey::new(
-        &runtime.origin_id,
+        &route.origin_id,
         &authority,
         request::path_and_query(&request),
     );
     let exchange = Exchange {
         proxy,
         runtime,
-        client,
+        route,
+        conn,
         authority,
     };
+    if route.policy == Policy::Bypass {
+        let response = exchange.pass(request).await?;
+        return Ok((response, CacheStatus::Pass { reason: "bypass" }));
+    }
     let method = request.method().clone();
     if method != Method::GET && method != Method::HEAD {
         let response = exchange.pass(request).await?;
@@ -136,7 +147,7 @@ async fn serve(
             exchange.fetch_and_store(request, key, guard).await
         }
         Role::Follower(follower) => {
-            let state = follower.wait(runtime.upstream.origin().timeout).await;
+            let state = follower.wait(route.upstream.origin().timeout).await;
             if state == FillState::Stored {
                 if let Some(hit) = exchange.lookup(&key, &request) {
                     return Ok(hit);
@@ -174,7 +185,7 @@ impl Exchange<'_> {
     /// Forwards `request` and relays the answer without storing it.
     async fn pass(&self, request: Request<Incoming>) -> Result<Response<ProxyBody>, Error> {
         let upstream_request = self.upstream_request(request, false)?;
-        let response = self.runtime.upstream.send(upstream_request).await?;
+        let response = self.route.upstream.send(upstream_request).await?;
         let (mut parts, body) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, ProxyBody::Stream(body)))
@@ -192,18 +203,22 @@ impl Exchange<'_> {
         let clock = &self.proxy.clock;
         let request_time = clock.now();
         let upstream_request = self.upstream_request(request, true)?;
-        let response = self.runtime.upstream.send(upstream_request).await?;
+        let response = self.route.upstream.send(upstream_request).await?;
         let response_time = clock.now();
         let (mut parts, body) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
-        let decision = policy::decide(&StoreInput {
+        let input = StoreInput {
             request: &request_headers,
             status: parts.status,
             response: &parts.headers,
             request_time,
             response_time,
-            ttl: self.runtime.ttl,
-        });
+            ttl: self.route.ttl,
+        };
+        let decision = match self.route.policy {
+            Policy::Force => policy::decide_forced(&input),
+            Policy::Standard | Policy::Bypass => policy::decide(&input),
+        };
         let limit = self.runtime.max_object_size;
         let (body, cache) = match decision {
             Decision::Store { .. } if declared_length(&parts.headers) > Some(limit) => (
@@ -259,10 +274,10 @@ impl Exchange<'_> {
     ) -> Result<Request<Incoming>, Error> {
         let (mut parts, body) = request.into_parts();
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        parts.uri = self.runtime.upstream.origin().uri_for(target)?;
+        parts.uri = self.route.upstream.origin().uri_for(target)?;
         let forwarded = Forwarded {
-            client_ip: self.client.ip(),
-            proto: self.runtime.client_scheme,
+            client_ip: self.conn.peer.ip(),
+            proto: if self.conn.tls { "https" } else { "http" },
             host: &self.authority,
             version: parts.version,
         };

@@ -25,6 +25,15 @@ use crate::clock::SharedClock;
 use crate::runtime::Runtime;
 use access_log::LoggedBody;
 
+/// The connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientConn {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Whether it came over TLS.
+    pub tls: bool,
+}
+
 /// The shared state of the request path.
 #[derive(Debug)]
 pub struct Proxy {
@@ -51,16 +60,21 @@ impl Proxy {
     }
 
     /// Replaces the configuration snapshot in one store.
-    pub fn swap_runtime(&self, runtime: Runtime) {
-        self.runtime.store(Arc::new(runtime));
+    pub fn swap_runtime(&self, runtime: Arc<Runtime>) {
+        self.runtime.store(runtime);
+    }
+
+    /// The configuration snapshot in force.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
     }
 
     /// Answers one client request. Never fails: errors become responses.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-        client: SocketAddr,
+        conn: ClientConn,
     ) -> Response<LoggedBody> {
-        handler::handle(self, request, client).await
+        handler::handle(self, request, conn).await
     }
 }

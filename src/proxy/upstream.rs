@@ -15,9 +15,6 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::config::Origin;
 use crate::error::{BoxError, Error};
 
-/// How long an idle pooled connection to the origin is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
 /// A connection pool to one origin.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -42,7 +39,7 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_idle_timeout(origin.pool_idle_timeout)
             .build(connector);
         Ok(Upstream {
             origin: Arc::new(origin),

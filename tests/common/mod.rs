@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use caching_proxy::app::{self, RunningProxy};
 use caching_proxy::clock::ManualClock;
-use caching_proxy::config::{CacheConfig, Config, Limits, ListenerConfig, Origin as OriginConfig};
+use caching_proxy::config::{Config, Limits, Origin as OriginConfig};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
@@ -274,19 +274,14 @@ pub struct TestProxy {
 
 /// A config for `origin_url` with the snapshot in `cache_file`.
 pub fn config(origin_url: &str, cache_file: PathBuf) -> Config {
-    let mut cache = CacheConfig::with_file(cache_file);
-    cache.write_delay = Duration::from_millis(20);
-    Config {
-        listener: ListenerConfig {
-            address: "127.0.0.1:0".parse().unwrap(),
-        },
-        origin: OriginConfig::parse(origin_url, Duration::from_secs(5)).unwrap(),
-        cache,
-        limits: Limits {
-            shutdown_grace: Duration::from_secs(2),
-            ..Limits::default()
-        },
-    }
+    let origin = OriginConfig::parse(origin_url, Duration::from_secs(5)).unwrap();
+    let mut config = Config::single("127.0.0.1:0".parse().unwrap(), origin, cache_file);
+    config.cache.write_delay = Duration::from_millis(20);
+    config.limits = Limits {
+        shutdown_grace: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    config
 }
 
 impl TestProxy {

@@ -1,0 +1,152 @@
+//! The configuration file as written: serde types with defaults that
+//! refuse unknown keys. Nothing here is validated; [`super::validate`]
+//! turns these into the typed [`super::Config`].
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[cache]`
+    #[serde(default)]
+    pub cache: CacheSection,
+    /// `[[listeners]]`
+    #[serde(default)]
+    pub listeners: Vec<ListenerSection>,
+    /// `[[origins]]`
+    #[serde(default)]
+    pub origins: Vec<OriginSection>,
+    /// `[[routes]]`
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+    /// `[admin]`
+    pub admin: Option<AdminSection>,
+    /// `[limits]`
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// `[cache]`
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// Snapshot path, relative to the config file's directory.
+    pub file: Option<PathBuf>,
+    /// Default lifetime and cap.
+    pub ttl: Option<DurationValue>,
+    /// Memory bound.
+    pub max_size: Option<SizeValue>,
+    /// Per-response bound.
+    pub max_object_size: Option<SizeValue>,
+    /// Snapshot write-behind delay.
+    pub write_delay: Option<DurationValue>,
+}
+
+/// `[[listeners]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSection {
+    /// `ip:port`
+    pub address: String,
+    /// Serve HTTPS with this certificate.
+    pub tls: Option<TlsSection>,
+}
+
+/// `tls = { cert = "...", key = "..." }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// `[[origins]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginSection {
+    /// Referenced by routes.
+    pub name: String,
+    /// Absolute http(s) URL.
+    pub url: String,
+    /// Response-header timeout.
+    pub timeout: Option<DurationValue>,
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Option<DurationValue>,
+    /// Extra PEM CA certificates to trust.
+    pub ca_file: Option<PathBuf>,
+    /// How long idle pooled connections are kept.
+    pub pool_idle_timeout: Option<DurationValue>,
+}
+
+/// `[[routes]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Exact host or `*.suffix`; absent matches any host.
+    pub host: Option<String>,
+    /// Path prefix; absent is `/`.
+    pub path_prefix: Option<String>,
+    /// An origin's name.
+    pub origin: String,
+    /// Overrides `[cache].ttl`.
+    pub ttl: Option<DurationValue>,
+    /// standard | force | bypass
+    pub policy: Option<PolicyName>,
+}
+
+/// The cache policy names.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyName {
+    /// RFC 9111.
+    Standard,
+    /// Cache 2xx GETs for the TTL whatever the origin says.
+    Force,
+    /// Never cache.
+    Bypass,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// `ip:port` of the control endpoint.
+    pub address: String,
+}
+
+/// `[limits]`
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Open client connections at most.
+    pub max_connections: Option<u32>,
+    /// Time for a client's request headers.
+    pub header_read_timeout: Option<DurationValue>,
+    /// Time for in-flight requests at shutdown.
+    pub shutdown_grace: Option<DurationValue>,
+}
+
+/// Seconds as a number, or a human duration (`"90s"`, `"5m"`, `"1h"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DurationValue {
+    /// Whole seconds.
+    Seconds(i64),
+    /// `humantime` text.
+    Text(String),
+}
+
+/// Bytes as a number, or a human size (`"8MiB"`, `"1GB"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SizeValue {
+    /// Bytes.
+    Bytes(i64),
+    /// `bytesize` text.
+    Text(String),
+}

@@ -1,0 +1,393 @@
+//! Raw file config to typed [`Config`], once, at the edge. Every error
+//! names the key it is about (`routes[1].origin: ...`).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::file::{
+    DurationValue, FileConfig, ListenerSection, OriginSection, PolicyName, RouteSection, SizeValue,
+};
+use super::{
+    CacheConfig, Config, HostMatch, Limits, ListenerConfig, ListenerTls, MAX_TTL_SECS, Origin,
+    Policy, RouteConfig,
+};
+use crate::error::Error;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn invalid(key: &str, why: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{key}: {why}"))
+}
+
+/// Validates `raw`; relative paths are taken from `base_dir` (the config
+/// file's directory).
+pub fn validate(raw: &FileConfig, base_dir: &Path) -> Result<Config, Error> {
+    let cache = validate_cache(raw, base_dir)?;
+    if raw.listeners.is_empty() {
+        return Err(invalid(
+            "listeners",
+            "at least one [[listeners]] is required",
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut listeners = Vec::new();
+    for (i, section) in raw.listeners.iter().enumerate() {
+        let listener = validate_listener(section, &format!("listeners[{i}]"), base_dir)?;
+        if !seen.insert(listener.address) {
+            return Err(invalid(
+                &format!("listeners[{i}].address"),
+                format!("{} is listed twice", listener.address),
+            ));
+        }
+        listeners.push(listener);
+    }
+    if raw.origins.is_empty() {
+        return Err(invalid("origins", "at least one [[origins]] is required"));
+    }
+    let mut names = HashSet::new();
+    let mut origins = Vec::new();
+    for (i, section) in raw.origins.iter().enumerate() {
+        let origin = validate_origin(section, &format!("origins[{i}]"), base_dir)?;
+        if !names.insert(origin.name.clone()) {
+            return Err(invalid(
+                &format!("origins[{i}].name"),
+                format!("'{}' is used twice", origin.name),
+            ));
+        }
+        origins.push(origin);
+    }
+    let routes = if raw.routes.is_empty() {
+        if origins.len() > 1 {
+            return Err(invalid(
+                "routes",
+                "with more than one origin, [[routes]] must say which requests go where",
+            ));
+        }
+        vec![RouteConfig {
+            host: HostMatch::Any,
+            path_prefix: "/".into(),
+            origin: origins[0].name.clone(),
+            ttl: cache.ttl,
+            policy: Policy::Standard,
+        }]
+    } else {
+        raw.routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| validate_route(r, &format!("routes[{i}]"), &names, cache.ttl))
+            .collect::<Result<_, _>>()?
+    };
+    let limits = validate_limits(raw)?;
+    let admin = match &raw.admin {
+        None => None,
+        Some(section) => {
+            let addr = socket_addr("admin.address", &section.address)?;
+            if !addr.ip().is_loopback() {
+                return Err(invalid(
+                    "admin.address",
+                    "must be a loopback address (127.0.0.1 or [::1])",
+                ));
+            }
+            Some(addr)
+        }
+    };
+    Ok(Config {
+        listeners,
+        origins,
+        routes,
+        cache,
+        limits,
+        admin,
+    })
+}
+
+fn validate_cache(raw: &FileConfig, base_dir: &Path) -> Result<CacheConfig, Error> {
+    let section = &raw.cache;
+    let file = section
+        .file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("cache.json"));
+    let mut cache = CacheConfig::with_file(base_dir.join(file));
+    cache.ttl = section
+        .ttl
+        .as_ref()
+        .map(|t| ttl("cache.ttl", t))
+        .transpose()?;
+    if let Some(size) = &section.max_size {
+        cache.max_size = bytes("cache.max_size", size)?;
+    }
+    if let Some(size) = &section.max_object_size {
+        cache.max_object_size = bytes("cache.max_object_size", size)?;
+    }
+    if cache.max_object_size > cache.max_size {
+        return Err(invalid(
+            "cache.max_object_size",
+            "must not exceed cache.max_size",
+        ));
+    }
+    if let Some(delay) = &section.write_delay {
+        cache.write_delay = duration(
+            "cache.write_delay",
+            delay,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )?;
+    }
+    Ok(cache)
+}
+
+fn validate_listener(
+    section: &ListenerSection,
+    key: &str,
+    base_dir: &Path,
+) -> Result<ListenerConfig, Error> {
+    let address = socket_addr(&format!("{key}.address"), &section.address)?;
+    let tls = match &section.tls {
+        None => None,
+        Some(tls) => {
+            let cert = base_dir.join(&tls.cert);
+            let key_file = base_dir.join(&tls.key);
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+                .and_then(|certs| certs.collect::<Result<_, _>>())
+                .map_err(|e| {
+                    invalid(
+                        &format!("{key}.tls.cert"),
+                        format!("cannot read {}: {e}", cert.display()),
+                    )
+                })?;
+            if chain.is_empty() {
+                return Err(invalid(
+                    &format!("{key}.tls.cert"),
+                    format!("no certificate in {}", cert.display()),
+                ));
+            }
+            let private_key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
+                invalid(
+                    &format!("{key}.tls.key"),
+                    format!("cannot read {}: {e}", key_file.display()),
+                )
+            })?;
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut server = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .and_then(|b| b.with_no_client_auth().with_single_cert(chain, private_key))
+                .map_err(|e| {
+                    invalid(
+                        &format!("{key}.tls"),
+                        format!("certificate and key do not fit: {e}"),
+                    )
+                })?;
+            server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            Some(ListenerTls {
+                cert,
+                key: key_file,
+                server: Arc::new(server),
+            })
+        }
+    };
+    Ok(ListenerConfig { address, tls })
+}
+
+fn validate_origin(section: &OriginSection, key: &str, base_dir: &Path) -> Result<Origin, Error> {
+    if section.name.trim().is_empty() {
+        return Err(invalid(&format!("{key}.name"), "must not be empty"));
+    }
+    let timeout = match &section.timeout {
+        Some(t) => duration(&format!("{key}.timeout"), t, Duration::from_secs(1), DAY)?,
+        None => Duration::from_secs(30),
+    };
+    let mut origin =
+        Origin::parse(&section.url, timeout).map_err(|e| invalid(&format!("{key}.url"), e))?;
+    origin.name = section.name.clone();
+    if let Some(t) = &section.connect_timeout {
+        origin.connect_timeout = duration(
+            &format!("{key}.connect_timeout"),
+            t,
+            Duration::from_millis(1),
+            DAY,
+        )?;
+    }
+    if let Some(t) = &section.pool_idle_timeout {
+        origin.pool_idle_timeout =
+            duration(&format!("{key}.pool_idle_timeout"), t, Duration::ZERO, DAY)?;
+    }
+    if let Some(ca_file) = &section.ca_file {
+        let path = base_dir.join(ca_file);
+        origin.extra_roots = CertificateDer::pem_file_iter(&path)
+            .and_then(|certs| certs.collect::<Result<_, _>>())
+            .map_err(|e| {
+                invalid(
+                    &format!("{key}.ca_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+        if origin.extra_roots.is_empty() {
+            return Err(invalid(
+                &format!("{key}.ca_file"),
+                format!("no certificate in {}", path.display()),
+            ));
+        }
+    }
+    Ok(origin)
+}
+
+fn validate_route(
+    section: &RouteSection,
+    key: &str,
+    origins: &HashSet<String>,
+    default_ttl: Option<Duration>,
+) -> Result<RouteConfig, Error> {
+    if !origins.contains(&section.origin) {
+        let mut known: Vec<_> = origins.iter().map(String::as_str).collect();
+        known.sort_unstable();
+        return Err(invalid(
+            &format!("{key}.origin"),
+            format!(
+                "unknown origin '{}' (known: {})",
+                section.origin,
+                known.join(", ")
+            ),
+        ));
+    }
+    if let Some(host) = &section.host {
+        let bare = host.strip_prefix("*.").unwrap_or(host);
+        let valid = !bare.is_empty()
+            && !bare.contains('*')
+            && http::uri::Authority::try_from(bare)
+                .is_ok_and(|a| a.port().is_none() && a.as_str() == bare);
+        if !valid {
+            return Err(invalid(
+                &format!("{key}.host"),
+                format!("'{host}' is not a host name or *.suffix (no port, no path)"),
+            ));
+        }
+    }
+    let path_prefix = section.path_prefix.clone().unwrap_or_else(|| "/".into());
+    if !path_prefix.starts_with('/') {
+        return Err(invalid(
+            &format!("{key}.path_prefix"),
+            "must start with '/'",
+        ));
+    }
+    let ttl = match &section.ttl {
+        Some(t) => Some(ttl(&format!("{key}.ttl"), t)?),
+        None => default_ttl,
+    };
+    let policy = match section.policy.unwrap_or(PolicyName::Standard) {
+        PolicyName::Standard => Policy::Standard,
+        PolicyName::Force => Policy::Force,
+        PolicyName::Bypass => Policy::Bypass,
+    };
+    if policy == Policy::Force && ttl.is_none() {
+        return Err(invalid(
+            &format!("{key}.policy"),
+            "\"force\" needs a ttl (on the route or in [cache])",
+        ));
+    }
+    Ok(RouteConfig {
+        host: HostMatch::parse(section.host.as_deref()),
+        path_prefix,
+        origin: section.origin.clone(),
+        ttl,
+        policy,
+    })
+}
+
+fn validate_limits(raw: &FileConfig) -> Result<Limits, Error> {
+    let section = &raw.limits;
+    let mut limits = Limits::default();
+    if let Some(max) = section.max_connections {
+        if max == 0 || max > 1_000_000 {
+            return Err(invalid(
+                "limits.max_connections",
+                "must be between 1 and 1000000",
+            ));
+        }
+        limits.max_connections = max as usize;
+    }
+    if let Some(t) = &section.header_read_timeout {
+        limits.header_read_timeout = duration(
+            "limits.header_read_timeout",
+            t,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        )?;
+    }
+    if let Some(t) = &section.shutdown_grace {
+        limits.shutdown_grace = duration(
+            "limits.shutdown_grace",
+            t,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )?;
+    }
+    Ok(limits)
+}
+
+fn socket_addr(key: &str, text: &str) -> Result<SocketAddr, Error> {
+    text.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("'{text}' is not an ip:port address (e.g. 0.0.0.0:3000 or [::]:3000)"),
+        )
+    })
+}
+
+fn ttl(key: &str, value: &DurationValue) -> Result<Duration, Error> {
+    duration(
+        key,
+        value,
+        Duration::from_secs(1),
+        Duration::from_secs(MAX_TTL_SECS),
+    )
+}
+
+/// A duration within `min..=max`.
+pub(super) fn duration(
+    key: &str,
+    value: &DurationValue,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, Error> {
+    let parsed = match value {
+        DurationValue::Seconds(n) => u64::try_from(*n)
+            .map(Duration::from_secs)
+            .map_err(|_| invalid(key, "must not be negative"))?,
+        DurationValue::Text(text) => humantime::parse_duration(text).map_err(|e| {
+            invalid(
+                key,
+                format!("'{text}' is not a duration like 30s, 5m or 1h: {e}"),
+            )
+        })?,
+    };
+    if parsed < min || parsed > max {
+        return Err(invalid(
+            key,
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(parsed)
+}
+
+fn bytes(key: &str, value: &SizeValue) -> Result<u64, Error> {
+    let parsed = match value {
+        SizeValue::Bytes(n) => {
+            u64::try_from(*n).map_err(|_| invalid(key, "must not be negative"))?
+        }
+        SizeValue::Text(text) => crate::cli::parse_size(text).map_err(|e| invalid(key, e))?,
+    };
+    if parsed == 0 {
+        return Err(invalid(key, "must be greater than 0"));
+    }
+    Ok(parsed)
+}
