@@ -5,87 +5,16 @@
 
 mod common;
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-
-use bytes::Bytes;
+use common::tls::{TestCa, tls_origin};
 use common::{TestProxy, get};
-use http::{Response, StatusCode, Version};
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-
-/// What the TLS origin saw: the HTTP version and the SNI name.
-type Seen = Arc<Mutex<Vec<(Version, Option<String>)>>>;
-
-async fn tls_origin() -> (SocketAddr, CertificateDer<'static>, Seen) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen: Seen = Arc::default();
-    let record = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            let record = record.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let sni = tls.get_ref().1.server_name().map(str::to_owned);
-                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    record
-                        .lock()
-                        .unwrap()
-                        .push((request.version(), sni.clone()));
-                    async move {
-                        let mut response = Response::new(Full::new(Bytes::from_static(b"secure")));
-                        response
-                            .headers_mut()
-                            .insert("cache-control", "max-age=60".parse().unwrap());
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
-    (addr, ca.der().clone(), seen)
-}
+use http::{StatusCode, Version};
 
 #[tokio::test]
 async fn https_origins_are_reached_with_sni_and_http2() {
-    let (addr, ca, seen) = tls_origin().await;
+    let ca = TestCa::new();
+    let (addr, seen) = tls_origin(&ca).await;
     let origin = format!("https://localhost:{}", addr.port());
-    let proxy = TestProxy::start_with(&origin, |c| c.origins[0].extra_roots = vec![ca]).await;
+    let proxy = TestProxy::start_with(&origin, |c| c.origins[0].extra_roots = vec![ca.der()]).await;
 
     let miss = get(&proxy.url("/secure")).await;
     assert_eq!(miss.status, StatusCode::OK);
@@ -99,7 +28,8 @@ async fn https_origins_are_reached_with_sni_and_http2() {
 
 #[tokio::test]
 async fn an_untrusted_origin_certificate_is_502() {
-    let (addr, _ca, seen) = tls_origin().await;
+    let ca = TestCa::new();
+    let (addr, seen) = tls_origin(&ca).await;
     let origin = format!("https://localhost:{}", addr.port());
     let proxy = TestProxy::start(&origin).await;
     let answer = get(&proxy.url("/secure")).await;

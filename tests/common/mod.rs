@@ -28,6 +28,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+pub mod tls;
+
 /// What the origin answers on one path.
 #[derive(Clone, Debug)]
 pub struct Route {
@@ -397,3 +399,71 @@ pub async fn get_as(url: &str, host: &str) -> Answer {
         .unwrap();
     send(&client(), request).await
 }
+
+/// A proxy started from a config file in a temp dir, as `--config` does.
+pub struct FileProxy {
+    pub path: PathBuf,
+    pub clock: Arc<ManualClock>,
+    running: Option<RunningProxy>,
+    _dir: tempfile::TempDir,
+}
+
+impl FileProxy {
+    /// Writes `toml` to `<tmp>/proxy.toml` and starts a proxy on it.
+    pub async fn start(toml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proxy.toml");
+        std::fs::write(&path, toml).unwrap();
+        let clock = Arc::new(ManualClock::default());
+        let source = caching_proxy::config::ConfigSource {
+            path: Some(path.clone()),
+            overrides: Default::default(),
+        };
+        let running = app::start_from(source, clock.clone()).await.unwrap();
+        FileProxy {
+            path,
+            clock,
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    pub fn running(&self) -> &RunningProxy {
+        self.running.as_ref().unwrap()
+    }
+
+    /// A URL on the first listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.running().local_addr(), path)
+    }
+
+    /// Replaces the file the way editors do: write a temp file, rename it.
+    pub fn edit(&self, toml: &str) {
+        let tmp = self.path.with_extension("toml.tmp");
+        std::fs::write(&tmp, toml).unwrap();
+        std::fs::rename(&tmp, &self.path).unwrap();
+    }
+
+    /// Waits (bounded) for the next reload outcome.
+    pub async fn next_reload(
+        events: &mut tokio::sync::watch::Receiver<caching_proxy::reload::ReloadEvent>,
+    ) -> caching_proxy::reload::ReloadEvent {
+        tokio::time::timeout(Duration::from_secs(10), events.changed())
+            .await
+            .expect("no reload within 10 s")
+            .unwrap();
+        events.borrow_and_update().clone()
+    }
+
+    pub async fn stop(&mut self) {
+        self.running.take().unwrap().shutdown().await.unwrap();
+    }
+}
+
+/// A `[[origins]]` table.
+pub fn origin_toml(name: &str, url: &str) -> String {
+    format!("[[origins]]\nname = \"{name}\"\nurl = \"{url}\"\n")
+}
+
+/// One `[[listeners]]` on 127.0.0.1:0.
+pub const LISTENER: &str = "[[listeners]]\naddress = \"127.0.0.1:0\"\n";
