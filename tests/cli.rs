@@ -46,7 +46,7 @@ impl Running {
     /// Like `start`, through a wrapper command (such as prlimit).
     fn start_via(mut command: Command, origin: &str, cache_file: &Path, extra: &[&str]) -> Self {
         let port = free_port();
-        let mut child = command
+        command
             .args([
                 "--port",
                 &port.to_string(),
@@ -55,7 +55,30 @@ impl Running {
                 "--cache-file",
             ])
             .arg(cache_file)
-            .args(extra)
+            .args(extra);
+        let mut running = Self::spawn(command);
+        running.wait_for_line("listening");
+        running.port = port;
+        running
+    }
+
+    /// Starts the binary with a config file listening on 127.0.0.1:0; the
+    /// port is read from its "listening" log line.
+    fn start_config(command: Command) -> Self {
+        let mut running = Self::spawn(command);
+        let line = running.wait_for_line("listening");
+        running.port = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line}"));
+        running
+    }
+
+    /// Spawns `command` with its stderr lines forwarded to a channel.
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -68,9 +91,11 @@ impl Running {
                 let _ = send.send(line);
             }
         });
-        let running = Running { child, port, lines };
-        running.wait_for_line("listening");
-        running
+        Running {
+            child,
+            port: 0,
+            lines,
+        }
     }
 
     fn wait_for_line(&self, needle: &str) -> String {
@@ -319,5 +344,110 @@ async fn running_out_of_file_descriptors_does_not_stop_the_accept_loop() {
 
     let answer = common::get(&proxy.url("/fd")).await;
     assert_eq!(&answer.body[..], b"still here");
+    assert!(proxy.terminate().success());
+}
+
+fn write_config(dir: &Path, origin: &str) -> std::path::PathBuf {
+    let path = dir.join("proxy.toml");
+    let text = format!(
+        "[cache]\nttl = \"5m\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[[origins]]\nname = \"main\"\nurl = \"{origin}\"\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_config_prints_what_it_would_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "http://127.0.0.1:9");
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.starts_with("configuration OK: "), "{text}");
+    assert!(text.contains("127.0.0.1:0 (http)"), "{text}");
+    assert!(text.contains("main -> http://127.0.0.1:9"), "{text}");
+    assert!(text.contains("ttl 300s"), "{text}");
+
+    let overridden = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .args([
+            "--check-config",
+            "--port",
+            "8081",
+            "--origin",
+            "http://127.0.0.1:10/api",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&overridden.stdout);
+    assert!(text.contains("[::]:8081 (http)"), "{text}");
+    assert!(
+        text.contains("default -> http://127.0.0.1:10/api"),
+        "{text}"
+    );
+    assert!(!text.contains("main ->"), "{text}");
+}
+
+#[test]
+fn check_config_names_the_line_of_a_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(
+        &path,
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nport = 3\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(text.starts_with("error: invalid configuration: "), "{text}");
+    assert!(
+        text.contains("proxy.toml:3:1: unknown field `port`"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_and_a_bad_edit_is_logged() {
+    let origin = TestOrigin::start().await;
+    origin.route("/", Route::ok("up"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &origin.url());
+    let mut command = Command::new(BIN);
+    command.arg("--config").arg(&path);
+    let proxy = Running::start_config(command);
+    assert_eq!(&get_as(&proxy.url("/"), "h").await.body[..], b"up");
+
+    let pid = proxy.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let line = proxy.wait_for_line("configuration reloaded");
+    assert!(line.contains("SIGHUP"), "{line}");
+
+    std::fs::write(&path, "[[listeners]\n").unwrap();
+    let line = proxy.wait_for_line("configuration reload refused");
+    assert!(line.contains("proxy.toml:1:"), "{line}");
+    assert_eq!(
+        &get_as(&proxy.url("/"), "h").await.body[..],
+        b"up",
+        "still serving"
+    );
     assert!(proxy.terminate().success());
 }

@@ -1,0 +1,177 @@
+//! Live reload: edits apply without dropping listeners or connections; bad
+//! edits are refused whole and the old config keeps serving.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{FileProxy, LISTENER, Route, TestOrigin, get_as, origin_toml};
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+async fn origins() -> (TestOrigin, TestOrigin) {
+    let a = TestOrigin::start().await;
+    let b = TestOrigin::start().await;
+    a.route("/", Route::ok("from a"));
+    b.route("/", Route::ok("from b").header("cache-control", "no-store"));
+    a.route("/kept", Route::ok("kept"));
+    (a, b)
+}
+
+fn config(listeners: &str, a: &TestOrigin, b: &TestOrigin, route_to: &str) -> String {
+    format!(
+        "{listeners}{}{}[[routes]]\norigin = \"{route_to}\"\n",
+        origin_toml("a", &a.url()),
+        origin_toml("b", &b.url())
+    )
+}
+
+async fn body_of(url: &str) -> String {
+    String::from_utf8(get_as(url, "h").await.body.to_vec()).unwrap()
+}
+
+/// Sends a GET for `/` on an already open HTTP/1.1 connection.
+async fn get_on(sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>) -> String {
+    let request = Request::get("/")
+        .header("host", "h")
+        .body(Full::default())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn an_edit_by_rename_reroutes_while_an_open_connection_keeps_working() {
+    let (a, b) = origins().await;
+    let proxy = FileProxy::start(&config(LISTENER, &a, &b, "a")).await;
+    let mut events = proxy.running().reload_events();
+
+    let stream = tokio::net::TcpStream::connect(proxy.running().local_addr())
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    assert_eq!(get_on(&mut sender).await, "from a");
+
+    proxy.edit(&config(LISTENER, &a, &b, "b"));
+    let event = FileProxy::next_reload(&mut events).await;
+    assert!(event.result.is_ok(), "{event:?}");
+    // Bounded poll: the swap is done when the event is sent, so this
+    // normally succeeds at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while body_of(&proxy.url("/")).await != "from b" {
+        assert!(Instant::now() < deadline, "routing did not change");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        get_on(&mut sender).await,
+        "from b",
+        "the old connection serves the new routes"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_edit_is_refused_and_the_old_config_keeps_serving() {
+    let (a, b) = origins().await;
+    let proxy = FileProxy::start(&config(LISTENER, &a, &b, "a")).await;
+    let mut events = proxy.running().reload_events();
+
+    proxy.edit("[[listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]\n");
+    let event = FileProxy::next_reload(&mut events).await;
+    let error = event.result.unwrap_err();
+    assert!(error.contains("proxy.toml:3:"), "{error}");
+    assert_eq!(body_of(&proxy.url("/")).await, "from a");
+
+    proxy.edit(&config(LISTENER, &a, &b, "nowhere"));
+    let error = FileProxy::next_reload(&mut events)
+        .await
+        .result
+        .unwrap_err();
+    assert!(
+        error.contains("routes[0].origin: unknown origin 'nowhere'"),
+        "{error}"
+    );
+    assert_eq!(body_of(&proxy.url("/")).await, "from a");
+}
+
+#[tokio::test]
+async fn listeners_are_added_and_removed() {
+    let (a, b) = origins().await;
+    let second = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = FileProxy::start(&config(LISTENER, &a, &b, "a")).await;
+    let mut events = proxy.running().reload_events();
+    let first = proxy.running().local_addr();
+
+    let both = format!("{LISTENER}[[listeners]]\naddress = \"{second}\"\n");
+    proxy.edit(&config(&both, &a, &b, "a"));
+    let summary = FileProxy::next_reload(&mut events).await.result.unwrap();
+    assert!(
+        summary.contains(&format!("listeners added: {second}")),
+        "{summary}"
+    );
+    assert_eq!(body_of(&format!("http://{second}/")).await, "from a");
+    assert_eq!(body_of(&format!("http://{first}/")).await, "from a");
+
+    let only_second = format!("[[listeners]]\naddress = \"{second}\"\n");
+    proxy.edit(&config(&only_second, &a, &b, "a"));
+    let summary = FileProxy::next_reload(&mut events).await.result.unwrap();
+    assert!(
+        summary.contains("listeners removed: 127.0.0.1:0"),
+        "{summary}"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(first).await.is_err(),
+        "the removed listener is closed"
+    );
+    assert_eq!(body_of(&format!("http://{second}/")).await, "from a");
+}
+
+#[tokio::test]
+async fn a_reload_whose_new_port_is_taken_is_refused_as_a_whole() {
+    let (a, b) = origins().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap();
+    let proxy = FileProxy::start(&config(LISTENER, &a, &b, "a")).await;
+    let mut events = proxy.running().reload_events();
+
+    let with_taken = format!("{LISTENER}[[listeners]]\naddress = \"{taken_addr}\"\n");
+    proxy.edit(&config(&with_taken, &a, &b, "b"));
+    let error = FileProxy::next_reload(&mut events)
+        .await
+        .result
+        .unwrap_err();
+    assert!(
+        error.contains(&format!("port {} is already in use", taken_addr.port())),
+        "{error}"
+    );
+    assert_eq!(
+        body_of(&proxy.url("/")).await,
+        "from a",
+        "routes did not change either"
+    );
+    assert_eq!(proxy.running().listener_addresses().await.len(), 1);
+}
+
+#[tokio::test]
+async fn cached_entries_survive_a_reload() {
+    let (a, b) = origins().await;
+    let proxy = FileProxy::start(&config(LISTENER, &a, &b, "a")).await;
+    let mut events = proxy.running().reload_events();
+    assert_eq!(get_as(&proxy.url("/kept"), "h").await.x_cache(), "MISS");
+
+    let with_ttl = format!("{}[cache]\nttl = 600\n", config(LISTENER, &a, &b, "a"));
+    proxy.edit(&with_ttl);
+    assert!(FileProxy::next_reload(&mut events).await.result.is_ok());
+    assert_eq!(get_as(&proxy.url("/kept"), "h").await.x_cache(), "HIT");
+    assert_eq!(a.hits("/kept"), 1);
+}
