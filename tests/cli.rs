@@ -112,16 +112,16 @@ impl Running {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    /// Sends a signal (`-HUP`, `-TERM`) to the process we started.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(sent.success());
+    }
+
     /// SIGTERM, then the exit status.
     fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        self.signal("-TERM");
         let status = self.child.wait().unwrap();
         std::mem::forget(self);
         status
@@ -430,14 +430,7 @@ async fn sighup_reloads_and_a_bad_edit_is_logged() {
     let proxy = Running::start_config(command);
     assert_eq!(&get_as(&proxy.url("/"), "h").await.body[..], b"up");
 
-    let pid = proxy.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    proxy.signal("-HUP");
     let line = proxy.wait_for_line("configuration reloaded");
     assert!(line.contains("SIGHUP"), "{line}");
 

@@ -153,20 +153,7 @@ fn validate_listener(
         Some(tls) => {
             let cert = base_dir.join(&tls.cert);
             let key_file = base_dir.join(&tls.key);
-            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
-                .and_then(|certs| certs.collect::<Result<_, _>>())
-                .map_err(|e| {
-                    invalid(
-                        &format!("{key}.tls.cert"),
-                        format!("cannot read {}: {e}", cert.display()),
-                    )
-                })?;
-            if chain.is_empty() {
-                return Err(invalid(
-                    &format!("{key}.tls.cert"),
-                    format!("no certificate in {}", cert.display()),
-                ));
-            }
+            let chain = load_certs(&format!("{key}.tls.cert"), &cert)?;
             let private_key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
                 invalid(
                     &format!("{key}.tls.key"),
@@ -219,20 +206,7 @@ fn validate_origin(section: &OriginSection, key: &str, base_dir: &Path) -> Resul
     }
     if let Some(ca_file) = &section.ca_file {
         let path = base_dir.join(ca_file);
-        origin.extra_roots = CertificateDer::pem_file_iter(&path)
-            .and_then(|certs| certs.collect::<Result<_, _>>())
-            .map_err(|e| {
-                invalid(
-                    &format!("{key}.ca_file"),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-        if origin.extra_roots.is_empty() {
-            return Err(invalid(
-                &format!("{key}.ca_file"),
-                format!("no certificate in {}", path.display()),
-            ));
-        }
+        origin.extra_roots = load_certs(&format!("{key}.ca_file"), &path)?;
     }
     Ok(origin)
 }
@@ -328,6 +302,20 @@ fn validate_limits(raw: &FileConfig) -> Result<Limits, Error> {
         )?;
     }
     Ok(limits)
+}
+
+/// Every certificate in a PEM file; none is an error.
+fn load_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(invalid(
+            key,
+            format!("no certificate in {}", path.display()),
+        ));
+    }
+    Ok(certs)
 }
 
 fn socket_addr(key: &str, text: &str) -> Result<SocketAddr, Error> {

@@ -1,0 +1,65 @@
+//! `proxy.example.toml` is valid and documents every section.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use caching_proxy::config::{ConfigSource, Policy};
+
+#[test]
+fn the_example_config_is_valid() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("proxy.example.toml");
+    let config = ConfigSource {
+        path: Some(path.clone()),
+        overrides: Default::default(),
+    }
+    .load()
+    .unwrap();
+    assert_eq!(config.listeners.len(), 1);
+    assert_eq!(config.origins.len(), 2);
+    assert_eq!(config.routes.len(), 3);
+    assert_eq!(config.cache.ttl, Some(Duration::from_secs(300)));
+    assert_eq!(config.routes[1].policy, Policy::Force);
+    assert_eq!(
+        config.routes[2].ttl,
+        Some(Duration::from_secs(300)),
+        "inherits [cache].ttl"
+    );
+    assert_eq!(config.admin.map(|a| a.port()), Some(9901));
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    for key in [
+        "[cache]",
+        "file",
+        "ttl",
+        "max_size",
+        "max_object_size",
+        "write_delay",
+        "[[listeners]]",
+        "address",
+        "tls",
+        "[[origins]]",
+        "name",
+        "url",
+        "timeout",
+        "connect_timeout",
+        "pool_idle_timeout",
+        "ca_file",
+        "[[routes]]",
+        "host",
+        "path_prefix",
+        "origin",
+        "policy",
+        "[admin]",
+        "[limits]",
+        "max_connections",
+        "header_read_timeout",
+        "shutdown_grace",
+    ] {
+        assert!(
+            text.contains(key),
+            "proxy.example.toml does not document {key}"
+        );
+    }
+}
