@@ -175,3 +175,37 @@ async fn cached_entries_survive_a_reload() {
     assert_eq!(get_as(&proxy.url("/kept"), "h").await.x_cache(), "HIT");
     assert_eq!(a.hits("/kept"), 1);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_kubernetes_style_symlink_swap_is_picked_up() {
+    use std::os::unix::fs::symlink;
+    let (a, b) = origins().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // ConfigMap layout: proxy.toml -> ..data/proxy.toml, ..data -> ..v1
+    std::fs::create_dir(root.join("..v1")).unwrap();
+    std::fs::write(root.join("..v1/proxy.toml"), config(LISTENER, &a, &b, "a")).unwrap();
+    symlink("..v1", root.join("..data")).unwrap();
+    symlink("..data/proxy.toml", root.join("proxy.toml")).unwrap();
+    let source = caching_proxy::config::ConfigSource {
+        path: Some(root.join("proxy.toml")),
+        overrides: Default::default(),
+    };
+    let clock = std::sync::Arc::new(caching_proxy::clock::ManualClock::default());
+    let running = caching_proxy::app::start_from(source, clock).await.unwrap();
+    let mut events = running.reload_events();
+    let url = format!("http://{}/", running.local_addr());
+    assert_eq!(body_of(&url).await, "from a");
+
+    // The kubelet's atomic update: a new directory, a new link, renamed over.
+    std::fs::create_dir(root.join("..v2")).unwrap();
+    std::fs::write(root.join("..v2/proxy.toml"), config(LISTENER, &a, &b, "b")).unwrap();
+    symlink("..v2", root.join("..data_tmp")).unwrap();
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+
+    let event = FileProxy::next_reload(&mut events).await;
+    assert!(event.result.is_ok(), "{event:?}");
+    assert_eq!(body_of(&url).await, "from b");
+    running.shutdown().await.unwrap();
+}

@@ -193,6 +193,22 @@ mod tests {
             "{e}"
         );
         assert!(error("").contains("listeners"));
+        let e = error(
+            "[[listeners]]\naddress = \"127.0.0.1:1\"\ntls = { cert = \"missing.pem\", key = \"k.pem\" }\n[[origins]]\nname = \"a\"\nurl = \"http://h\"\n",
+        );
+        assert!(
+            e.contains("listeners[0].tls.cert: cannot read /etc/cp/missing.pem"),
+            "{e}"
+        );
+        let e = error(&format!("{MINIMAL}[limits]\nmax_connections = 0\n"));
+        assert!(e.contains("limits.max_connections"), "{e}");
+        let e = error(&format!("{MINIMAL}[cache]\nmax_size = -1\n"));
+        assert!(e.contains("cache.max_size: must not be negative"), "{e}");
+        let e = error(&format!("{MINIMAL}[admin]\naddress = \"0.0.0.0:9901\"\n"));
+        assert!(
+            e.contains("admin.address: must be a loopback address"),
+            "{e}"
+        );
     }
 
     #[test]
