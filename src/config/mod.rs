@@ -1,4 +1,4 @@
-//! Configuration: the file as written ([`file`]), its validation into the
+//! Configuration: the file as written ([`mod@file`]), its validation into the
 //! typed [`Config`] ([`validate`]), and where it comes from ([`source`]:
 //! a TOML file, CLI flags, or both).
 //!
