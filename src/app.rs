@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::Admin;
 use crate::cache::Store;
 use crate::cache::persist::{self, Snapshotter};
+use crate::cache::store::Retention;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigSource};
 use crate::error::Error;
@@ -54,7 +55,11 @@ async fn start_inner(
     clock: SharedClock,
 ) -> Result<RunningProxy, Error> {
     let runtime = Runtime::build(&config, None)?;
-    let store = Store::new(config.cache.max_size, clock.clone());
+    let retention = Retention {
+        grace: config.cache.grace,
+        keep: config.cache.keep,
+    };
+    let store = Store::new(config.cache.max_size, clock.clone(), retention);
     let proxy = Arc::new(Proxy::new(runtime, store.clone(), clock.clone()));
     let cancel = CancellationToken::new();
 

@@ -28,6 +28,9 @@ pub enum Error {
     /// The origin closed or broke the exchange before sending headers.
     #[error("origin failed before sending a response")]
     OriginFailed(#[source] BoxError),
+    /// The client asked for `only-if-cached` and nothing usable is stored.
+    #[error("only-if-cached and nothing usable is stored")]
+    NotCached,
     /// No route matches the request's host and path.
     #[error("no route for this host and path")]
     NoRoute,
@@ -95,7 +98,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::OriginConnect(_) | Error::OriginFailed(_) => StatusCode::BAD_GATEWAY,
-            Error::OriginTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::OriginTimeout(_) | Error::NotCached => StatusCode::GATEWAY_TIMEOUT,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::NoRoute => StatusCode::NOT_FOUND,
             Error::Internal(_)
@@ -119,6 +122,7 @@ impl Error {
             | Error::OriginFailed(_)
             | Error::BadRequest(_)
             | Error::NoRoute
+            | Error::NotCached
             | Error::Internal(_)
             | Error::PortInUse { .. }
             | Error::PortPermission { .. }

@@ -32,11 +32,15 @@ pub struct Route {
 
 /// Everything a request needs from configuration.
 pub struct Runtime {
-    router: Router<Route>,
+    router: Router<Arc<Route>>,
     upstreams: Vec<Arc<Upstream>>,
     tls: HashMap<SocketAddr, TlsAcceptor>,
     /// Larger responses are not stored.
     pub max_object_size: u64,
+    /// Stale entries may stand in for a failing origin this long.
+    pub grace: Duration,
+    /// Targeted cache-control fields this cache obeys (RFC 9213).
+    pub targeted: Vec<http::HeaderName>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -76,13 +80,13 @@ impl Runtime {
             routes.push((
                 route.host.clone(),
                 route.path_prefix.clone(),
-                Route {
+                Arc::new(Route {
                     origin_name: origin.name.as_str().into(),
                     origin_id: origin.id().into(),
                     upstream,
                     ttl: route.ttl,
                     policy: route.policy,
-                },
+                }),
             ));
         }
         let tls = config
@@ -95,11 +99,13 @@ impl Runtime {
             upstreams: upstreams.into_values().collect(),
             tls,
             max_object_size: config.cache.max_object_size,
+            grace: config.cache.grace,
+            targeted: config.cache.targeted.clone(),
         })
     }
 
     /// The route for a normalized authority and a path.
-    pub fn route(&self, authority: &str, path: &str) -> Option<&Route> {
+    pub fn route(&self, authority: &str, path: &str) -> Option<&Arc<Route>> {
         self.router.find(authority, path)
     }
 

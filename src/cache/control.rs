@@ -6,21 +6,25 @@
 //! ignored. Delta-seconds that overflow become 2^31 (section 1.2.2); an
 //! invalid one counts as 0, so the response is treated as stale.
 
-use http::HeaderMap;
 use http::header::{CACHE_CONTROL, PRAGMA};
+use http::{HeaderMap, HeaderName};
 
 /// The largest delta-seconds value (RFC 9111 section 1.2.2).
 pub const DELTA_SECONDS_MAX: u32 = 1 << 31;
 
-/// The directives this cache acts on.
+/// The directives this cache acts on, from requests and responses.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CacheControl {
     /// `no-store`
     pub no_store: bool,
-    /// `no-cache` (with or without field names)
+    /// Unqualified `no-cache` (or `Pragma: no-cache` in a request).
     pub no_cache: bool,
-    /// `private` (with or without field names)
+    /// `no-cache="field, ..."`: these fields need revalidation.
+    pub no_cache_fields: Vec<String>,
+    /// Unqualified `private`.
     pub private: bool,
+    /// `private="field, ..."`: a shared cache must not store these fields.
+    pub private_fields: Vec<String>,
     /// `public`
     pub public: bool,
     /// `must-revalidate`
@@ -31,44 +35,124 @@ pub struct CacheControl {
     pub max_age: Option<u32>,
     /// `s-maxage=N`
     pub s_maxage: Option<u32>,
+    /// `immutable` (RFC 8246)
+    pub immutable: bool,
+    /// `no-transform` (this cache never transforms anyway)
+    pub no_transform: bool,
+    /// `stale-while-revalidate=N` (RFC 5861)
+    pub stale_while_revalidate: Option<u32>,
+    /// `stale-if-error=N` (RFC 5861)
+    pub stale_if_error: Option<u32>,
+    /// Request `max-stale[=N]`; without a value any staleness is accepted
+    /// (`u32::MAX`).
+    pub max_stale: Option<u32>,
+    /// Request `min-fresh=N`
+    pub min_fresh: Option<u32>,
+    /// Request `only-if-cached`
+    pub only_if_cached: bool,
 }
 
 impl CacheControl {
     /// Parses every `Cache-Control` line of `headers`; a request without
     /// `Cache-Control` but with `Pragma: no-cache` counts as `no-cache`.
     pub fn from_headers(headers: &HeaderMap) -> Self {
+        match Self::from_field(headers, &CACHE_CONTROL) {
+            Some(cc) => cc,
+            None => CacheControl {
+                no_cache: pragma_no_cache(headers),
+                ..CacheControl::default()
+            },
+        }
+    }
+
+    /// The directives of a response for this cache (RFC 9213): the first
+    /// targeted field of `targets` that is present and holds a directive
+    /// this cache knows replaces `Cache-Control` entirely; else
+    /// `Cache-Control`.
+    pub fn for_response(headers: &HeaderMap, targets: &[HeaderName]) -> Self {
+        targets
+            .iter()
+            .filter_map(|target| Self::from_field(headers, target))
+            .find(|cc| *cc != CacheControl::default())
+            .unwrap_or_else(|| Self::from_headers(headers))
+    }
+
+    /// Parses every line of the field `name`; `None` if it is absent.
+    pub fn from_field(headers: &HeaderMap, name: &HeaderName) -> Option<Self> {
+        let mut values = headers.get_all(name).iter().peekable();
+        values.peek()?;
         let mut cc = CacheControl::default();
-        let mut seen_any = false;
-        for value in headers.get_all(CACHE_CONTROL) {
-            seen_any = true;
+        for value in values {
             for (name, arg) in directives(value.as_bytes()) {
                 cc.apply(&name, arg.as_deref());
             }
         }
-        if !seen_any {
-            let pragma_no_cache = headers.get_all(PRAGMA).iter().any(|v| {
-                v.as_bytes()
-                    .split(|b| *b == b',')
-                    .any(|d| d.trim_ascii().eq_ignore_ascii_case(b"no-cache"))
-            });
-            cc.no_cache = pragma_no_cache;
-        }
-        cc
+        Some(cc)
     }
 
     fn apply(&mut self, name: &str, arg: Option<&str>) {
+        let first = |slot: &mut Option<u32>| {
+            if slot.is_none() {
+                *slot = Some(delta_seconds(arg));
+            }
+        };
         match name {
             "no-store" => self.no_store = true,
-            "no-cache" => self.no_cache = true,
-            "private" => self.private = true,
+            "no-cache" => match field_names(arg) {
+                Some(fields) => self.no_cache_fields.extend(fields),
+                None => self.no_cache = true,
+            },
+            "private" => match field_names(arg) {
+                Some(fields) => self.private_fields.extend(fields),
+                None => self.private = true,
+            },
             "public" => self.public = true,
             "must-revalidate" => self.must_revalidate = true,
             "proxy-revalidate" => self.proxy_revalidate = true,
-            "max-age" if self.max_age.is_none() => self.max_age = Some(delta_seconds(arg)),
-            "s-maxage" if self.s_maxage.is_none() => self.s_maxage = Some(delta_seconds(arg)),
+            "immutable" => self.immutable = true,
+            "no-transform" => self.no_transform = true,
+            "only-if-cached" => self.only_if_cached = true,
+            "max-age" => first(&mut self.max_age),
+            "s-maxage" => first(&mut self.s_maxage),
+            "stale-while-revalidate" => first(&mut self.stale_while_revalidate),
+            "stale-if-error" => first(&mut self.stale_if_error),
+            "min-fresh" => first(&mut self.min_fresh),
+            "max-stale" if self.max_stale.is_none() => {
+                self.max_stale = Some(match arg {
+                    None => u32::MAX,
+                    Some(_) => delta_seconds(arg),
+                });
+            }
             _ => {}
         }
     }
+
+    /// Stale responses may not be served without revalidation
+    /// (`must-revalidate`, `proxy-revalidate`, or `s-maxage`, which implies
+    /// `proxy-revalidate` for a shared cache: RFC 9111 section 5.2.2.10).
+    pub fn forbids_stale(&self) -> bool {
+        self.must_revalidate || self.proxy_revalidate || self.s_maxage.is_some()
+    }
+}
+
+fn pragma_no_cache(headers: &HeaderMap) -> bool {
+    headers.get_all(PRAGMA).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|d| d.trim_ascii().eq_ignore_ascii_case(b"no-cache"))
+    })
+}
+
+/// The field names of a qualified `no-cache` / `private`; `None` when the
+/// directive has no argument.
+fn field_names(arg: Option<&str>) -> Option<Vec<String>> {
+    let arg = arg?;
+    let names: Vec<String> = arg
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() { None } else { Some(names) }
 }
 
 /// Parses delta-seconds: digits only; overflow saturates at 2^31; anything
@@ -155,107 +239,278 @@ mod tests {
         CacheControl::from_headers(&headers)
     }
 
+    fn cc_of<'a>(pairs: &[(&'a str, CacheControl)]) -> Vec<(Vec<&'a str>, CacheControl)> {
+        pairs.iter().map(|(l, c)| (vec![*l], c.clone())).collect()
+    }
+
     #[test]
     fn table() {
-        let cases: &[(&[&str], CacheControl)] = &[
+        let d = CacheControl::default;
+        let mut cases: Vec<(Vec<&str>, CacheControl)> = cc_of(&[
             (
-                &["max-age=60"],
+                "max-age=60",
                 CacheControl {
                     max_age: Some(60),
-                    ..Default::default()
+                    ..d()
                 },
             ),
             (
-                &["MAX-AGE=60, Public"],
+                "MAX-AGE=60, Public",
                 CacheControl {
                     max_age: Some(60),
                     public: true,
-                    ..Default::default()
+                    ..d()
                 },
             ),
             (
-                &["no-store"],
+                "no-store",
                 CacheControl {
                     no_store: true,
-                    ..Default::default()
+                    ..d()
                 },
             ),
             (
-                &["private=\"set-cookie, x\", s-maxage=5"],
+                "NO-STORE",
+                CacheControl {
+                    no_store: true,
+                    ..d()
+                },
+            ),
+            (
+                "private=\"set-cookie, X-Id\", s-maxage=5",
+                CacheControl {
+                    private_fields: vec!["set-cookie".into(), "x-id".into()],
+                    s_maxage: Some(5),
+                    ..d()
+                },
+            ),
+            (
+                "private",
                 CacheControl {
                     private: true,
-                    s_maxage: Some(5),
-                    ..Default::default()
+                    ..d()
                 },
             ),
             (
-                &["max-age=\"30\""],
+                "no-cache",
+                CacheControl {
+                    no_cache: true,
+                    ..d()
+                },
+            ),
+            (
+                "no-cache=\"Set-Cookie\"",
+                CacheControl {
+                    no_cache_fields: vec!["set-cookie".into()],
+                    ..d()
+                },
+            ),
+            (
+                "no-cache=set-cookie",
+                CacheControl {
+                    no_cache_fields: vec!["set-cookie".into()],
+                    ..d()
+                },
+            ),
+            (
+                "max-age=\"30\"",
                 CacheControl {
                     max_age: Some(30),
-                    ..Default::default()
+                    ..d()
                 },
             ),
             (
-                &["max-age=10", "max-age=20"],
-                CacheControl {
-                    max_age: Some(10),
-                    ..Default::default()
-                },
-            ),
-            (
-                &["max-age=99999999999999999999"],
+                "max-age=99999999999999999999",
                 CacheControl {
                     max_age: Some(DELTA_SECONDS_MAX),
-                    ..Default::default()
+                    ..d()
                 },
             ),
             (
-                &["max-age=-1"],
+                "max-age=2147483648",
+                CacheControl {
+                    max_age: Some(DELTA_SECONDS_MAX),
+                    ..d()
+                },
+            ),
+            (
+                "max-age=2147483647",
+                CacheControl {
+                    max_age: Some(2147483647),
+                    ..d()
+                },
+            ),
+            (
+                "max-age=-1",
                 CacheControl {
                     max_age: Some(0),
-                    ..Default::default()
+                    ..d()
                 },
             ),
             (
-                &["max-age=1.5"],
+                "max-age=1.5",
                 CacheControl {
                     max_age: Some(0),
-                    ..Default::default()
+                    ..d()
                 },
             ),
             (
-                &["max-age"],
+                "max-age=",
                 CacheControl {
                     max_age: Some(0),
-                    ..Default::default()
+                    ..d()
                 },
             ),
             (
-                &[" ,, no-cache ,"],
+                "max-age",
+                CacheControl {
+                    max_age: Some(0),
+                    ..d()
+                },
+            ),
+            (
+                "max-age = 60",
+                CacheControl {
+                    max_age: Some(60),
+                    ..d()
+                },
+            ),
+            (
+                " ,, no-cache ,",
                 CacheControl {
                     no_cache: true,
-                    ..Default::default()
+                    ..d()
                 },
             ),
             (
-                &["community=\"UCI\", must-revalidate"],
+                "community=\"UCI\", must-revalidate",
                 CacheControl {
                     must_revalidate: true,
-                    ..Default::default()
+                    ..d()
                 },
             ),
             (
-                &["no-cache=\"a,b\", proxy-revalidate"],
+                "x=\"a,max-age=5\", max-age=9",
                 CacheControl {
-                    no_cache: true,
-                    proxy_revalidate: true,
-                    ..Default::default()
+                    max_age: Some(9),
+                    ..d()
                 },
             ),
-        ];
-        for (lines, expected) in cases {
+            (
+                "proxy-revalidate, immutable, no-transform",
+                CacheControl {
+                    proxy_revalidate: true,
+                    immutable: true,
+                    no_transform: true,
+                    ..d()
+                },
+            ),
+            (
+                "stale-while-revalidate=30, stale-if-error=600",
+                CacheControl {
+                    stale_while_revalidate: Some(30),
+                    stale_if_error: Some(600),
+                    ..d()
+                },
+            ),
+            (
+                "max-stale",
+                CacheControl {
+                    max_stale: Some(u32::MAX),
+                    ..d()
+                },
+            ),
+            (
+                "max-stale=10, min-fresh=5, only-if-cached",
+                CacheControl {
+                    max_stale: Some(10),
+                    min_fresh: Some(5),
+                    only_if_cached: true,
+                    ..d()
+                },
+            ),
+            ("unknown, other=1", d()),
+            ("", d()),
+        ]);
+        cases.push((
+            vec!["max-age=10", "max-age=20"],
+            CacheControl {
+                max_age: Some(10),
+                ..d()
+            },
+        ));
+        cases.push((
+            vec!["public", "max-age=5"],
+            CacheControl {
+                public: true,
+                max_age: Some(5),
+                ..d()
+            },
+        ));
+        cases.push((
+            vec!["s-maxage=1, s-maxage=2"],
+            CacheControl {
+                s_maxage: Some(1),
+                ..d()
+            },
+        ));
+        for (lines, expected) in &cases {
             assert_eq!(&cc(lines), expected, "for {lines:?}");
         }
+    }
+
+    #[test]
+    fn targeted_fields_replace_cache_control() {
+        let cdn = HeaderName::from_static("cdn-cache-control");
+        let own = HeaderName::from_static("caching-proxy-cache-control");
+        let mut h = HeaderMap::new();
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        assert!(CacheControl::for_response(&h, std::slice::from_ref(&cdn)).no_store);
+        h.insert(cdn.clone(), HeaderValue::from_static("max-age=60"));
+        let chosen = CacheControl::for_response(&h, &[own.clone(), cdn.clone()]);
+        assert_eq!(
+            chosen,
+            CacheControl {
+                max_age: Some(60),
+                ..Default::default()
+            }
+        );
+        h.insert(own.clone(), HeaderValue::from_static("max-age=5"));
+        assert_eq!(
+            CacheControl::for_response(&h, &[own.clone(), cdn.clone()]).max_age,
+            Some(5)
+        );
+        h.insert(own.clone(), HeaderValue::from_static("garbage"));
+        assert_eq!(
+            CacheControl::for_response(&h, &[own, cdn]).max_age,
+            Some(60),
+            "an unusable field is skipped"
+        );
+    }
+
+    #[test]
+    fn shared_caches_may_not_serve_stale_after_s_maxage() {
+        assert!(
+            CacheControl {
+                s_maxage: Some(1),
+                ..Default::default()
+            }
+            .forbids_stale()
+        );
+        assert!(
+            CacheControl {
+                proxy_revalidate: true,
+                ..Default::default()
+            }
+            .forbids_stale()
+        );
+        assert!(
+            !CacheControl {
+                max_age: Some(1),
+                ..Default::default()
+            }
+            .forbids_stale()
+        );
     }
 
     #[test]

@@ -1,12 +1,30 @@
-//! A stored response: head, body and the times that decide its freshness.
+//! A stored response: head, body, the times that decide its freshness, and
+//! the response directives that govern its reuse once stale.
 
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
+use http::header::{CONTENT_LENGTH, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 
 use super::vary::VaryValues;
+
+/// Response directives that matter after storing (RFC 9111 section 4.2.4,
+/// RFC 5861, RFC 8246), parsed once when the response is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReuseRules {
+    /// `must-revalidate`, `proxy-revalidate` or `s-maxage`: never served
+    /// stale, not even on origin errors.
+    pub forbids_stale: bool,
+    /// `no-cache`: revalidated before every use.
+    pub no_cache: bool,
+    /// `immutable`: a client's reload does not force revalidation while fresh.
+    pub immutable: bool,
+    /// `stale-while-revalidate` window.
+    pub stale_while_revalidate: Duration,
+    /// `stale-if-error` window.
+    pub stale_if_error: Duration,
+}
 
 /// One cached response. Shared as `Arc<CachedResponse>`; the body is
 /// `Bytes`, so serving a hit never copies it.
@@ -27,10 +45,13 @@ pub struct CachedResponse {
     pub initial_age: Duration,
     /// The request header values it was selected by.
     pub vary: VaryValues,
+    /// How it may be reused once stale.
+    pub rules: ReuseRules,
 }
 
 impl CachedResponse {
     /// Builds an entry, fixing `Content-Length` to the stored body.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         status: StatusCode,
         headers: HeaderMap,
@@ -39,6 +60,7 @@ impl CachedResponse {
         fresh_for: Option<Duration>,
         initial_age: Duration,
         vary: VaryValues,
+        rules: ReuseRules,
     ) -> Self {
         let mut headers = compact(&headers);
         // 204 and 304 never carry Content-Length (RFC 9110 section 8.6).
@@ -53,12 +75,22 @@ impl CachedResponse {
             fresh_until: fresh_for.map(|d| stored_at + d),
             initial_age,
             vary,
+            rules,
         }
     }
 
-    /// Whether it may be served without contacting the origin at `now`.
+    /// Whether its freshness lifetime has not run out at `now`.
     pub fn is_fresh(&self, now: SystemTime) -> bool {
         self.fresh_until.is_none_or(|until| now < until)
+    }
+
+    /// How long it has been stale at `now` (`None` while fresh).
+    pub fn staleness(&self, now: SystemTime) -> Option<Duration> {
+        let until = self.fresh_until?;
+        if now < until {
+            return None;
+        }
+        Some(now.duration_since(until).unwrap_or(Duration::ZERO))
     }
 
     /// Whether it is the variant `request` asks for.
@@ -79,6 +111,33 @@ impl CachedResponse {
             .map(|until| until.duration_since(now).unwrap_or(Duration::ZERO))
     }
 
+    /// Its `ETag`, if any.
+    pub fn etag(&self) -> Option<&HeaderValue> {
+        self.headers.get(ETAG)
+    }
+
+    /// Its `Last-Modified`, if any.
+    pub fn last_modified(&self) -> Option<&HeaderValue> {
+        self.headers.get(LAST_MODIFIED)
+    }
+
+    /// Whether it can be revalidated with a conditional request.
+    pub fn has_validators(&self) -> bool {
+        self.etag().is_some() || self.last_modified().is_some()
+    }
+
+    /// Whether it may stand in for a failed origin at `now` (stale-if-error
+    /// or the configured grace; never when stale responses are forbidden).
+    pub fn usable_on_error(&self, now: SystemTime, grace: Duration) -> bool {
+        if self.rules.forbids_stale {
+            return self.is_fresh(now);
+        }
+        match self.staleness(now) {
+            None => true,
+            Some(stale) => stale <= self.rules.stale_if_error.max(grace),
+        }
+    }
+
     /// Approximate bytes it occupies, for the cache's byte bound.
     pub fn weight(&self, key_len: usize) -> u32 {
         let headers: usize = self
@@ -86,7 +145,7 @@ impl CachedResponse {
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len() + 32)
             .sum();
-        let total = key_len + headers + self.body.len() + 128;
+        let total = key_len + headers + self.body.len() + 160;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 }
@@ -109,7 +168,7 @@ fn compact(headers: &HeaderMap) -> HeaderMap {
 mod tests {
     use super::*;
 
-    fn entry(fresh_for: Option<u64>) -> CachedResponse {
+    fn entry(fresh_for: Option<u64>, rules: ReuseRules) -> CachedResponse {
         CachedResponse::new(
             StatusCode::OK,
             HeaderMap::new(),
@@ -118,24 +177,54 @@ mod tests {
             fresh_for.map(Duration::from_secs),
             Duration::from_secs(5),
             VaryValues::default(),
+            rules,
         )
+    }
+
+    fn at(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(s)
     }
 
     #[test]
     fn freshness_and_age() {
-        let e = entry(Some(60));
-        let at = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let e = entry(Some(60), ReuseRules::default());
         assert!(e.is_fresh(at(1059)));
         assert!(!e.is_fresh(at(1060)));
+        assert_eq!(e.staleness(at(1059)), None);
+        assert_eq!(e.staleness(at(1070)), Some(Duration::from_secs(10)));
         assert_eq!(e.age(at(1010)), Duration::from_secs(15));
         assert_eq!(e.remaining(at(1050)), Some(Duration::from_secs(10)));
-        assert!(entry(None).is_fresh(at(u32::MAX.into())));
+        assert!(entry(None, ReuseRules::default()).is_fresh(at(u32::MAX.into())));
+    }
+
+    #[test]
+    fn stale_use_on_error_follows_the_windows() {
+        let sie = ReuseRules {
+            stale_if_error: Duration::from_secs(30),
+            ..Default::default()
+        };
+        let e = entry(Some(60), sie);
+        assert!(e.usable_on_error(at(1080), Duration::ZERO));
+        assert!(!e.usable_on_error(at(1100), Duration::ZERO));
+        assert!(
+            e.usable_on_error(at(1100), Duration::from_secs(60)),
+            "grace extends it"
+        );
+        let strict = entry(
+            Some(60),
+            ReuseRules {
+                forbids_stale: true,
+                ..sie
+            },
+        );
+        assert!(!strict.usable_on_error(at(1061), Duration::from_secs(60)));
     }
 
     #[test]
     fn content_length_matches_the_body() {
-        let e = entry(None);
+        let e = entry(None, ReuseRules::default());
         assert_eq!(e.headers.get(CONTENT_LENGTH).unwrap(), "5");
         assert!(e.weight(10) > 5);
+        assert!(!e.has_validators());
     }
 }

@@ -5,15 +5,18 @@
 //! only [`store`] and [`persist`] hold state.
 
 pub mod coalesce;
+pub mod conditional;
 pub mod control;
 pub mod entry;
 pub mod freshness;
 pub mod key;
 pub mod persist;
 pub mod policy;
+pub mod range;
+pub mod reuse;
 pub mod store;
 pub mod vary;
 
-pub use entry::CachedResponse;
+pub use entry::{CachedResponse, ReuseRules};
 pub use key::CacheKey;
 pub use store::Store;

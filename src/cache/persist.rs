@@ -23,7 +23,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::entry::CachedResponse;
+use super::entry::{CachedResponse, ReuseRules};
 use super::key::CacheKey;
 use super::store::Store;
 use super::vary::VaryValues;
@@ -51,6 +51,23 @@ struct SnapshotEntry {
     initial_age: u64,
     #[serde(default)]
     vary: Vec<(String, Option<String>)>,
+    #[serde(default)]
+    rules: SnapshotRules,
+}
+
+/// [`ReuseRules`] as stored: windows in seconds.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SnapshotRules {
+    #[serde(default)]
+    forbids_stale: bool,
+    #[serde(default)]
+    no_cache: bool,
+    #[serde(default)]
+    immutable: bool,
+    #[serde(default)]
+    stale_while_revalidate: u64,
+    #[serde(default)]
+    stale_if_error: u64,
 }
 
 /// The document as written: entries are converted one at a time while
@@ -119,6 +136,13 @@ fn to_snapshot(key: &CacheKey, entry: &CachedResponse) -> Option<SnapshotEntry> 
         expires_at: entry.fresh_until.map(unix_millis),
         initial_age: entry.initial_age.as_secs(),
         vary,
+        rules: SnapshotRules {
+            forbids_stale: entry.rules.forbids_stale,
+            no_cache: entry.rules.no_cache,
+            immutable: entry.rules.immutable,
+            stale_while_revalidate: entry.rules.stale_while_revalidate.as_secs(),
+            stale_if_error: entry.rules.stale_if_error.as_secs(),
+        },
     })
 }
 
@@ -180,6 +204,13 @@ fn from_snapshot(e: SnapshotEntry, ttl: Option<Duration>) -> Option<(CacheKey, C
         fresh_for,
         Duration::from_secs(e.initial_age),
         VaryValues::from_pairs(vary),
+        ReuseRules {
+            forbids_stale: e.rules.forbids_stale,
+            no_cache: e.rules.no_cache,
+            immutable: e.rules.immutable,
+            stale_while_revalidate: Duration::from_secs(e.rules.stale_while_revalidate),
+            stale_if_error: Duration::from_secs(e.rules.stale_if_error),
+        },
     );
     Some((CacheKey::from_text(&e.key), entry))
 }
@@ -349,6 +380,10 @@ mod tests {
                 http::header::ACCEPT,
                 Some(HeaderValue::from_static("x/y")),
             )]),
+            ReuseRules {
+                stale_if_error: Duration::from_secs(9),
+                ..ReuseRules::default()
+            },
         )
     }
 
@@ -369,6 +404,7 @@ mod tests {
             unix_millis(now + Duration::from_secs(60))
         );
         assert_eq!(e.vary.pairs().len(), 1);
+        assert_eq!(e.rules.stale_if_error, Duration::from_secs(9));
     }
 
     #[test]

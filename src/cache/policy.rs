@@ -4,17 +4,25 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
-use http::{HeaderMap, StatusCode};
+use http::header::{AUTHORIZATION, COOKIE, DATE, LAST_MODIFIED, SET_COOKIE};
+use http::{HeaderMap, HeaderName, StatusCode};
 
 use super::control::CacheControl;
-use super::freshness::{clamp, explicit_lifetime, initial_age};
+use super::entry::ReuseRules;
+use super::freshness::{clamp, explicit_lifetime, http_date, initial_age};
 use super::vary::Vary;
 
-/// Status codes that take the default TTL without explicit freshness.
-/// Everything else (errors included) is stored only with explicit freshness,
-/// so that nobody can poison a URL with a cached error.
+/// Status codes that take the default TTL (or heuristic freshness) without
+/// explicit freshness. Everything else (errors included) is stored only
+/// with explicit freshness, so that nobody can poison a URL with a cached
+/// error.
 const DEFAULT_TTL_STATUSES: [u16; 6] = [200, 203, 204, 300, 301, 308];
+
+/// Heuristic freshness is this fraction of the time since `Last-Modified`
+/// (RFC 9111 section 4.2.2 suggests 10%)...
+const HEURISTIC_FRACTION: u32 = 10;
+/// ...and at most this long.
+const HEURISTIC_MAX: Duration = Duration::from_secs(86_400);
 
 /// The facts a storage decision needs.
 #[derive(Debug)]
@@ -29,8 +37,10 @@ pub struct StoreInput<'a> {
     pub request_time: SystemTime,
     /// When the response headers arrived.
     pub response_time: SystemTime,
-    /// Default lifetime and cap (`--cache-ttl`).
+    /// Default lifetime and cap (`--cache-ttl`, route `ttl`).
     pub ttl: Option<Duration>,
+    /// Targeted cache-control fields this cache obeys (RFC 9213).
+    pub targets: &'a [HeaderName],
 }
 
 /// How long a storable response stays fresh.
@@ -38,7 +48,8 @@ pub struct StoreInput<'a> {
 pub enum Lifetime {
     /// Until evicted or cleared.
     Forever,
-    /// For this long after it was stored.
+    /// For this long after it was stored (zero: stale at once, stored only
+    /// to be revalidated).
     For(Duration),
 }
 
@@ -53,12 +64,17 @@ pub enum Decision {
         initial_age: Duration,
         /// The request headers it varies on.
         vary: Vary,
+        /// How it may be reused once stale.
+        rules: ReuseRules,
+        /// Header fields that must not be stored (`private="..."`,
+        /// `no-cache="..."`), lower-case.
+        strip: Vec<String>,
     },
     /// Do not store it, for this reason.
     Skip(NotStored),
 }
 
-/// Why a response was not stored; shown in logs.
+/// Why a response was not stored; shown in logs and `Cache-Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotStored {
     /// The request said `Cache-Control: no-store`.
@@ -71,22 +87,23 @@ pub enum NotStored {
     NoStore,
     /// `Cache-Control: private`.
     Private,
-    /// `no-cache`: must be revalidated on every use.
+    /// `no-cache` without a validator to revalidate with.
     NoCache,
     /// `Vary: *` (or an unusable Vary).
     VaryStar,
-    /// The request carried `Authorization` and the response is not public.
+    /// The request carried `Authorization` and the response does not allow
+    /// a shared cache to store it.
     Authorization,
     /// The request carried `Cookie` and the response is not public.
     Cookie,
     /// The response sets a cookie.
     SetCookie,
-    /// Stale on arrival (`max-age=0`, past `Expires`, old `Age`).
+    /// Stale on arrival and without a validator.
     Stale,
 }
 
 impl NotStored {
-    /// A short name for logs and headers.
+    /// A short name for logs and headers (an RFC 8941 token).
     pub fn as_str(self) -> &'static str {
         match self {
             NotStored::RequestNoStore => "request-no-store",
@@ -94,7 +111,7 @@ impl NotStored {
             NotStored::Status => "status-needs-explicit-freshness",
             NotStored::NoStore => "no-store",
             NotStored::Private => "private",
-            NotStored::NoCache => "no-cache",
+            NotStored::NoCache => "no-cache-without-validator",
             NotStored::VaryStar => "vary-star",
             NotStored::Authorization => "authorization",
             NotStored::Cookie => "cookie",
@@ -114,51 +131,84 @@ pub fn decide(input: &StoreInput<'_>) -> Decision {
     if CacheControl::from_headers(input.request).no_store {
         return Skip(NotStored::RequestNoStore);
     }
-    let cc = CacheControl::from_headers(input.response);
+    let cc = CacheControl::for_response(input.response, input.targets);
     if cc.no_store {
         return Skip(NotStored::NoStore);
     }
     if cc.private {
         return Skip(NotStored::Private);
     }
-    if cc.no_cache {
-        return Skip(NotStored::NoCache);
-    }
     let vary = Vary::from_response(input.response);
     if vary == Vary::Star {
         return Skip(NotStored::VaryStar);
     }
-    let shared_ok = cc.public || cc.s_maxage.is_some();
-    if input.request.contains_key(AUTHORIZATION) && !shared_ok {
+    // RFC 9111 section 3.5; Cookie follows Varnish's default.
+    if input.request.contains_key(AUTHORIZATION)
+        && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate)
+    {
         return Skip(NotStored::Authorization);
     }
-    if input.request.contains_key(COOKIE) && !shared_ok {
+    if input.request.contains_key(COOKIE) && !(cc.public || cc.s_maxage.is_some()) {
         return Skip(NotStored::Cookie);
     }
-    if input.response.contains_key(SET_COOKIE) {
+    let strip: Vec<String> = cc
+        .private_fields
+        .iter()
+        .chain(&cc.no_cache_fields)
+        .cloned()
+        .collect();
+    if input.response.contains_key(SET_COOKIE) && !strip.iter().any(|f| f == "set-cookie") {
         return Skip(NotStored::SetCookie);
+    }
+    let has_validators = input.response.contains_key(http::header::ETAG)
+        || input.response.contains_key(LAST_MODIFIED);
+    if cc.no_cache && !has_validators {
+        return Skip(NotStored::NoCache);
     }
 
     let initial_age = initial_age(input.response, input.request_time, input.response_time);
+    let default_status = DEFAULT_TTL_STATUSES.contains(&status);
     let lifetime = match explicit_lifetime(&cc, input.response, input.response_time) {
         Some(explicit) => {
-            let remaining = clamp(explicit).saturating_sub(initial_age);
-            Lifetime::For(cap(remaining, input.ttl))
+            Lifetime::For(cap(clamp(explicit).saturating_sub(initial_age), input.ttl))
         }
-        None if DEFAULT_TTL_STATUSES.contains(&status) => match input.ttl {
-            Some(ttl) => Lifetime::For(clamp(ttl)),
-            None => Lifetime::Forever,
+        None if default_status => match (input.ttl, heuristic(input.response, input.response_time))
+        {
+            (Some(ttl), _) => Lifetime::For(clamp(ttl)),
+            (None, Some(heuristic)) => Lifetime::For(heuristic.saturating_sub(initial_age)),
+            (None, None) => Lifetime::Forever,
         },
         None => return Skip(NotStored::Status),
     };
-    if lifetime == Lifetime::For(Duration::ZERO) {
+    if lifetime == Lifetime::For(Duration::ZERO) && !has_validators {
         return Skip(NotStored::Stale);
     }
+    let seconds = |d: Option<u32>| Duration::from_secs(u64::from(d.unwrap_or(0)));
     Decision::Store {
         lifetime,
         initial_age,
         vary,
+        rules: ReuseRules {
+            forbids_stale: cc.forbids_stale(),
+            no_cache: cc.no_cache,
+            immutable: cc.immutable,
+            stale_while_revalidate: seconds(cc.stale_while_revalidate),
+            stale_if_error: seconds(cc.stale_if_error),
+        },
+        strip,
     }
+}
+
+/// Heuristic freshness (RFC 9111 section 4.2.2): a tenth of the time since
+/// `Last-Modified`, at most a day.
+fn heuristic(response: &HeaderMap, response_time: SystemTime) -> Option<Duration> {
+    let modified = http_date(response.get(LAST_MODIFIED)?.as_bytes())?;
+    let date = response
+        .get(DATE)
+        .and_then(|d| http_date(d.as_bytes()))
+        .unwrap_or(response_time);
+    let age = date.duration_since(modified).ok()?;
+    Some((age / HEURISTIC_FRACTION).min(HEURISTIC_MAX))
 }
 
 /// The `force` policy: a 2xx GET response is stored for the route's TTL
@@ -193,6 +243,8 @@ pub fn decide_forced(input: &StoreInput<'_>) -> Decision {
         lifetime,
         initial_age: Duration::ZERO,
         vary,
+        rules: ReuseRules::default(),
+        strip: Vec::new(),
     }
 }
 
@@ -231,6 +283,7 @@ mod tests {
             request_time: now,
             response_time: now,
             ttl: ttl.map(Duration::from_secs),
+            targets: &[],
         })
     }
 
@@ -344,6 +397,7 @@ mod tests {
                 request_time: now,
                 response_time: now,
                 ttl: Some(Duration::from_secs(30)),
+                targets: &[],
             })
         };
         let no_store = headers(&[(CACHE_CONTROL, "no-store, private")]);
@@ -355,6 +409,126 @@ mod tests {
         );
         let auth = headers(&[(AUTHORIZATION, "Basic x")]);
         assert_eq!(skipped(forced(&auth, 200, &none)), NotStored::Authorization);
+    }
+
+    #[test]
+    fn validators_make_stale_and_no_cache_responses_worth_storing() {
+        let none = HeaderMap::new();
+        for cc in ["no-cache", "max-age=0", "no-cache, max-age=600"] {
+            let response = headers(&[(CACHE_CONTROL, cc), (http::header::ETAG, "\"v1\"")]);
+            let decision = decide_with(&none, 200, &response, None);
+            let Decision::Store {
+                rules, lifetime, ..
+            } = decision
+            else {
+                panic!("{cc} not stored")
+            };
+            assert_eq!(rules.no_cache, cc.contains("no-cache"), "{cc}");
+            if cc == "max-age=0" {
+                assert_eq!(lifetime, SECS(0));
+            }
+        }
+    }
+
+    #[test]
+    fn heuristic_freshness_from_last_modified() {
+        let none = HeaderMap::new();
+        let response = headers(&[
+            (http::header::DATE, "Thu, 01 Jan 1970 00:16:40 GMT"),
+            (LAST_MODIFIED, "Thu, 01 Jan 1970 00:00:00 GMT"),
+        ]);
+        // 1000 s since modification: a tenth is 100 s; the Date is far in
+        // the past, so the apparent age eats all of it.
+        assert!(matches!(
+            decide_with(&none, 200, &response, None),
+            Decision::Skip(NotStored::Stale) | Decision::Store { .. }
+        ));
+        let now = SystemTime::now();
+        let fresh = {
+            let mut h = HeaderMap::new();
+            h.insert(
+                http::header::DATE,
+                httpdate::fmt_http_date(now).parse().unwrap(),
+            );
+            h.insert(
+                LAST_MODIFIED,
+                httpdate::fmt_http_date(now - Duration::from_secs(1000))
+                    .parse()
+                    .unwrap(),
+            );
+            h
+        };
+        let lifetime = lifetime(decide(&StoreInput {
+            request: &none,
+            status: StatusCode::OK,
+            response: &fresh,
+            request_time: now,
+            response_time: now,
+            ttl: None,
+            targets: &[],
+        }));
+        assert!(
+            matches!(lifetime, Lifetime::For(d) if d >= Duration::from_secs(99) && d <= Duration::from_secs(100)),
+            "{lifetime:?}"
+        );
+        assert_eq!(heuristic(&fresh, now).unwrap().as_secs(), 100);
+        assert_eq!(
+            lifetime_with_ttl(&fresh),
+            SECS(60),
+            "a TTL is the default lifetime before any heuristic"
+        );
+    }
+
+    fn lifetime_with_ttl(response: &HeaderMap) -> Lifetime {
+        lifetime(decide_with(&HeaderMap::new(), 200, response, Some(60)))
+    }
+
+    #[test]
+    fn authorization_is_allowed_by_must_revalidate_and_qualified_private_strips() {
+        let auth = headers(&[(AUTHORIZATION, "Bearer t")]);
+        let must = headers(&[(CACHE_CONTROL, "must-revalidate, max-age=60")]);
+        assert_eq!(lifetime(decide_with(&auth, 200, &must, None)), SECS(60));
+        let qualified = headers(&[
+            (CACHE_CONTROL, "private=\"set-cookie\", max-age=60"),
+            (SET_COOKIE, "a=b"),
+        ]);
+        let Decision::Store { strip, .. } = decide_with(&HeaderMap::new(), 200, &qualified, None)
+        else {
+            panic!("not stored");
+        };
+        assert_eq!(strip, vec!["set-cookie".to_owned()]);
+    }
+
+    #[test]
+    fn reuse_rules_come_from_the_response() {
+        let response = headers(&[(
+            CACHE_CONTROL,
+            "max-age=60, stale-while-revalidate=30, stale-if-error=300, immutable",
+        )]);
+        let Decision::Store { rules, .. } = decide_with(&HeaderMap::new(), 200, &response, None)
+        else {
+            panic!("not stored");
+        };
+        assert_eq!(rules.stale_while_revalidate, Duration::from_secs(30));
+        assert_eq!(rules.stale_if_error, Duration::from_secs(300));
+        assert!(rules.immutable && !rules.forbids_stale);
+        let strict = headers(&[(CACHE_CONTROL, "s-maxage=60")]);
+        let Decision::Store { rules, .. } = decide_with(&HeaderMap::new(), 200, &strict, None)
+        else {
+            panic!("not stored");
+        };
+        assert!(rules.forbids_stale);
+    }
+
+    #[test]
+    fn heuristically_cacheable_errors_still_need_explicit_freshness() {
+        let lm = headers(&[(LAST_MODIFIED, "Thu, 01 Jan 1970 00:00:00 GMT")]);
+        for status in [404, 405, 410, 414, 501] {
+            assert_eq!(
+                skipped(decide_with(&HeaderMap::new(), status, &lm, None)),
+                NotStored::Status
+            );
+        }
     }
 
     #[test]

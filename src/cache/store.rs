@@ -1,12 +1,24 @@
-//! The in-memory store: moka, bounded in bytes by a weigher.
+//! The in-memory store: moka, bounded in bytes by a weigher, with the
+//! variants of a URL (`Vary`) side by side.
 //!
-//! Freshness is judged by the entry itself against our [`crate::clock::Clock`]; moka's own
-//! per-entry expiry is only a ceiling that frees memory once an entry can
-//! no longer be served. Every change wakes the snapshot writer.
+//! Freshness is judged by the entry itself against our
+//! [`crate::clock::Clock`]; moka's own per-entry expiry is only a ceiling
+//! that frees memory once an entry can no longer be used: its freshness,
+//! plus its stale windows, plus (if it can be revalidated) the `keep` time.
+//! Every change wakes the snapshot writer.
+//!
+//! A response that varies is stored under `primary key + variant hash`; a
+//! small index maps the primary key to the header names it varies on and
+//! the variant keys stored, so that a lookup finds the right variant and an
+//! invalidation removes them all. URLs that do not vary cost one index miss.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dashmap::DashMap;
+use http::{HeaderMap, HeaderName};
 use moka::Expiry;
 use moka::sync::Cache;
 use tokio::sync::Notify;
@@ -14,12 +26,34 @@ use tokio::sync::Notify;
 use super::entry::CachedResponse;
 use super::freshness::clamp;
 use super::key::CacheKey;
+use super::vary::VaryValues;
 use crate::clock::SharedClock;
+
+/// Separates a primary key from its variant hash.
+const VARIANT_SEPARATOR: char = '\u{1f}';
+/// Variants kept per URL; the oldest goes first.
+const MAX_VARIANTS: usize = 32;
+
+/// How long unusable-looking entries are kept for later use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Retention {
+    /// Stale entries may stand in for a failing origin this long.
+    pub grace: Duration,
+    /// Stale entries with validators are kept this long for revalidation.
+    pub keep: Duration,
+}
+
+#[derive(Debug, Default)]
+struct VariantIndex {
+    names: Vec<HeaderName>,
+    keys: Vec<CacheKey>,
+}
 
 /// The shared, bounded response cache. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     entries: Cache<CacheKey, Arc<CachedResponse>>,
+    variants: Arc<DashMap<CacheKey, VariantIndex>>,
     changed: Arc<Notify>,
     clock: SharedClock,
 }
@@ -33,14 +67,26 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// moka's expiry: the entry's remaining freshness when (re)inserted.
+/// moka's expiry: how long an entry can still be of use when (re)inserted.
 struct Ceiling {
     clock: SharedClock,
+    retention: Retention,
 }
 
 impl Ceiling {
-    fn remaining(&self, value: &CachedResponse) -> Option<Duration> {
-        value.remaining(self.clock.now()).map(clamp)
+    fn usable_for(&self, value: &CachedResponse) -> Option<Duration> {
+        let fresh = value.remaining(self.clock.now())?;
+        let rules = value.rules;
+        let stale_use = rules
+            .stale_while_revalidate
+            .max(rules.stale_if_error)
+            .max(self.retention.grace);
+        let keep = if value.has_validators() {
+            self.retention.keep
+        } else {
+            Duration::ZERO
+        };
+        Some(clamp(fresh.saturating_add(stale_use).saturating_add(keep)))
     }
 }
 
@@ -51,7 +97,7 @@ impl Expiry<CacheKey, Arc<CachedResponse>> for Ceiling {
         value: &Arc<CachedResponse>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        self.remaining(value)
+        self.usable_for(value)
     }
 
     fn expire_after_update(
@@ -63,46 +109,118 @@ impl Expiry<CacheKey, Arc<CachedResponse>> for Ceiling {
     ) -> Option<Duration> {
         // moka's default keeps the old entry's remaining time; a new
         // response brings its own.
-        self.remaining(value)
+        self.usable_for(value)
     }
 }
 
 impl Store {
     /// An empty store holding at most `max_bytes`.
-    pub fn new(max_bytes: u64, clock: SharedClock) -> Self {
+    pub fn new(max_bytes: u64, clock: SharedClock, retention: Retention) -> Self {
         let entries = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key: &CacheKey, value: &Arc<CachedResponse>| value.weight(key.as_str().len()))
             .expire_after(Ceiling {
                 clock: clock.clone(),
+                retention,
             })
             .build();
         Store {
             entries,
+            variants: Arc::default(),
             changed: Arc::new(Notify::new()),
             clock,
         }
     }
 
-    /// The stored entry for `key`, fresh or not.
-    pub fn get(&self, key: &CacheKey) -> Option<Arc<CachedResponse>> {
-        self.entries.get(key)
+    /// The stored response for `primary` that a request with `request`
+    /// headers selects, fresh or not, with the key it is stored under.
+    pub fn lookup(
+        &self,
+        primary: &CacheKey,
+        request: &HeaderMap,
+    ) -> Option<(CacheKey, Arc<CachedResponse>)> {
+        let key = match self.variants.get(primary) {
+            Some(index) => variant_key(primary, &VaryValues::capture(&index.names, request)),
+            None => primary.clone(),
+        };
+        let entry = self.entries.get(&key)?;
+        entry.vary.matches(request).then_some((key, entry))
     }
 
-    /// Stores (or replaces) the entry for `key`.
-    pub fn insert(&self, key: CacheKey, entry: CachedResponse) {
+    /// Whether responses for `primary` vary (a lookup miss is a vary miss).
+    pub fn varies(&self, primary: &CacheKey) -> bool {
+        self.variants.contains_key(primary)
+    }
+
+    /// Stores a response for `primary` (under its variant key when it
+    /// varies); returns the key it is stored under.
+    pub fn insert(&self, primary: CacheKey, entry: CachedResponse) -> CacheKey {
+        let key = self.place(primary, &entry.vary);
+        self.entries.insert(key.clone(), Arc::new(entry));
+        self.changed.notify_one();
+        key
+    }
+
+    /// Replaces the entry stored under `key` (a 304 refreshed it).
+    pub fn replace(&self, key: CacheKey, entry: CachedResponse) {
         self.entries.insert(key, Arc::new(entry));
         self.changed.notify_one();
     }
 
-    /// Puts back an entry from the snapshot (no snapshot write follows).
+    /// Puts back an entry from the snapshot under its stored key (no
+    /// snapshot write follows).
     pub fn restore(&self, key: CacheKey, entry: CachedResponse) {
+        if let Some((primary, _)) = key.as_str().split_once(VARIANT_SEPARATOR) {
+            let mut index = self
+                .variants
+                .entry(CacheKey::from_text(primary))
+                .or_default();
+            index.names = entry.vary.pairs().iter().map(|(n, _)| n.clone()).collect();
+            index.keys.push(key.clone());
+        }
         self.entries.insert(key, Arc::new(entry));
     }
 
-    /// Removes the entry for `key`, if any.
-    pub fn invalidate(&self, key: &CacheKey) {
-        if self.entries.remove(key).is_some() {
+    /// The key for a response that varies as `vary` says, updating the
+    /// variant index.
+    fn place(&self, primary: CacheKey, vary: &VaryValues) -> CacheKey {
+        if vary.pairs().is_empty() {
+            if let Some((_, old)) = self.variants.remove(&primary) {
+                old.keys.iter().for_each(|k| self.entries.invalidate(k));
+            }
+            return primary;
+        }
+        let names: Vec<HeaderName> = vary.pairs().iter().map(|(n, _)| n.clone()).collect();
+        let key = variant_key(&primary, vary);
+        let mut index = self.variants.entry(primary.clone()).or_default();
+        if index.names != names {
+            // The origin changed what it varies on: old variants are unreachable.
+            index
+                .keys
+                .drain(..)
+                .for_each(|k| self.entries.invalidate(&k));
+            index.names = names;
+            self.entries.invalidate(&primary);
+        }
+        if !index.keys.contains(&key) {
+            if index.keys.len() >= MAX_VARIANTS {
+                let oldest = index.keys.remove(0);
+                self.entries.invalidate(&oldest);
+            }
+            index.keys.push(key.clone());
+        }
+        key
+    }
+
+    /// Removes every stored variant of `primary`.
+    pub fn invalidate(&self, primary: &CacheKey) {
+        let mut removed = self.entries.remove(primary).is_some();
+        if let Some((_, index)) = self.variants.remove(primary) {
+            for key in index.keys {
+                removed |= self.entries.remove(&key).is_some();
+            }
+        }
+        if removed {
             self.changed.notify_one();
         }
     }
@@ -112,6 +230,7 @@ impl Store {
         self.entries.run_pending_tasks();
         let count = self.entries.entry_count();
         self.entries.invalidate_all();
+        self.variants.clear();
         self.entries.run_pending_tasks();
         self.changed.notify_one();
         count
@@ -142,16 +261,37 @@ impl Store {
     }
 }
 
+/// `primary + separator + hash of the variant's request values`. A hash
+/// collision cannot serve a wrong variant: lookups compare the stored
+/// values too.
+fn variant_key(primary: &CacheKey, values: &VaryValues) -> CacheKey {
+    let mut hasher = DefaultHasher::new();
+    for (name, value) in values.pairs() {
+        name.as_str().hash(&mut hasher);
+        value.as_ref().map(|v| v.as_bytes()).hash(&mut hasher);
+    }
+    CacheKey::from_text(&format!(
+        "{primary}{VARIANT_SEPARATOR}{:016x}",
+        hasher.finish()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::vary::VaryValues;
+    use crate::cache::entry::ReuseRules;
     use crate::clock::SystemClock;
     use bytes::Bytes;
+    use http::HeaderValue;
+    use http::header::ACCEPT_LANGUAGE;
     use http::{HeaderMap, StatusCode};
     use std::time::SystemTime;
 
     fn entry(body: usize) -> CachedResponse {
+        variant(body, VaryValues::default())
+    }
+
+    fn variant(body: usize, vary: VaryValues) -> CachedResponse {
         CachedResponse::new(
             StatusCode::OK,
             HeaderMap::new(),
@@ -159,13 +299,18 @@ mod tests {
             SystemTime::now(),
             None,
             Duration::ZERO,
-            VaryValues::default(),
+            vary,
+            ReuseRules::default(),
         )
+    }
+
+    fn store(bytes: u64) -> Store {
+        Store::new(bytes, Arc::new(SystemClock), Retention::default())
     }
 
     #[test]
     fn bounded_in_bytes() {
-        let store = Store::new(100_000, Arc::new(SystemClock));
+        let store = store(100_000);
         for i in 0..100 {
             store.insert(CacheKey::from_text(&format!("k{i}")), entry(10_000));
         }
@@ -175,16 +320,72 @@ mod tests {
     }
 
     #[test]
-    fn get_insert_invalidate_clear() {
-        let store = Store::new(1 << 20, Arc::new(SystemClock));
+    fn lookup_insert_invalidate_clear() {
+        let store = store(1 << 20);
         let key = CacheKey::from_text("a");
-        assert!(store.get(&key).is_none());
+        let none = HeaderMap::new();
+        assert!(store.lookup(&key, &none).is_none());
         store.insert(key.clone(), entry(3));
-        assert_eq!(store.get(&key).map(|e| e.body.len()), Some(3));
+        assert_eq!(
+            store.lookup(&key, &none).map(|(_, e)| e.body.len()),
+            Some(3)
+        );
         store.invalidate(&key);
-        assert!(store.get(&key).is_none());
+        assert!(store.lookup(&key, &none).is_none());
         store.insert(key.clone(), entry(3));
         assert_eq!(store.clear(), 1);
-        assert!(store.get(&key).is_none());
+        assert!(store.lookup(&key, &none).is_none());
+    }
+
+    fn lang(value: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT_LANGUAGE, HeaderValue::from_static(value));
+        h
+    }
+
+    #[test]
+    fn variants_live_side_by_side_and_go_together() {
+        let store = store(1 << 20);
+        let primary = CacheKey::from_text("http://o h/page");
+        let (en, de) = (lang("en"), lang("de"));
+        store.insert(
+            primary.clone(),
+            variant(2, VaryValues::capture(&[ACCEPT_LANGUAGE], &en)),
+        );
+        store.insert(
+            primary.clone(),
+            variant(3, VaryValues::capture(&[ACCEPT_LANGUAGE], &de)),
+        );
+        assert_eq!(
+            store.lookup(&primary, &en).map(|(_, e)| e.body.len()),
+            Some(2)
+        );
+        assert_eq!(
+            store.lookup(&primary, &de).map(|(_, e)| e.body.len()),
+            Some(3)
+        );
+        assert!(store.lookup(&primary, &lang("fr")).is_none());
+        assert!(store.lookup(&primary, &HeaderMap::new()).is_none());
+
+        store.invalidate(&primary);
+        assert!(store.lookup(&primary, &en).is_none());
+        assert!(store.lookup(&primary, &de).is_none());
+    }
+
+    #[test]
+    fn a_response_that_stops_varying_replaces_its_variants() {
+        let store = store(1 << 20);
+        let primary = CacheKey::from_text("p");
+        store.insert(
+            primary.clone(),
+            variant(2, VaryValues::capture(&[ACCEPT_LANGUAGE], &lang("en"))),
+        );
+        store.insert(primary.clone(), entry(5));
+        assert_eq!(
+            store
+                .lookup(&primary, &lang("en"))
+                .map(|(_, e)| e.body.len()),
+            Some(5)
+        );
     }
 }

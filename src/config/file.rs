@@ -43,6 +43,12 @@ pub struct CacheSection {
     pub max_object_size: Option<SizeValue>,
     /// Snapshot write-behind delay.
     pub write_delay: Option<DurationValue>,
+    /// How long stale entries may stand in for a failing origin.
+    pub grace: Option<DurationValue>,
+    /// How long stale entries with validators are kept for revalidation.
+    pub keep: Option<DurationValue>,
+    /// Targeted cache-control fields obeyed before Cache-Control (RFC 9213).
+    pub targeted_cache_control: Option<Vec<String>>,
 }
 
 /// `[[listeners]]`

@@ -126,6 +126,13 @@ pub struct CacheConfig {
     pub max_object_size: u64,
     /// How long after the last change the snapshot is written.
     pub write_delay: Duration,
+    /// Stale entries may stand in for a failing origin this long (on top
+    /// of any `stale-if-error`), unless the response forbids stale use.
+    pub grace: Duration,
+    /// Stale entries that can be revalidated are kept this long.
+    pub keep: Duration,
+    /// Targeted cache-control fields (RFC 9213), first match wins.
+    pub targeted: Vec<http::HeaderName>,
 }
 
 /// Limits that protect the proxy from clients.
@@ -160,6 +167,9 @@ impl CacheConfig {
             max_size: 256 * 1024 * 1024,
             max_object_size: 8 * 1024 * 1024,
             write_delay: Duration::from_secs(1),
+            grace: Duration::ZERO,
+            keep: Duration::from_secs(3600),
+            targeted: vec![http::HeaderName::from_static("cdn-cache-control")],
         }
     }
 }
@@ -227,11 +237,13 @@ impl Config {
             ));
         }
         out.push_str(&format!(
-            "cache: file {}, ttl {}, max size {} bytes, max object {} bytes\n",
+            "cache: file {}, ttl {}, max size {} bytes, max object {} bytes, grace {}s, keep {}s\n",
             self.cache.file.display(),
             secs(self.cache.ttl),
             self.cache.max_size,
-            self.cache.max_object_size
+            self.cache.max_object_size,
+            self.cache.grace.as_secs(),
+            self.cache.keep.as_secs()
         ));
         if let Some(admin) = self.admin {
             out.push_str(&format!("admin: {admin}\n"));

@@ -131,6 +131,30 @@ fn validate_cache(raw: &FileConfig, base_dir: &Path) -> Result<CacheConfig, Erro
             "must not exceed cache.max_size",
         ));
     }
+    if let Some(grace) = &section.grace {
+        cache.grace = duration("cache.grace", grace, Duration::ZERO, DAY)?;
+    }
+    if let Some(keep) = &section.keep {
+        cache.keep = duration(
+            "cache.keep",
+            keep,
+            Duration::ZERO,
+            Duration::from_secs(MAX_TTL_SECS),
+        )?;
+    }
+    if let Some(names) = &section.targeted_cache_control {
+        cache.targeted = names
+            .iter()
+            .map(|n| {
+                http::HeaderName::from_bytes(n.as_bytes()).map_err(|_| {
+                    invalid(
+                        "cache.targeted_cache_control",
+                        format!("'{n}' is not a header name"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
     if let Some(delay) = &section.write_delay {
         cache.write_delay = duration(
             "cache.write_delay",

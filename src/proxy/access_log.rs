@@ -11,51 +11,7 @@ use http::{Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 
 use super::body::ProxyBody;
-
-/// How the cache took part in a response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheStatus {
-    /// Served from the cache.
-    Hit,
-    /// Fetched from the origin; `reason` says why it is not stored, if not.
-    Miss {
-        /// Why the response was not stored (`None`: it is being stored).
-        not_stored: Option<&'static str>,
-    },
-    /// Not a cacheable request (method, body, range...): passed through.
-    Pass {
-        /// Why the request was not looked up.
-        reason: &'static str,
-    },
-    /// Answered with an error by the proxy.
-    Error,
-}
-
-impl CacheStatus {
-    /// The `X-Cache` value: only a hit says HIT.
-    pub fn is_hit(self) -> bool {
-        self == CacheStatus::Hit
-    }
-
-    /// The short name for logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheStatus::Hit => "HIT",
-            CacheStatus::Miss { .. } => "MISS",
-            CacheStatus::Pass { .. } => "PASS",
-            CacheStatus::Error => "ERROR",
-        }
-    }
-
-    /// Why it was not served or stored from the cache ("-" if it was).
-    pub fn reason(self) -> &'static str {
-        match self {
-            CacheStatus::Hit | CacheStatus::Error => "-",
-            CacheStatus::Miss { not_stored } => not_stored.unwrap_or("stored"),
-            CacheStatus::Pass { reason } => reason,
-        }
-    }
-}
+use super::cache_status::CacheStatus;
 
 /// The request facts the log line needs, taken before the request is
 /// consumed.

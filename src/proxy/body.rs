@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 
 use crate::cache::coalesce::FillGuard;
 use crate::cache::vary::VaryValues;
-use crate::cache::{CacheKey, CachedResponse, Store};
+use crate::cache::{CacheKey, CachedResponse, ReuseRules, Store};
 
 /// Every response body the proxy sends.
 #[derive(Debug)]
@@ -86,8 +86,8 @@ impl Body for ProxyBody {
 pub struct Fill {
     /// Where to store it.
     pub store: Store,
-    /// Under which key.
-    pub key: CacheKey,
+    /// Under which primary key (the store adds the variant).
+    pub primary: CacheKey,
     /// The origin's status.
     pub status: StatusCode,
     /// The end-to-end headers to store.
@@ -100,6 +100,8 @@ pub struct Fill {
     pub initial_age: Duration,
     /// The request values it varies on.
     pub vary: VaryValues,
+    /// How it may be reused once stale.
+    pub rules: ReuseRules,
     /// Releases the coalesced followers when dropped.
     pub guard: FillGuard,
 }
@@ -142,8 +144,9 @@ impl TeeBody {
             fill.fresh_for,
             fill.initial_age,
             fill.vary,
+            fill.rules,
         );
-        fill.store.insert(fill.key, entry);
+        fill.store.insert(fill.primary, entry);
         fill.guard.stored();
     }
 }

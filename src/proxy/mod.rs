@@ -1,11 +1,14 @@
 //! The request path: one [`Proxy`] per process, shared by every connection.
 //!
-//! `handler` sequences the phases (check, look up, coalesce, fetch,
-//! store); [`upstream`], [`headers`], [`body`] and [`access_log`] each do one
-//! of them.
+//! `handler` sequences the phases (check, route, look up, judge);
+//! `exchange` deals with the origin (fetch, coalesce, revalidate, store,
+//! stale fallback); [`upstream`], [`headers`], [`body`], `respond` and
+//! [`access_log`] each do one job.
 
 pub mod access_log;
 pub mod body;
+pub mod cache_status;
+mod exchange;
 mod handler;
 pub mod headers;
 pub mod request;
@@ -71,7 +74,7 @@ impl Proxy {
 
     /// Answers one client request. Never fails: errors become responses.
     pub async fn handle(
-        &self,
+        self: &Arc<Self>,
         request: Request<Incoming>,
         conn: ClientConn,
     ) -> Response<LoggedBody> {

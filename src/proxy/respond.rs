@@ -1,14 +1,24 @@
-//! Responses the proxy builds itself: a hit from a stored entry, and the
-//! short plain-text error answers.
+//! Responses the proxy builds itself: answers from a stored entry (full,
+//! 304 for a client's conditional request, 206 or 416 for a range), and
+//! the short plain-text error answers.
 
 use std::time::SystemTime;
 
-use http::header::{AGE, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{
+    AGE, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, CONTENT_TYPE,
+    DATE, ETAG, EXPIRES, LAST_MODIFIED, RANGE, VARY,
+};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::body::ProxyBody;
 use crate::cache::CachedResponse;
+use crate::cache::conditional::{if_range_allows, not_modified};
+use crate::cache::range::{self, RangeAnswer};
 use crate::error::Error;
+
+/// Headers a 304 carries (RFC 9110 section 15.4.5).
+const NOT_MODIFIED_HEADERS: [http::HeaderName; 6] =
+    [CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, VARY];
 
 /// The `Content-Length` the origin announced, if any.
 pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
@@ -18,22 +28,64 @@ pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-pub(super) fn hit_response(
+/// Answers a GET or HEAD with `request` headers from `entry`: 304 when the
+/// client's validators match, 206/416 for a single range of a stored 200,
+/// the whole response otherwise. The body is shared, never copied.
+pub(super) fn from_cache(
     entry: &CachedResponse,
+    request: &HeaderMap,
     head: bool,
     now: SystemTime,
 ) -> Response<ProxyBody> {
+    let age = HeaderValue::from(entry.age(now).as_secs());
+    if entry.status == StatusCode::OK && not_modified(request, &entry.headers) {
+        let mut response = Response::new(ProxyBody::Empty);
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        let headers = response.headers_mut();
+        for name in NOT_MODIFIED_HEADERS.iter().chain([&LAST_MODIFIED]) {
+            for value in entry.headers.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        headers.insert(AGE, age);
+        return response;
+    }
+    let mut headers = entry.headers.clone();
+    headers.insert(AGE, age);
+    let len = entry.body.len();
+    let (status, body) = match request.get(RANGE) {
+        Some(range)
+            if entry.status == StatusCode::OK && if_range_allows(request, &entry.headers) =>
+        {
+            match range::answer(range.as_bytes(), len) {
+                RangeAnswer::Full => (entry.status, entry.body.clone()),
+                RangeAnswer::Partial(bytes) => {
+                    let content_range = format!("bytes {}-{}/{len}", bytes.start, bytes.end - 1);
+                    if let Ok(value) = HeaderValue::from_str(&content_range) {
+                        headers.insert(CONTENT_RANGE, value);
+                    }
+                    headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                    (StatusCode::PARTIAL_CONTENT, entry.body.slice(bytes))
+                }
+                RangeAnswer::Unsatisfiable => {
+                    if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                        headers.insert(CONTENT_RANGE, value);
+                    }
+                    headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
+                    (StatusCode::RANGE_NOT_SATISFIABLE, bytes::Bytes::new())
+                }
+            }
+        }
+        _ => (entry.status, entry.body.clone()),
+    };
     let body = if head {
         ProxyBody::Empty
     } else {
-        ProxyBody::full(entry.body.clone())
+        ProxyBody::full(body)
     };
     let mut response = Response::new(body);
-    *response.status_mut() = entry.status;
-    *response.headers_mut() = entry.headers.clone();
-    response
-        .headers_mut()
-        .insert(AGE, HeaderValue::from(entry.age(now).as_secs()));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
     response
 }
 

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response, Version};
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -15,11 +17,15 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::config::Origin;
 use crate::error::{BoxError, Error};
 
+/// A request body towards the origin: the client's, or none (background
+/// revalidation).
+pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+
 /// A connection pool to one origin.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     origin: Arc<Origin>,
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
 }
 
 impl Upstream {
@@ -54,7 +60,10 @@ impl Upstream {
 
     /// Sends `request` (absolute URI, headers prepared) and waits for the
     /// response headers, at most the origin's timeout.
-    pub async fn send(&self, mut request: Request<Incoming>) -> Result<Response<Incoming>, Error> {
+    pub async fn send(
+        &self,
+        mut request: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, Error> {
         // The pool picks HTTP/1.1 or HTTP/2 per connection; the client's own
         // version must not force one.
         *request.version_mut() = Version::HTTP_11;

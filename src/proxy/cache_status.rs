@@ -1,0 +1,207 @@
+//! How the cache took part in a response: the `X-Cache` value, the
+//! `Cache-Status` field (RFC 9211) and the access log's cache columns.
+
+use http::HeaderValue;
+
+/// Why a request went forward to the origin (RFC 9211 `fwd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fwd {
+    /// Nothing stored for the URL.
+    UriMiss,
+    /// The URL is stored, but not the variant this request selects.
+    VaryMiss,
+    /// The stored response was stale.
+    Stale,
+    /// The method is not cacheable.
+    Method,
+    /// The request asked for it (no-cache, max-age, a body, a range).
+    Request,
+    /// The route never caches.
+    Bypass,
+}
+
+impl Fwd {
+    fn as_str(self) -> &'static str {
+        match self {
+            Fwd::UriMiss => "uri-miss",
+            Fwd::VaryMiss => "vary-miss",
+            Fwd::Stale => "stale",
+            Fwd::Method => "method",
+            Fwd::Request => "request",
+            Fwd::Bypass => "bypass",
+        }
+    }
+}
+
+/// The cache's part in one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// The body came from the cache without asking the origin.
+    Hit {
+        /// Seconds of freshness left (negative when served stale).
+        ttl: Option<i64>,
+        /// Why a stale response was served (`stale-while-revalidate`, ...).
+        detail: Option<&'static str>,
+    },
+    /// The origin confirmed the stored response (304); its body came from
+    /// the cache.
+    Revalidated {
+        /// Seconds of freshness the refreshed entry has.
+        ttl: Option<i64>,
+    },
+    /// The body came from the origin.
+    Miss {
+        /// Why it went forward.
+        fwd: Fwd,
+        /// Whether the response is being stored.
+        stored: bool,
+        /// Why it is not stored (or why it was not looked up).
+        detail: Option<&'static str>,
+    },
+    /// The proxy answered with an error of its own.
+    Error,
+}
+
+impl CacheStatus {
+    /// A miss for `fwd` that is not stored, for `detail`.
+    pub fn pass(fwd: Fwd, detail: &'static str) -> Self {
+        CacheStatus::Miss {
+            fwd,
+            stored: false,
+            detail: Some(detail),
+        }
+    }
+
+    /// `X-Cache: HIT` when the body came from the cache.
+    pub fn is_hit(self) -> bool {
+        matches!(
+            self,
+            CacheStatus::Hit { .. } | CacheStatus::Revalidated { .. }
+        )
+    }
+
+    /// The short name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit { detail: None, .. } => "HIT",
+            CacheStatus::Hit {
+                detail: Some(_), ..
+            } => "STALE",
+            CacheStatus::Revalidated { .. } => "REVALIDATED",
+            CacheStatus::Miss {
+                fwd: Fwd::Method | Fwd::Request | Fwd::Bypass,
+                ..
+            } => "PASS",
+            CacheStatus::Miss { .. } => "MISS",
+            CacheStatus::Error => "ERROR",
+        }
+    }
+
+    /// Why it was not served or stored from the cache ("-" if it was).
+    pub fn reason(self) -> &'static str {
+        match self {
+            CacheStatus::Hit { detail, .. } => detail.unwrap_or("-"),
+            CacheStatus::Revalidated { .. } => "not-modified",
+            CacheStatus::Miss { stored: true, .. } => "stored",
+            CacheStatus::Miss { detail, fwd, .. } => detail.unwrap_or(fwd.as_str()),
+            CacheStatus::Error => "-",
+        }
+    }
+
+    /// The `Cache-Status` field value (RFC 9211).
+    pub fn header_value(self) -> HeaderValue {
+        let mut value = String::from("caching-proxy");
+        match self {
+            CacheStatus::Hit { ttl, detail } => {
+                value.push_str("; hit");
+                if let Some(ttl) = ttl {
+                    value.push_str(&format!("; ttl={ttl}"));
+                }
+                if let Some(detail) = detail {
+                    value.push_str(&format!("; detail={detail}"));
+                }
+            }
+            CacheStatus::Revalidated { ttl } => {
+                value.push_str("; fwd=stale; fwd-status=304");
+                if let Some(ttl) = ttl {
+                    value.push_str(&format!("; ttl={ttl}"));
+                }
+            }
+            CacheStatus::Miss {
+                fwd,
+                stored,
+                detail,
+            } => {
+                value.push_str("; fwd=");
+                value.push_str(fwd.as_str());
+                if stored {
+                    value.push_str("; stored");
+                }
+                if let Some(detail) = detail {
+                    value.push_str(&format!("; detail={detail}"));
+                }
+            }
+            CacheStatus::Error => value.push_str("; fwd=uri-miss; detail=proxy-error"),
+        }
+        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("caching-proxy"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_status_values() {
+        let cases = [
+            (
+                CacheStatus::Hit {
+                    ttl: Some(30),
+                    detail: None,
+                },
+                "caching-proxy; hit; ttl=30",
+                true,
+            ),
+            (
+                CacheStatus::Hit {
+                    ttl: Some(-5),
+                    detail: Some("stale-while-revalidate"),
+                },
+                "caching-proxy; hit; ttl=-5; detail=stale-while-revalidate",
+                true,
+            ),
+            (
+                CacheStatus::Revalidated { ttl: Some(60) },
+                "caching-proxy; fwd=stale; fwd-status=304; ttl=60",
+                true,
+            ),
+            (
+                CacheStatus::Miss {
+                    fwd: Fwd::UriMiss,
+                    stored: true,
+                    detail: None,
+                },
+                "caching-proxy; fwd=uri-miss; stored",
+                false,
+            ),
+            (
+                CacheStatus::pass(Fwd::Method, "method"),
+                "caching-proxy; fwd=method; detail=method",
+                false,
+            ),
+            (
+                CacheStatus::Miss {
+                    fwd: Fwd::VaryMiss,
+                    stored: false,
+                    detail: Some("no-store"),
+                },
+                "caching-proxy; fwd=vary-miss; detail=no-store",
+                false,
+            ),
+        ];
+        for (status, header, hit) in cases {
+            assert_eq!(status.header_value(), header);
+            assert_eq!(status.is_hit(), hit, "{header}");
+        }
+    }
+}

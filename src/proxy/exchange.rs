@@ -1,0 +1,553 @@
+//! One request's dealings with the cache and the origin: answer from the
+//! cache, forward, fetch for the cache (leading a coalesced fill),
+//! revalidate, fall back to a stale response when the origin fails, and
+//! refresh in the background.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::header::{
+    CONTENT_LENGTH, CONTENT_LOCATION, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
+    IF_UNMODIFIED_SINCE, LOCATION, RANGE,
+};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Either, Empty};
+use hyper::body::Incoming;
+
+use super::body::{Fill, ProxyBody, TeeBody};
+use super::cache_status::{CacheStatus, Fwd};
+use super::headers::{self, Forwarded};
+use super::respond::{declared_length, from_cache};
+use super::upstream::UpstreamBody;
+use super::{ClientConn, Proxy};
+use crate::cache::coalesce::{FillGuard, FillState, Role};
+use crate::cache::policy::{self, Decision, Lifetime, StoreInput};
+use crate::cache::reuse::{self, Verdict};
+use crate::cache::vary::{Vary, VaryValues};
+use crate::cache::{CacheKey, CachedResponse};
+use crate::config::Policy;
+use crate::error::Error;
+use crate::runtime::{Route, Runtime};
+
+/// A response and the cache's part in it.
+pub(super) type Served = (Response<ProxyBody>, CacheStatus);
+
+/// A stored response found for the request, with the key it is stored under.
+pub(super) type Stored = (CacheKey, Arc<CachedResponse>);
+
+/// Request headers removed from a fetch meant for the cache: the cache
+/// needs the full response, not the client's 304, 412 or 206.
+const CLIENT_CONDITIONS: [http::HeaderName; 6] = [
+    IF_NONE_MATCH,
+    IF_MODIFIED_SINCE,
+    IF_MATCH,
+    IF_UNMODIFIED_SINCE,
+    IF_RANGE,
+    RANGE,
+];
+
+/// What a cached answer needs from a request that has been sent on.
+struct Asked {
+    headers: HeaderMap,
+    head: bool,
+}
+
+/// One request's view of the proxy. Cheap to clone (for background work).
+#[derive(Clone)]
+pub(super) struct Exchange {
+    pub(super) proxy: Arc<Proxy>,
+    pub(super) runtime: Arc<Runtime>,
+    pub(super) route: Arc<Route>,
+    pub(super) conn: ClientConn,
+    pub(super) authority: String,
+}
+
+impl Exchange {
+    pub(super) fn now(&self) -> SystemTime {
+        self.proxy.clock.now()
+    }
+
+    /// Answers from `entry` (304, 206 or full), with its `Cache-Status`.
+    pub(super) fn answer_from(
+        &self,
+        entry: &CachedResponse,
+        request: &HeaderMap,
+        head: bool,
+        detail: Option<&'static str>,
+    ) -> Served {
+        let now = self.now();
+        let status = CacheStatus::Hit {
+            ttl: ttl_of(entry, now),
+            detail,
+        };
+        (from_cache(entry, request, head, now), status)
+    }
+
+    /// A stored response this request may use right now without the origin.
+    fn usable_hit(&self, primary: &CacheKey, request: &HeaderMap, head: bool) -> Option<Served> {
+        let (_, entry) = self.proxy.store.lookup(primary, request)?;
+        let directives = crate::cache::control::CacheControl::from_headers(request);
+        match reuse::judge(&entry, &directives, self.now()) {
+            Verdict::Serve { .. } => Some(self.answer_from(&entry, request, head, None)),
+            Verdict::ServeWhileRevalidating | Verdict::Revalidate | Verdict::Refetch => None,
+        }
+    }
+
+    /// Forwards `request` and relays the answer without storing it.
+    pub(super) async fn pass(
+        &self,
+        request: Request<UpstreamBody>,
+    ) -> Result<Response<ProxyBody>, Error> {
+        let upstream_request = self.upstream_request(request, false)?;
+        let response = self.route.upstream.send(upstream_request).await?;
+        let (mut parts, body) = response.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, ProxyBody::Stream(body)))
+    }
+
+    /// Fetches a GET for the cache; concurrent misses for the URL wait for
+    /// one origin request (bounded by the origin timeout).
+    pub(super) async fn fetch(
+        &self,
+        request: Request<UpstreamBody>,
+        primary: CacheKey,
+        stale: Option<Stored>,
+        fwd: Fwd,
+    ) -> Result<Served, Error> {
+        match self.proxy.coalescer.join(&primary) {
+            Role::Leader(guard) => {
+                if let Some(hit) = self.usable_hit(&primary, request.headers(), false) {
+                    guard.stored();
+                    return Ok(hit);
+                }
+                self.lead(request, primary, guard, stale, fwd).await
+            }
+            Role::Follower(follower) => {
+                let state = follower.wait(self.route.upstream.origin().timeout).await;
+                if state == FillState::Stored {
+                    if let Some(hit) = self.usable_hit(&primary, request.headers(), false) {
+                        return Ok(hit);
+                    }
+                }
+                let detail = match state {
+                    FillState::TimedOut => "coalesce-timeout",
+                    FillState::Pending | FillState::Stored | FillState::NotStored => {
+                        "coalesced-not-stored"
+                    }
+                };
+                let asked = Asked {
+                    headers: request.headers().clone(),
+                    head: false,
+                };
+                match self.pass(request).await {
+                    Ok(response) => Ok((response, CacheStatus::pass(fwd, detail))),
+                    Err(err) => self.stale_on_error(stale.as_ref(), &asked, err),
+                }
+            }
+        }
+    }
+
+    /// The leader's fetch: conditional when a stale entry has validators;
+    /// a 304 refreshes it, an error may be covered by it, anything else is
+    /// judged by the policy and stored while it streams.
+    async fn lead(
+        &self,
+        request: Request<UpstreamBody>,
+        primary: CacheKey,
+        guard: FillGuard,
+        stale: Option<Stored>,
+        fwd: Fwd,
+    ) -> Result<Served, Error> {
+        let asked = Asked {
+            headers: request.headers().clone(),
+            head: request.method() == Method::HEAD,
+        };
+        let mut upstream_request = self.upstream_request(request, true)?;
+        if let Some((_, entry)) = &stale {
+            add_validators(upstream_request.headers_mut(), entry);
+        }
+        let request_time = self.now();
+        let response = match self.route.upstream.send(upstream_request).await {
+            Ok(response) => response,
+            Err(err) => return self.stale_on_error(stale.as_ref(), &asked, err),
+        };
+        let response_time = self.now();
+        let (mut parts, body) = response.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers);
+        if let Some((key, entry)) = &stale {
+            if parts.status == StatusCode::NOT_MODIFIED {
+                let refreshed = self.refresh(
+                    &primary,
+                    key.clone(),
+                    entry,
+                    &parts.headers,
+                    &asked.headers,
+                    request_time,
+                    response_time,
+                );
+                guard.stored();
+                let now = self.now();
+                let status = CacheStatus::Revalidated {
+                    ttl: ttl_of(&refreshed, now),
+                };
+                return Ok((
+                    from_cache(&refreshed, &asked.headers, asked.head, now),
+                    status,
+                ));
+            }
+            let failed = matches!(parts.status.as_u16(), 500 | 502 | 503 | 504);
+            if failed && entry.usable_on_error(self.now(), self.runtime.grace) {
+                return Ok(self.answer_from(
+                    entry,
+                    &asked.headers,
+                    asked.head,
+                    Some("stale-if-error"),
+                ));
+            }
+        }
+        let input = StoreInput {
+            request: &asked.headers,
+            status: parts.status,
+            response: &parts.headers,
+            request_time,
+            response_time,
+            ttl: self.route.ttl,
+            targets: &self.runtime.targeted,
+        };
+        let decision = self.decide(&input);
+        let limit = self.runtime.max_object_size;
+        let (body, status) = match decision {
+            Decision::Store { .. } if declared_length(&parts.headers) > Some(limit) => {
+                (ProxyBody::Stream(body), CacheStatus::pass(fwd, "too-large"))
+            }
+            Decision::Store {
+                lifetime,
+                initial_age,
+                vary,
+                rules,
+                strip,
+            } => {
+                let mut stored_headers = parts.headers.clone();
+                strip.iter().for_each(|name| {
+                    stored_headers.remove(name.as_str());
+                });
+                let fill = Fill {
+                    store: self.proxy.store.clone(),
+                    primary,
+                    status: parts.status,
+                    headers: stored_headers,
+                    stored_at: response_time,
+                    fresh_for: fresh_for(lifetime),
+                    initial_age,
+                    vary: capture(&vary, &asked.headers),
+                    rules,
+                    guard,
+                };
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                let tee = TeeBody::new(body, limit, fill);
+                (
+                    ProxyBody::Tee(Box::new(tee)),
+                    CacheStatus::Miss {
+                        fwd,
+                        stored: true,
+                        detail: None,
+                    },
+                )
+            }
+            Decision::Skip(why) => (
+                ProxyBody::Stream(body),
+                CacheStatus::pass(fwd, why.as_str()),
+            ),
+        };
+        Ok((Response::from_parts(parts, body), status))
+    }
+
+    fn decide(&self, input: &StoreInput<'_>) -> Decision {
+        match self.route.policy {
+            Policy::Force => policy::decide_forced(input),
+            Policy::Standard | Policy::Bypass => policy::decide(input),
+        }
+    }
+
+    /// Applies a 304 (or a matching HEAD response) to a stored entry
+    /// (RFC 9111 sections 3.2 and 4.3.4): its headers replace the stored
+    /// ones except `Content-Length`, and freshness starts again.
+    #[allow(clippy::too_many_arguments)]
+    fn refresh(
+        &self,
+        primary: &CacheKey,
+        key: CacheKey,
+        entry: &CachedResponse,
+        fresh_headers: &HeaderMap,
+        request_headers: &HeaderMap,
+        request_time: SystemTime,
+        response_time: SystemTime,
+    ) -> CachedResponse {
+        let mut merged = entry.headers.clone();
+        for name in fresh_headers.keys().filter(|name| **name != CONTENT_LENGTH) {
+            merged.remove(name);
+            for value in fresh_headers.get_all(name) {
+                merged.append(name.clone(), value.clone());
+            }
+        }
+        let input = StoreInput {
+            request: request_headers,
+            status: entry.status,
+            response: &merged,
+            request_time,
+            response_time,
+            ttl: self.route.ttl,
+            targets: &self.runtime.targeted,
+        };
+        match self.decide(&input) {
+            Decision::Store {
+                lifetime,
+                initial_age,
+                rules,
+                strip,
+                ..
+            } => {
+                strip.iter().for_each(|name| {
+                    merged.remove(name.as_str());
+                });
+                let refreshed = CachedResponse::new(
+                    entry.status,
+                    merged,
+                    entry.body.clone(),
+                    response_time,
+                    fresh_for(lifetime),
+                    initial_age,
+                    entry.vary.clone(),
+                    rules,
+                );
+                self.proxy.store.replace(key, refreshed.clone());
+                refreshed
+            }
+            Decision::Skip(_) => {
+                // Use the refreshed response this once, keep nothing.
+                self.proxy.store.invalidate(primary);
+                CachedResponse {
+                    headers: merged,
+                    ..entry.clone()
+                }
+            }
+        }
+    }
+
+    /// Serves `stale` in place of a failed origin when its windows allow,
+    /// else returns the error.
+    fn stale_on_error(
+        &self,
+        stale: Option<&Stored>,
+        asked: &Asked,
+        err: Error,
+    ) -> Result<Served, Error> {
+        match stale {
+            Some((_, entry)) if entry.usable_on_error(self.now(), self.runtime.grace) => {
+                tracing::warn!(error = %err.chain(), "origin failed; serving a stale response");
+                Ok(self.answer_from(entry, &asked.headers, asked.head, Some("stale-if-error")))
+            }
+            _ => Err(err),
+        }
+    }
+
+    /// A HEAD the cache cannot answer goes to the origin; if its validators
+    /// match the stored GET, its headers refresh that entry (RFC 9111
+    /// section 4.3.5). The stored body is never replaced.
+    pub(super) async fn head(
+        &self,
+        request: Request<UpstreamBody>,
+        primary: CacheKey,
+        stale: Option<Stored>,
+        fwd: Fwd,
+    ) -> Result<Served, Error> {
+        let request_headers = request.headers().clone();
+        let request_time = self.now();
+        let response = self.pass(request).await?;
+        if let Some((key, entry)) = &stale {
+            if response.status() == StatusCode::OK && same_representation(entry, response.headers())
+            {
+                let response_time = self.now();
+                self.refresh(
+                    &primary,
+                    key.clone(),
+                    entry,
+                    response.headers(),
+                    &request_headers,
+                    request_time,
+                    response_time,
+                );
+            }
+        }
+        Ok((response, CacheStatus::pass(fwd, "head")))
+    }
+
+    /// Serves `stale` now and refreshes it with one background request.
+    pub(super) fn refresh_in_background(
+        &self,
+        parts: &http::request::Parts,
+        primary: CacheKey,
+        stale: Stored,
+    ) {
+        let Role::Leader(guard) = self.proxy.coalescer.join(&primary) else {
+            return; // a fetch for this URL is already under way
+        };
+        let mut request = Request::new(Either::Right(Empty::new()));
+        *request.uri_mut() = parts.uri.clone();
+        *request.version_mut() = parts.version;
+        *request.headers_mut() = parts.headers.clone();
+        let exchange = self.clone();
+        tokio::spawn(async move {
+            match exchange
+                .lead(request, primary, guard, Some(stale), Fwd::Stale)
+                .await
+            {
+                // Reading the body to its end is what stores it.
+                Ok((response, _)) => {
+                    let _ = response.into_body().collect().await;
+                }
+                Err(err) => tracing::debug!(error = %err.chain(), "background revalidation failed"),
+            }
+        });
+    }
+
+    /// After a successful unsafe request: the URL's entries go, and those of
+    /// its `Location` and `Content-Location` when they are on this host
+    /// (RFC 9111 section 4.4).
+    pub(super) fn invalidate_after(&self, primary: &CacheKey, response: &HeaderMap) {
+        self.proxy.store.invalidate(primary);
+        for name in [LOCATION, CONTENT_LOCATION] {
+            let target = response.get(&name).and_then(|v| v.to_str().ok());
+            if let Some(path) = target.and_then(|t| same_origin_path(t, &self.authority)) {
+                self.proxy.store.invalidate(&CacheKey::new(
+                    &self.route.origin_id,
+                    &self.authority,
+                    &path,
+                ));
+            }
+        }
+    }
+
+    /// The client's request rewritten for the origin.
+    fn upstream_request(
+        &self,
+        request: Request<UpstreamBody>,
+        for_cache: bool,
+    ) -> Result<Request<UpstreamBody>, Error> {
+        let (mut parts, body) = request.into_parts();
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        parts.uri = self.route.upstream.origin().uri_for(target)?;
+        let forwarded = Forwarded {
+            client_ip: self.conn.peer.ip(),
+            proto: if self.conn.tls { "https" } else { "http" },
+            host: &self.authority,
+            version: parts.version,
+        };
+        headers::forward_request_headers(&mut parts.headers, &forwarded);
+        if for_cache {
+            for name in CLIENT_CONDITIONS {
+                parts.headers.remove(name);
+            }
+        }
+        Ok(Request::from_parts(parts, body))
+    }
+}
+
+/// The client's body-carrying request as an upstream request.
+pub(super) fn upstream_body(request: Request<Incoming>) -> Request<UpstreamBody> {
+    request.map(Either::Left)
+}
+
+fn add_validators(headers: &mut HeaderMap, entry: &CachedResponse) {
+    if let Some(etag) = entry.etag() {
+        headers.insert(IF_NONE_MATCH, etag.clone());
+    }
+    if let Some(modified) = entry.last_modified() {
+        headers.insert(IF_MODIFIED_SINCE, modified.clone());
+    }
+}
+
+fn capture(vary: &Vary, request: &HeaderMap) -> VaryValues {
+    match vary {
+        Vary::Fields(names) => VaryValues::capture(names, request),
+        Vary::None | Vary::Star => VaryValues::default(),
+    }
+}
+
+fn fresh_for(lifetime: Lifetime) -> Option<std::time::Duration> {
+    match lifetime {
+        Lifetime::Forever => None,
+        Lifetime::For(duration) => Some(duration),
+    }
+}
+
+/// Seconds of freshness left; negative when stale; `None` for no expiry.
+fn ttl_of(entry: &CachedResponse, now: SystemTime) -> Option<i64> {
+    let until = entry.fresh_until?;
+    let signed = match until.duration_since(now) {
+        Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+        Err(past) => -i64::try_from(past.duration().as_secs()).unwrap_or(i64::MAX),
+    };
+    Some(signed)
+}
+
+/// Whether a HEAD response describes the stored representation: same
+/// strong validator (or same `Last-Modified` without ETags) and length.
+fn same_representation(entry: &CachedResponse, head: &HeaderMap) -> bool {
+    let validators_match = match (entry.etag(), head.get(http::header::ETAG)) {
+        (Some(stored), Some(fresh)) => stored == fresh,
+        (None, None) => {
+            entry.last_modified().is_some()
+                && entry.last_modified() == head.get(http::header::LAST_MODIFIED)
+        }
+        _ => false,
+    };
+    let length_matches = declared_length(head).is_none_or(|len| len == entry.body.len() as u64);
+    validators_match && length_matches
+}
+
+/// The path of `target` if it is a path on this host or an absolute URL
+/// whose authority is `authority`.
+fn same_origin_path(target: &str, authority: &str) -> Option<String> {
+    if target.starts_with('/') && !target.starts_with("//") {
+        return Some(target.to_owned());
+    }
+    let uri: http::Uri = target.parse().ok()?;
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let host = uri.authority()?;
+    let mut normalized = host.host().to_ascii_lowercase();
+    if let Some(port) = host.port_u16().filter(|p| *p != default_port) {
+        normalized.push_str(&format!(":{port}"));
+    }
+    (normalized == authority).then(|| {
+        uri.path_and_query()
+            .map_or("/".to_owned(), |pq| pq.as_str().to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_origin_targets() {
+        assert_eq!(
+            same_origin_path("/items/1", "h").as_deref(),
+            Some("/items/1")
+        );
+        assert_eq!(
+            same_origin_path("http://H:80/a?b", "h").as_deref(),
+            Some("/a?b")
+        );
+        assert_eq!(
+            same_origin_path("https://h:8443/a", "h:8443").as_deref(),
+            Some("/a")
+        );
+        assert_eq!(same_origin_path("http://other/a", "h"), None);
+        assert_eq!(same_origin_path("//other/a", "h"), None);
+        assert_eq!(same_origin_path("relative", "h"), None);
+    }
+}
