@@ -39,6 +39,7 @@ pub struct Route {
     delay: Duration,
     echo: bool,
     chunk_size: Option<usize>,
+    etag: Option<String>,
 }
 
 impl Route {
@@ -50,6 +51,7 @@ impl Route {
             delay: Duration::ZERO,
             echo: false,
             chunk_size: None,
+            etag: None,
         }
     }
 
@@ -76,6 +78,13 @@ impl Route {
         self
     }
 
+    /// Sends `ETag: tag` and answers 304 when If-None-Match names it.
+    pub fn etag(mut self, tag: &str) -> Self {
+        self.etag = Some(tag.to_owned());
+        self.headers.push(("etag".into(), tag.into()));
+        self
+    }
+
     /// Sends the body chunked (no Content-Length), in pieces of `size`.
     pub fn chunked(mut self, size: usize) -> Self {
         self.chunk_size = Some(size);
@@ -88,6 +97,9 @@ struct OriginState {
     routes: Mutex<HashMap<String, Route>>,
     hits: Mutex<HashMap<String, usize>>,
     last_request: Mutex<HashMap<String, HeaderMap>>,
+    statuses: Mutex<HashMap<String, Vec<u16>>>,
+    clock: Mutex<Option<Arc<ManualClock>>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// An origin server on 127.0.0.1:0.
@@ -102,28 +114,64 @@ impl TestOrigin {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(OriginState::default());
         let serving = state.clone();
-        tokio::spawn(async move {
+        let accept_loop = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let state = serving.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
+                let connection = tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
                         let state = state.clone();
-                        async move { Ok::<_, Infallible>(answer(&state, req).await) }
+                        async move {
+                            let key = req
+                                .uri()
+                                .path_and_query()
+                                .map_or("/", |pq| pq.as_str())
+                                .to_owned();
+                            let mut response = answer(&state, req).await;
+                            if let Some(clock) = state.clock.lock().unwrap().as_ref() {
+                                let date = httpdate::fmt_http_date(
+                                    caching_proxy::clock::Clock::now(clock.as_ref()),
+                                );
+                                response
+                                    .headers_mut()
+                                    .insert(http::header::DATE, date.parse().unwrap());
+                            }
+                            state
+                                .statuses
+                                .lock()
+                                .unwrap()
+                                .entry(key)
+                                .or_default()
+                                .push(response.status().as_u16());
+                            Ok::<_, Infallible>(response)
+                        }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
+                serving
+                    .tasks
+                    .lock()
+                    .unwrap()
+                    .push(connection.abort_handle());
             }
         });
+        state.tasks.lock().unwrap().push(accept_loop.abort_handle());
         TestOrigin { addr, state }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Stops listening and closes every connection: the origin is gone.
+    pub fn stop(&self) {
+        for task in self.state.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
     }
 
     pub fn route(&self, path: &str, route: Route) -> &Self {
@@ -140,6 +188,23 @@ impl TestOrigin {
             .unwrap()
             .get(path_and_query)
             .unwrap_or(&0)
+    }
+
+    /// Dates responses with `clock` (the proxy's test clock), so that a
+    /// test that moves time does not see the origin's clock lag behind.
+    pub fn use_clock(&self, clock: &Arc<ManualClock>) {
+        *self.state.clock.lock().unwrap() = Some(clock.clone());
+    }
+
+    /// The statuses the origin answered this path and query with.
+    pub fn statuses(&self, path_and_query: &str) -> Vec<u16> {
+        self.state
+            .statuses
+            .lock()
+            .unwrap()
+            .get(path_and_query)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The headers of the last request for this path and query.
@@ -174,6 +239,23 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
     };
     if !route.delay.is_zero() {
         tokio::time::sleep(route.delay).await;
+    }
+    let not_modified = route.etag.as_ref().is_some_and(|tag| {
+        req.headers()
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == tag))
+    });
+    if not_modified {
+        let mut response = Response::new(TestBody::full(Bytes::new()));
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        for (name, value) in &route.headers {
+            response.headers_mut().append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        return response;
     }
     let body = if route.echo {
         let method = req.method().to_string();
