@@ -163,4 +163,19 @@ mod tests {
         let h = headers(&[(AGE, "99999999999999999999")]);
         assert_eq!(age_header(&h), Duration::from_secs(1 << 31));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn header_values_never_panic(date in ".*", expires in ".*", age in ".*") {
+            let mut h = HeaderMap::new();
+            for (name, value) in [(DATE, &date), (EXPIRES, &expires), (AGE, &age)] {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    h.insert(name, v);
+                }
+            }
+            let cc = CacheControl::default();
+            let _ = explicit_lifetime(&cc, &h, SystemTime::now());
+            let _ = initial_age(&h, SystemTime::now(), SystemTime::now());
+        }
+    }
 }

@@ -532,6 +532,114 @@ mod tests {
     }
 
     #[test]
+    fn status_code_table() {
+        let none = HeaderMap::new();
+        let explicit = headers(&[(CACHE_CONTROL, "max-age=60")]);
+        let by_default = [200, 203, 204, 300, 301, 308];
+        let explicit_only = [
+            201, 202, 205, 302, 303, 307, 400, 401, 403, 404, 405, 406, 409, 410, 414, 418, 429,
+            451, 500, 501, 502, 503, 504, 599,
+        ];
+        let never = [100, 101, 103, 206, 304];
+        for status in by_default {
+            assert_eq!(
+                lifetime(decide_with(&none, status, &none, Some(30))),
+                SECS(30),
+                "{status}"
+            );
+            assert_eq!(
+                lifetime(decide_with(&none, status, &explicit, None)),
+                SECS(60),
+                "{status}"
+            );
+        }
+        for status in explicit_only {
+            assert_eq!(
+                skipped(decide_with(&none, status, &none, Some(30))),
+                NotStored::Status,
+                "{status}"
+            );
+            assert_eq!(
+                lifetime(decide_with(&none, status, &explicit, Some(300))),
+                SECS(60),
+                "{status}"
+            );
+        }
+        for status in never {
+            assert_eq!(
+                skipped(decide_with(&none, status, &explicit, None)),
+                NotStored::Incomplete,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn expires_date_and_age_table() {
+        let none = HeaderMap::new();
+        let now = SystemTime::now();
+        let date = |offset: i64| {
+            let t = if offset >= 0 {
+                now + Duration::from_secs(offset as u64)
+            } else {
+                now - Duration::from_secs((-offset) as u64)
+            };
+            httpdate::fmt_http_date(t)
+        };
+        // (Date offset, Expires offset, Age, expected lifetime in seconds or None for skip)
+        type Case = (Option<i64>, Option<i64>, Option<&'static str>, Option<u64>);
+        let cases: &[Case] = &[
+            (Some(0), Some(100), None, Some(100)),
+            (Some(-50), Some(50), None, Some(50)), // 100 s lifetime, 50 s old on arrival
+            (None, Some(100), None, Some(100)),    // no Date: the response time
+            (Some(0), Some(-10), None, None),      // expired on arrival
+            (Some(0), Some(100), Some("30"), Some(70)),
+            (Some(0), Some(100), Some("-30"), Some(100)), // a negative Age is ignored
+            (Some(0), Some(100), Some("2.5"), Some(100)), // so is a fractional one
+            (Some(0), Some(100), Some("1000"), None),
+        ];
+        for (date_offset, expires_offset, age, expected) in cases {
+            let mut response = HeaderMap::new();
+            if let Some(offset) = date_offset {
+                response.insert(http::header::DATE, date(*offset).parse().unwrap());
+            }
+            if let Some(offset) = expires_offset {
+                response.insert(EXPIRES, date(*offset).parse().unwrap());
+            }
+            if let Some(age) = age {
+                response.insert(http::header::AGE, age.parse().unwrap());
+            }
+            let decision = decide(&StoreInput {
+                request: &none,
+                status: StatusCode::OK,
+                response: &response,
+                request_time: now,
+                response_time: now,
+                ttl: None,
+                targets: &[],
+            });
+            match (expected, decision) {
+                (
+                    Some(secs),
+                    Decision::Store {
+                        lifetime: Lifetime::For(d),
+                        ..
+                    },
+                ) => {
+                    assert!(
+                        d.as_secs() + 1 >= *secs && d.as_secs() <= *secs,
+                        "{date_offset:?} {expires_offset:?} {age:?}: {d:?}"
+                    );
+                }
+                (None, Decision::Skip(NotStored::Stale)) => {}
+                (expected, decision) => panic!(
+                    "{date_offset:?} {expires_offset:?} {age:?}: expected {expected:?}, got {decision:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
     fn request_no_store_is_honoured() {
         let request = headers(&[(CACHE_CONTROL, "no-store")]);
         let none = HeaderMap::new();

@@ -148,4 +148,22 @@ mod tests {
         assert!(!captured.matches(&other));
         assert!(!captured.matches(&HeaderMap::new()));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn vary_parsing_never_panics(line in ".*", value in ".*") {
+            let mut response = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&line) {
+                response.insert(VARY, v);
+            }
+            if let Vary::Fields(names) = Vary::from_response(&response) {
+                let mut request = HeaderMap::new();
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    request.insert(names[0].clone(), v);
+                }
+                let captured = VaryValues::capture(&names, &request);
+                proptest::prop_assert!(captured.matches(&request));
+            }
+        }
+    }
 }
