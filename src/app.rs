@@ -17,6 +17,7 @@ use crate::cache::store::Retention;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigSource};
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::reload::{self, Live, ReloadEvent, Reloader};
 use crate::runtime::Runtime;
@@ -54,13 +55,24 @@ async fn start_inner(
     source: Option<ConfigSource>,
     clock: SharedClock,
 ) -> Result<RunningProxy, Error> {
-    let runtime = Runtime::build(&config, None)?;
+    let metrics = Metrics::new();
+    let runtime = Runtime::build(&config, None, &metrics)?;
     let retention = Retention {
         grace: config.cache.grace,
         keep: config.cache.keep,
     };
-    let store = Store::new(config.cache.max_size, clock.clone(), retention);
-    let proxy = Arc::new(Proxy::new(runtime, store.clone(), clock.clone()));
+    let store = Store::new(
+        config.cache.max_size,
+        clock.clone(),
+        retention,
+        metrics.evictions.clone(),
+    );
+    let proxy = Arc::new(Proxy::new(
+        runtime,
+        store.clone(),
+        clock.clone(),
+        metrics.clone(),
+    ));
     let cancel = CancellationToken::new();
 
     // Bind first (all listeners or none), so that a taken port fails before
@@ -83,12 +95,23 @@ async fn start_inner(
         store.restore(key, entry);
     }
 
-    let snapshotter = Arc::new(Snapshotter::new(store.clone(), config.cache.file.clone()));
-    let (admin, admin_listener) = Admin::bind(config.admin, store, snapshotter.clone()).await?;
+    let snapshotter = Arc::new(Snapshotter::new(
+        store.clone(),
+        config.cache.file.clone(),
+        metrics.clone(),
+    ));
+    let (admin, admin_listener) = Admin::bind(
+        config.admin.address,
+        config.admin.token.clone(),
+        proxy.clone(),
+        snapshotter.clone(),
+    )
+    .await?;
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
     listeners.start(bound, &config.limits);
+    admin.set_ready();
 
     tracing::info!(
         addresses = ?listeners.addresses().iter().map(|(_, bound)| bound.to_string()).collect::<Vec<_>>(),

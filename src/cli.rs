@@ -1,9 +1,10 @@
 //! Command-line flags (clap derive) and their translation into a
 //! [`ConfigSource`]: the config file, if any, plus overriding flags.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{ConfigSource, MAX_TTL_SECS, Overrides};
 
@@ -20,6 +21,8 @@ Examples:
   caching-proxy --config proxy.toml
       Serve the listeners, origins and routes of proxy.toml; edits to the
       file apply live. Add --check-config to validate it and exit.
+  caching-proxy cache explain http://localhost:3000/products
+      Ask the running instance whether that URL would be a HIT, and why.
 
 Log level: RUST_LOG (e.g. RUST_LOG=debug); one access-log line per request.";
 
@@ -29,7 +32,8 @@ Log level: RUST_LOG (e.g. RUST_LOG=debug); one access-log line per request.";
     name = "caching-proxy",
     version,
     about = "A caching HTTP reverse proxy: forwards requests to an origin and answers repeats from its cache",
-    after_help = EXAMPLES
+    after_help = EXAMPLES,
+    subcommand_negates_reqs = true
 )]
 pub struct Cli {
     /// Port to listen on (1-65535), on all interfaces, IPv4 and IPv6.
@@ -37,13 +41,13 @@ pub struct Cli {
         long,
         value_name = "PORT",
         value_parser = clap::value_parser!(u16).range(1..),
-        required_unless_present_any = ["clear_cache", "config"]
+        required_unless_present_any = ["clear_cache", "config", "health_check"]
     )]
     pub port: Option<u16>,
 
     /// Origin server to forward to: an absolute http:// or https:// URL; a
     /// path prefix is kept (--origin http://host/api maps /x to /api/x).
-    #[arg(long, value_name = "URL", required_unless_present_any = ["clear_cache", "config"])]
+    #[arg(long, value_name = "URL", required_unless_present_any = ["clear_cache", "config", "health_check"])]
     pub origin: Option<String>,
 
     /// Default lifetime of a cached response, and a cap: no entry lives
@@ -86,6 +90,93 @@ pub struct Cli {
     /// it), print "Cache cleared successfully" and exit.
     #[arg(long, conflicts_with_all = ["port", "origin", "cache_ttl"])]
     pub clear_cache: bool,
+
+    /// Address of the admin API (health, metrics, purge, inspection); it
+    /// needs a token (CACHING_PROXY_ADMIN_TOKEN) off loopback
+    /// [default: an ephemeral port on 127.0.0.1]. The `cache` commands use
+    /// it to find a running instance.
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub admin: Option<SocketAddr>,
+
+    /// Log format: text for people, json for machines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// GET the URL, exit 0 if it answers 2xx within 5 s, else 1 (for
+    /// container health checks).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["port", "origin", "clear_cache"])]
+    pub health_check: Option<String>,
+
+    /// Commands for a running instance.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect or purge the cache of a running instance (found through the
+    /// cache file's .admin record, or --admin).
+    Cache {
+        /// What to do.
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+/// `caching-proxy cache ...`
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// List stored entries.
+    List {
+        /// Only URLs containing this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one URL's stored variants with their headers.
+    Show {
+        /// e.g. http://localhost:3000/products
+        url: String,
+    },
+    /// Would a GET for this URL be a HIT or a MISS, and why?
+    Explain {
+        /// e.g. http://localhost:3000/products
+        url: String,
+    },
+    /// Remove entries.
+    Purge(PurgeArgs),
+    /// Counters: entries, bytes, hits, misses, reloads, snapshots.
+    Stats,
+}
+
+/// What to purge: exactly one.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct PurgeArgs {
+    /// One URL, every variant.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Every URL starting with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Every entry tagged so (Surrogate-Key / Cache-Tag).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Everything.
+    #[arg(long)]
+    pub all: bool,
 }
 
 impl Cli {
@@ -101,6 +192,8 @@ impl Cli {
                 timeout: self.timeout,
                 cache_size: self.cache_size,
                 max_object_size: self.max_object_size,
+                admin: self.admin,
+                admin_token: std::env::var(crate::admin::client::TOKEN_ENV).ok(),
             },
         }
     }

@@ -84,12 +84,22 @@ pub enum Error {
         source: io::Error,
     },
     /// A running instance refused or failed an admin request.
-    #[error("running instance at {addr} answered {status}")]
+    #[error("admin API at {addr} answered {status}: {body}")]
     AdminRefused {
         /// The admin address of the instance.
         addr: SocketAddr,
         /// Its answer.
         status: StatusCode,
+        /// Its explanation.
+        body: String,
+    },
+    /// Nothing answered at the admin address.
+    #[error("no admin API answers at {addr}: {why}")]
+    AdminUnreachable {
+        /// The address tried.
+        addr: SocketAddr,
+        /// What went wrong.
+        why: String,
     },
 }
 
@@ -108,7 +118,8 @@ impl Error {
             | Error::InvalidOrigin { .. }
             | Error::Config(_)
             | Error::CacheFile { .. }
-            | Error::AdminRefused { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            | Error::AdminRefused { .. }
+            | Error::AdminUnreachable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -128,7 +139,8 @@ impl Error {
             | Error::PortPermission { .. }
             | Error::Bind { .. }
             | Error::CacheFile { .. }
-            | Error::AdminRefused { .. } => 1,
+            | Error::AdminRefused { .. }
+            | Error::AdminUnreachable { .. } => 1,
         }
     }
 

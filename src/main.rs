@@ -1,20 +1,18 @@
-//! The `caching-proxy` binary: parse flags, load and validate the
-//! configuration, run, and map errors to one line and an exit code.
+//! The `caching-proxy` binary: parse flags, pick the command, run it, and
+//! map errors to one line and an exit code.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use caching_proxy::admin::{self, ClearOutcome};
 use caching_proxy::app::{self, RunningProxy};
-use caching_proxy::cli::Cli;
+use caching_proxy::cli::{Cli, Command};
 use caching_proxy::clock::SystemClock;
-use caching_proxy::{Error, telemetry};
+use caching_proxy::{Error, commands, telemetry};
 use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
+    telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -25,12 +23,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = if cli.clear_cache {
-        runtime.block_on(clear(&cli))
-    } else if cli.check_config {
-        check(&cli)
-    } else {
-        runtime.block_on(serve(&cli))
+    let result = match (&cli.command, &cli.health_check) {
+        (Some(Command::Cache { action }), _) => runtime.block_on(commands::cache(&cli, action)),
+        (None, Some(url)) => runtime.block_on(commands::health(url)),
+        (None, None) if cli.clear_cache => runtime.block_on(commands::clear(&cli)),
+        (None, None) if cli.check_config => commands::check(&cli),
+        (None, None) => runtime.block_on(serve(&cli)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,33 +45,6 @@ async fn serve(cli: &Cli) -> Result<(), Error> {
     wait_for_stop_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await
-}
-
-/// `--check-config`: validate, print what would be served, exit.
-fn check(cli: &Cli) -> Result<(), Error> {
-    let config = cli.source().load()?;
-    match &cli.config {
-        Some(path) => println!("configuration OK: {}", path.display()),
-        None => println!("configuration OK"),
-    }
-    print!("{}", config.describe());
-    Ok(())
-}
-
-async fn clear(cli: &Cli) -> Result<(), Error> {
-    let cache_file = match (&cli.cache_file, &cli.config) {
-        (Some(file), _) => file.clone(),
-        (None, Some(_)) => cli.source().load()?.cache.file,
-        (None, None) => PathBuf::from("cache.json"),
-    };
-    match admin::clear_cache(&cache_file).await? {
-        ClearOutcome::Instance { purged } => {
-            tracing::debug!(purged, "running instance cleared");
-        }
-        ClearOutcome::FileOnly => {}
-    }
-    println!("Cache cleared successfully");
-    Ok(())
 }
 
 /// SIGHUP reloads the configuration file.

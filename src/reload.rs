@@ -130,7 +130,7 @@ impl Reloader {
 
     async fn swap(&self, config: Config) -> Result<String, Error> {
         let mut live = self.live.lock().await;
-        let runtime = Runtime::build(&config, Some(&self.proxy.runtime()))?;
+        let runtime = Runtime::build(&config, Some(&self.proxy.runtime()), self.proxy.metrics())?;
         let wanted: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
         let bound = live.listeners.bind_missing(&wanted)?;
         let added: Vec<SocketAddr> = bound.iter().map(|(address, _)| *address).collect();
@@ -152,6 +152,7 @@ impl Reloader {
 
     fn report(&self, why: &str, result: Result<String, Error>) -> Result<String, Error> {
         let attempt = self.events.borrow().attempt + 1;
+        self.proxy.metrics().reloaded(result.is_ok());
         match &result {
             Ok(summary) => tracing::info!(trigger = why, "configuration reloaded: {summary}"),
             Err(err) => tracing::error!(

@@ -12,12 +12,15 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, HostMatch, Policy};
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::proxy::upstream::Upstream;
 use crate::router::Router;
 
 /// What a request routed here needs.
 #[derive(Debug)]
 pub struct Route {
+    /// The route's name (metrics and logs).
+    pub name: Arc<str>,
     /// The pooled client to the route's origin.
     pub upstream: Arc<Upstream>,
     /// The origin's name (for logs).
@@ -41,6 +44,10 @@ pub struct Runtime {
     pub grace: Duration,
     /// Targeted cache-control fields this cache obeys (RFC 9213).
     pub targeted: Vec<http::HeaderName>,
+    /// Response fields that carry purge tags.
+    pub tag_headers: Vec<http::HeaderName>,
+    /// Pass the tag fields on to clients.
+    pub expose_tags: bool,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -56,7 +63,11 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Builds the snapshot for `config`, reusing the connection pools of
     /// `previous` for origins whose settings did not change.
-    pub fn build(config: &Config, previous: Option<&Runtime>) -> Result<Self, Error> {
+    pub fn build(
+        config: &Config,
+        previous: Option<&Runtime>,
+        metrics: &Metrics,
+    ) -> Result<Self, Error> {
         let mut upstreams: HashMap<&str, Arc<Upstream>> = HashMap::new();
         for origin in &config.origins {
             let reused = previous
@@ -64,7 +75,7 @@ impl Runtime {
                 .cloned();
             let upstream = match reused {
                 Some(upstream) => upstream,
-                None => Arc::new(Upstream::new(origin.clone())?),
+                None => Arc::new(Upstream::new(origin.clone(), metrics.clone())?),
             };
             upstreams.insert(origin.name.as_str(), upstream);
         }
@@ -81,6 +92,7 @@ impl Runtime {
                 route.host.clone(),
                 route.path_prefix.clone(),
                 Arc::new(Route {
+                    name: route.name.as_str().into(),
                     origin_name: origin.name.as_str().into(),
                     origin_id: origin.id().into(),
                     upstream,
@@ -101,6 +113,8 @@ impl Runtime {
             max_object_size: config.cache.max_object_size,
             grace: config.cache.grace,
             targeted: config.cache.targeted.clone(),
+            tag_headers: config.cache.tag_headers.clone(),
+            expose_tags: config.cache.expose_tags,
         })
     }
 

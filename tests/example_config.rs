@@ -26,7 +26,7 @@ fn the_example_config_is_valid() {
         Some(Duration::from_secs(300)),
         "inherits [cache].ttl"
     );
-    assert_eq!(config.admin.map(|a| a.port()), Some(9901));
+    assert_eq!(config.admin.address.map(|a| a.port()), Some(9901));
 
     let text = std::fs::read_to_string(&path).unwrap();
     for key in [

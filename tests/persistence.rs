@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use caching_proxy::admin::{ClearOutcome, clear_cache};
+use caching_proxy::admin::client::{ClearOutcome, clear_cache};
 use caching_proxy::clock::ManualClock;
 use common::{Route, TestOrigin, TestProxy, get, get_as};
 

@@ -1,6 +1,8 @@
 //! A stored response: head, body, the times that decide its freshness, and
 //! the response directives that govern its reuse once stale.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -47,6 +49,10 @@ pub struct CachedResponse {
     pub vary: VaryValues,
     /// How it may be reused once stale.
     pub rules: ReuseRules,
+    /// Purge tags from the origin's `Surrogate-Key` / `Cache-Tag`.
+    pub tags: Box<[Box<str>]>,
+    /// Times it answered a request (for inspection).
+    pub hits: Arc<AtomicU64>,
 }
 
 impl CachedResponse {
@@ -76,7 +82,20 @@ impl CachedResponse {
             initial_age,
             vary,
             rules,
+            tags: Box::default(),
+            hits: Arc::default(),
         }
+    }
+
+    /// The same entry with purge tags.
+    pub fn with_tags(mut self, tags: Vec<Box<str>>) -> Self {
+        self.tags = tags.into_boxed_slice();
+        self
+    }
+
+    /// Counts one more answer from this entry.
+    pub fn count_hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether its freshness lifetime has not run out at `now`.

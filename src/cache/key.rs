@@ -34,6 +34,12 @@ impl CacheKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `authority/path?query`, without the origin and any variant suffix.
+    pub fn url(&self) -> &str {
+        let rest = self.0.split_once(' ').map_or(&*self.0, |(_, rest)| rest);
+        rest.split('\u{1f}').next().unwrap_or(rest)
+    }
 }
 
 impl Borrow<str> for CacheKey {
@@ -67,6 +73,8 @@ mod tests {
         assert_ne!(a, c);
         assert_eq!(a, CacheKey::new("http://o", "example.com", "/p?x=1"));
         assert_eq!(a.as_str(), "http://o example.com/p?x=1");
+        assert_eq!(a.url(), "example.com/p?x=1");
+        assert_eq!(CacheKey::from_text("http://o h/p\u{1f}abc").url(), "h/p");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod range;
 pub mod reuse;
 pub mod store;
+pub mod tags;
 pub mod vary;
 
 pub use entry::{CachedResponse, ReuseRules};

@@ -29,6 +29,7 @@ use super::store::Store;
 use super::vary::VaryValues;
 use crate::clock::{from_unix_millis, unix_millis};
 use crate::error::Error;
+use crate::metrics::Metrics;
 
 /// The snapshot format this build reads and writes.
 pub const VERSION: u32 = 1;
@@ -53,6 +54,8 @@ struct SnapshotEntry {
     vary: Vec<(String, Option<String>)>,
     #[serde(default)]
     rules: SnapshotRules,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 /// [`ReuseRules`] as stored: windows in seconds.
@@ -143,6 +146,7 @@ fn to_snapshot(key: &CacheKey, entry: &CachedResponse) -> Option<SnapshotEntry> 
             stale_while_revalidate: entry.rules.stale_while_revalidate.as_secs(),
             stale_if_error: entry.rules.stale_if_error.as_secs(),
         },
+        tags: entry.tags.iter().map(|t| t.to_string()).collect(),
     })
 }
 
@@ -211,7 +215,8 @@ fn from_snapshot(e: SnapshotEntry, ttl: Option<Duration>) -> Option<(CacheKey, C
             stale_while_revalidate: Duration::from_secs(e.rules.stale_while_revalidate),
             stale_if_error: Duration::from_secs(e.rules.stale_if_error),
         },
-    );
+    )
+    .with_tags(e.tags.into_iter().map(String::into_boxed_str).collect());
     Some((CacheKey::from_text(&e.key), entry))
 }
 
@@ -296,15 +301,17 @@ pub fn write_atomic_with(
 #[derive(Debug)]
 pub struct Snapshotter {
     store: Store,
+    metrics: Metrics,
     path: PathBuf,
     write_lock: Mutex<()>,
 }
 
 impl Snapshotter {
     /// A writer of `store` to `path`.
-    pub fn new(store: Store, path: PathBuf) -> Self {
+    pub fn new(store: Store, path: PathBuf, metrics: Metrics) -> Self {
         Snapshotter {
             store,
+            metrics,
             path,
             write_lock: Mutex::new(()),
         }
@@ -318,13 +325,25 @@ impl Snapshotter {
     /// Writes the snapshot now. Blocking: call from a blocking thread.
     pub fn write_now(&self) -> Result<usize, Error> {
         let _serialized = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
         let entries = self.store.entries();
-        write_atomic_with(&self.path, |writer| encode_into(&entries, writer)).map_err(
-            |source| Error::CacheFile {
+        let written = write_atomic_with(&self.path, |writer| encode_into(&entries, writer));
+        self.metrics.snapshot_writes.inc();
+        self.metrics
+            .snapshot_duration
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(source) = written {
+            self.metrics.snapshot_failures.inc();
+            return Err(Error::CacheFile {
                 path: self.path.clone(),
                 source,
-            },
-        )?;
+            });
+        }
+        if let Ok(meta) = fs::metadata(&self.path) {
+            self.metrics
+                .snapshot_bytes
+                .set(i64::try_from(meta.len()).unwrap_or(i64::MAX));
+        }
         Ok(entries.len())
     }
 

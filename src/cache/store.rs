@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use http::{HeaderMap, HeaderName};
 use moka::Expiry;
+use moka::notification::RemovalCause;
 use moka::sync::Cache;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 
 use super::entry::CachedResponse;
@@ -31,6 +33,8 @@ use crate::clock::SharedClock;
 
 /// Separates a primary key from its variant hash.
 const VARIANT_SEPARATOR: char = '\u{1f}';
+/// Why-not-stored notes kept for `explain`.
+const NOT_STORED_NOTES: u64 = 10_000;
 /// Variants kept per URL; the oldest goes first.
 const MAX_VARIANTS: usize = 32;
 
@@ -53,6 +57,7 @@ struct VariantIndex {
 #[derive(Clone)]
 pub struct Store {
     entries: Cache<CacheKey, Arc<CachedResponse>>,
+    not_stored: Cache<CacheKey, &'static str>,
     variants: Arc<DashMap<CacheKey, VariantIndex>>,
     changed: Arc<Notify>,
     clock: SharedClock,
@@ -115,8 +120,18 @@ impl Expiry<CacheKey, Arc<CachedResponse>> for Ceiling {
 
 impl Store {
     /// An empty store holding at most `max_bytes`.
-    pub fn new(max_bytes: u64, clock: SharedClock, retention: Retention) -> Self {
+    pub fn new(
+        max_bytes: u64,
+        clock: SharedClock,
+        retention: Retention,
+        evictions: Counter,
+    ) -> Self {
         let entries = Cache::builder()
+            .eviction_listener(move |_key, _value, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.inc();
+                }
+            })
             .max_capacity(max_bytes)
             .weigher(|key: &CacheKey, value: &Arc<CachedResponse>| value.weight(key.as_str().len()))
             .expire_after(Ceiling {
@@ -126,6 +141,7 @@ impl Store {
             .build();
         Store {
             entries,
+            not_stored: Cache::new(NOT_STORED_NOTES),
             variants: Arc::default(),
             changed: Arc::new(Notify::new()),
             clock,
@@ -210,6 +226,36 @@ impl Store {
             index.keys.push(key.clone());
         }
         key
+    }
+
+    /// Notes why the last response for `primary` was not stored.
+    pub fn note_not_stored(&self, primary: CacheKey, why: &'static str) {
+        self.not_stored.insert(primary, why);
+    }
+
+    /// Why the last response for `primary` was not stored, if it was not.
+    pub fn not_stored_reason(&self, primary: &CacheKey) -> Option<&'static str> {
+        self.not_stored.get(primary)
+    }
+
+    /// Removes every entry for which `matches(url, entry)` holds (`url` is
+    /// `authority/path?query`); returns how many.
+    pub fn purge_where(&self, matches: impl Fn(&str, &CachedResponse) -> bool) -> usize {
+        let mut removed = 0;
+        for (key, entry) in self.entries() {
+            if matches(key.url(), &entry) && self.entries.remove(&key).is_some() {
+                removed += 1;
+                if let Some((primary, _)) = key.as_str().split_once(VARIANT_SEPARATOR) {
+                    if let Some(mut index) = self.variants.get_mut(&CacheKey::from_text(primary)) {
+                        index.keys.retain(|k| *k != key);
+                    }
+                }
+            }
+        }
+        if removed > 0 {
+            self.changed.notify_one();
+        }
+        removed
     }
 
     /// Removes every stored variant of `primary`.
@@ -305,7 +351,12 @@ mod tests {
     }
 
     fn store(bytes: u64) -> Store {
-        Store::new(bytes, Arc::new(SystemClock), Retention::default())
+        Store::new(
+            bytes,
+            Arc::new(SystemClock),
+            Retention::default(),
+            Counter::default(),
+        )
     }
 
     #[test]

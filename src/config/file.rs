@@ -49,6 +49,10 @@ pub struct CacheSection {
     pub keep: Option<DurationValue>,
     /// Targeted cache-control fields obeyed before Cache-Control (RFC 9213).
     pub targeted_cache_control: Option<Vec<String>>,
+    /// Response fields that carry purge tags.
+    pub tag_headers: Option<Vec<String>>,
+    /// Pass the tag fields on to clients.
+    pub expose_tag_headers: Option<bool>,
 }
 
 /// `[[listeners]]`
@@ -93,6 +97,8 @@ pub struct OriginSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSection {
+    /// A name for metrics and logs.
+    pub name: Option<String>,
     /// Exact host or `*.suffix`; absent matches any host.
     pub host: Option<String>,
     /// Path prefix; absent is `/`.
@@ -121,8 +127,12 @@ pub enum PolicyName {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSection {
-    /// `ip:port` of the control endpoint.
-    pub address: String,
+    /// `ip:port` of the admin API.
+    pub address: Option<String>,
+    /// Bearer token.
+    pub token: Option<String>,
+    /// File holding the bearer token.
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[limits]`

@@ -41,8 +41,17 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Protective limits on the client side.
     pub limits: Limits,
-    /// The control endpoint's address (`None`: an ephemeral loopback port).
-    pub admin: Option<SocketAddr>,
+    /// The admin API.
+    pub admin: AdminConfig,
+}
+
+/// The admin API's listener and credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Its address (`None`: an ephemeral port on 127.0.0.1).
+    pub address: Option<SocketAddr>,
+    /// The bearer token it requires (required off loopback).
+    pub token: Option<String>,
 }
 
 /// One listening socket.
@@ -100,6 +109,8 @@ impl Policy {
 /// One route.
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
+    /// Its name in metrics and logs (given, or `host/prefix`).
+    pub name: String,
     /// Which hosts.
     pub host: HostMatch,
     /// Which paths (string prefix).
@@ -133,6 +144,10 @@ pub struct CacheConfig {
     pub keep: Duration,
     /// Targeted cache-control fields (RFC 9213), first match wins.
     pub targeted: Vec<http::HeaderName>,
+    /// Response fields that carry purge tags.
+    pub tag_headers: Vec<http::HeaderName>,
+    /// Pass the tag fields on to clients (default: strip them).
+    pub expose_tags: bool,
 }
 
 /// Limits that protect the proxy from clients.
@@ -170,6 +185,11 @@ impl CacheConfig {
             grace: Duration::ZERO,
             keep: Duration::from_secs(3600),
             targeted: vec![http::HeaderName::from_static("cdn-cache-control")],
+            tag_headers: vec![
+                http::HeaderName::from_static("surrogate-key"),
+                http::HeaderName::from_static("cache-tag"),
+            ],
+            expose_tags: false,
         }
     }
 }
@@ -183,6 +203,7 @@ impl Config {
             listeners: vec![ListenerConfig { address, tls: None }],
             origins: vec![origin],
             routes: vec![RouteConfig {
+                name: "default".into(),
                 host: HostMatch::Any,
                 path_prefix: "/".into(),
                 origin: name,
@@ -191,7 +212,7 @@ impl Config {
             }],
             cache: CacheConfig::with_file(cache_file),
             limits: Limits::default(),
-            admin: None,
+            admin: AdminConfig::default(),
         }
     }
 
@@ -245,8 +266,13 @@ impl Config {
             self.cache.grace.as_secs(),
             self.cache.keep.as_secs()
         ));
-        if let Some(admin) = self.admin {
-            out.push_str(&format!("admin: {admin}\n"));
+        if let Some(admin) = self.admin.address {
+            let auth = if self.admin.token.is_some() {
+                "token required"
+            } else {
+                "no token"
+            };
+            out.push_str(&format!("admin: {admin} ({auth})\n"));
         }
         out
     }

@@ -6,7 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::file::{DurationValue, FileConfig, ListenerSection, OriginSection, SizeValue};
+use super::file::{
+    AdminSection, DurationValue, FileConfig, ListenerSection, OriginSection, SizeValue,
+};
 use super::{Config, Origin, validate};
 use crate::error::Error;
 
@@ -27,6 +29,11 @@ pub struct Overrides {
     pub cache_size: Option<u64>,
     /// `--max-object-size` in bytes.
     pub max_object_size: Option<u64>,
+    /// `--admin ADDR`: the admin API's address.
+    pub admin: Option<std::net::SocketAddr>,
+    /// The admin token from the environment (`CACHING_PROXY_ADMIN_TOKEN`),
+    /// used when the file gives none.
+    pub admin_token: Option<String>,
 }
 
 impl Overrides {
@@ -61,6 +68,19 @@ impl Overrides {
         }
         if let Some(size) = self.max_object_size {
             raw.cache.max_object_size = Some(SizeValue::Bytes(to_i64(size)));
+        }
+        if self.admin.is_some() || self.admin_token.is_some() {
+            let section = raw.admin.get_or_insert(AdminSection {
+                address: None,
+                token: None,
+                token_file: None,
+            });
+            if let Some(address) = self.admin {
+                section.address = Some(address.to_string());
+            }
+            if section.token.is_none() && section.token_file.is_none() {
+                section.token = self.admin_token.clone();
+            }
         }
     }
 }
@@ -206,7 +226,7 @@ mod tests {
         assert!(e.contains("cache.max_size: must not be negative"), "{e}");
         let e = error(&format!("{MINIMAL}[admin]\naddress = \"0.0.0.0:9901\"\n"));
         assert!(
-            e.contains("admin.address: must be a loopback address"),
+            e.contains("admin.address: off loopback the admin API needs a token"),
             "{e}"
         );
     }

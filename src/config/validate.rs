@@ -14,8 +14,8 @@ use super::file::{
     DurationValue, FileConfig, ListenerSection, OriginSection, PolicyName, RouteSection, SizeValue,
 };
 use super::{
-    CacheConfig, Config, HostMatch, Limits, ListenerConfig, ListenerTls, MAX_TTL_SECS, Origin,
-    Policy, RouteConfig,
+    AdminConfig, CacheConfig, Config, HostMatch, Limits, ListenerConfig, ListenerTls, MAX_TTL_SECS,
+    Origin, Policy, RouteConfig,
 };
 use crate::error::Error;
 
@@ -70,6 +70,7 @@ pub fn validate(raw: &FileConfig, base_dir: &Path) -> Result<Config, Error> {
             ));
         }
         vec![RouteConfig {
+            name: "default".into(),
             host: HostMatch::Any,
             path_prefix: "/".into(),
             origin: origins[0].name.clone(),
@@ -84,19 +85,7 @@ pub fn validate(raw: &FileConfig, base_dir: &Path) -> Result<Config, Error> {
             .collect::<Result<_, _>>()?
     };
     let limits = validate_limits(raw)?;
-    let admin = match &raw.admin {
-        None => None,
-        Some(section) => {
-            let addr = socket_addr("admin.address", &section.address)?;
-            if !addr.ip().is_loopback() {
-                return Err(invalid(
-                    "admin.address",
-                    "must be a loopback address (127.0.0.1 or [::1])",
-                ));
-            }
-            Some(addr)
-        }
-    };
+    let admin = validate_admin(raw, base_dir)?;
     Ok(Config {
         listeners,
         origins,
@@ -143,17 +132,13 @@ fn validate_cache(raw: &FileConfig, base_dir: &Path) -> Result<CacheConfig, Erro
         )?;
     }
     if let Some(names) = &section.targeted_cache_control {
-        cache.targeted = names
-            .iter()
-            .map(|n| {
-                http::HeaderName::from_bytes(n.as_bytes()).map_err(|_| {
-                    invalid(
-                        "cache.targeted_cache_control",
-                        format!("'{n}' is not a header name"),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        cache.targeted = header_names("cache.targeted_cache_control", names)?;
+    }
+    if let Some(names) = &section.tag_headers {
+        cache.tag_headers = header_names("cache.tag_headers", names)?;
+    }
+    if let Some(expose) = section.expose_tag_headers {
+        cache.expose_tags = expose;
     }
     if let Some(delay) = &section.write_delay {
         cache.write_delay = duration(
@@ -288,13 +273,57 @@ fn validate_route(
             "\"force\" needs a ttl (on the route or in [cache])",
         ));
     }
+    let host = HostMatch::parse(section.host.as_deref());
+    let name = section.name.clone().unwrap_or_else(|| match &host {
+        HostMatch::Any => path_prefix.clone(),
+        _ => format!("{host}{path_prefix}"),
+    });
     Ok(RouteConfig {
-        host: HostMatch::parse(section.host.as_deref()),
+        name,
+        host,
         path_prefix,
         origin: section.origin.clone(),
         ttl,
         policy,
     })
+}
+
+fn validate_admin(raw: &FileConfig, base_dir: &Path) -> Result<AdminConfig, Error> {
+    let Some(section) = &raw.admin else {
+        return Ok(AdminConfig::default());
+    };
+    let address = section
+        .address
+        .as_deref()
+        .map(|a| socket_addr("admin.address", a))
+        .transpose()?;
+    let token = match (&section.token, &section.token_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid("admin.token", "give token or token_file, not both"));
+        }
+        (Some(token), None) => Some(token.trim().to_owned()),
+        (None, Some(file)) => {
+            let path = base_dir.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    "admin.token_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            Some(text.trim().to_owned())
+        }
+        (None, None) => None,
+    };
+    if token.as_deref() == Some("") {
+        return Err(invalid("admin.token", "must not be empty"));
+    }
+    if address.is_some_and(|a| !a.ip().is_loopback()) && token.is_none() {
+        return Err(invalid(
+            "admin.address",
+            "off loopback the admin API needs a token (admin.token, admin.token_file or CACHING_PROXY_ADMIN_TOKEN)",
+        ));
+    }
+    Ok(AdminConfig { address, token })
 }
 
 fn validate_limits(raw: &FileConfig) -> Result<Limits, Error> {
@@ -326,6 +355,16 @@ fn validate_limits(raw: &FileConfig) -> Result<Limits, Error> {
         )?;
     }
     Ok(limits)
+}
+
+fn header_names(key: &str, names: &[String]) -> Result<Vec<http::HeaderName>, Error> {
+    names
+        .iter()
+        .map(|n| {
+            http::HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| invalid(key, format!("'{n}' is not a header name")))
+        })
+        .collect()
 }
 
 /// Every certificate in a PEM file; none is an error.

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -21,6 +23,38 @@ pub struct AccessRecord {
     method: Method,
     target: String,
     started: Instant,
+    /// The normalized Host, once checked.
+    pub host: Option<String>,
+    /// The route's name, once routed.
+    pub route: Option<Arc<str>>,
+    /// The origin's name, once routed.
+    pub origin: Option<Arc<str>>,
+    /// Time to the origin's response headers, if the origin was asked.
+    pub origin_time: Arc<OriginTime>,
+}
+
+/// Time to the origin's response headers, in microseconds (`u64::MAX`: the
+/// origin was not asked). Shared with the exchange that asks it.
+#[derive(Debug)]
+pub struct OriginTime(AtomicU64);
+
+impl Default for OriginTime {
+    fn default() -> Self {
+        OriginTime(AtomicU64::new(u64::MAX))
+    }
+}
+
+impl OriginTime {
+    /// Records how long the origin took.
+    pub fn set(&self, elapsed: std::time::Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX - 1);
+        self.0.store(micros, Ordering::Relaxed);
+    }
+
+    fn millis(&self) -> Option<f64> {
+        let micros = self.0.load(Ordering::Relaxed);
+        (micros != u64::MAX).then(|| micros as f64 / 1000.0)
+    }
 }
 
 impl AccessRecord {
@@ -31,6 +65,10 @@ impl AccessRecord {
             method,
             target: target.to_owned(),
             started: Instant::now(),
+            host: None,
+            route: None,
+            origin: None,
+            origin_time: Arc::default(),
         }
     }
 }
@@ -99,15 +137,20 @@ impl Body for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         let complete = self.finished || self.inner.is_end_stream();
+        let record = &self.record;
         tracing::info!(
             target: "access",
-            client = %self.record.client,
-            method = %self.record.method,
-            path = %self.record.target,
+            client = %record.client,
+            method = %record.method,
+            host = record.host.as_deref().unwrap_or("-"),
+            path = %record.target,
             status = self.status.as_u16(),
             cache = self.cache.as_str(),
             reason = self.cache.reason(),
-            duration_ms = self.record.started.elapsed().as_micros() as f64 / 1000.0,
+            route = record.route.as_deref().unwrap_or("-"),
+            origin = record.origin.as_deref().unwrap_or("-"),
+            origin_ms = record.origin_time.millis(),
+            duration_ms = record.started.elapsed().as_micros() as f64 / 1000.0,
             bytes = self.bytes,
             complete,
         );

@@ -102,6 +102,8 @@ pub struct Fill {
     pub vary: VaryValues,
     /// How it may be reused once stale.
     pub rules: ReuseRules,
+    /// Purge tags.
+    pub tags: Vec<Box<str>>,
     /// Releases the coalesced followers when dropped.
     pub guard: FillGuard,
 }
@@ -145,7 +147,8 @@ impl TeeBody {
             fill.initial_age,
             fill.vary,
             fill.rules,
-        );
+        )
+        .with_tags(fill.tags);
         fill.store.insert(fill.primary, entry);
         fill.guard.stored();
     }

@@ -14,6 +14,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::Incoming;
 
+use super::access_log::OriginTime;
 use super::body::{Fill, ProxyBody, TeeBody};
 use super::cache_status::{CacheStatus, Fwd};
 use super::headers::{self, Forwarded};
@@ -23,6 +24,7 @@ use super::{ClientConn, Proxy};
 use crate::cache::coalesce::{FillGuard, FillState, Role};
 use crate::cache::policy::{self, Decision, Lifetime, StoreInput};
 use crate::cache::reuse::{self, Verdict};
+use crate::cache::tags;
 use crate::cache::vary::{Vary, VaryValues};
 use crate::cache::{CacheKey, CachedResponse};
 use crate::config::Policy;
@@ -60,6 +62,7 @@ pub(super) struct Exchange {
     pub(super) route: Arc<Route>,
     pub(super) conn: ClientConn,
     pub(super) authority: String,
+    pub(super) origin_time: Arc<OriginTime>,
 }
 
 impl Exchange {
@@ -93,15 +96,24 @@ impl Exchange {
         }
     }
 
+    /// Sends to the route's origin, noting how long the headers took.
+    async fn send(&self, request: Request<UpstreamBody>) -> Result<Response<Incoming>, Error> {
+        let started = std::time::Instant::now();
+        let result = self.route.upstream.send(request).await;
+        self.origin_time.set(started.elapsed());
+        result
+    }
+
     /// Forwards `request` and relays the answer without storing it.
     pub(super) async fn pass(
         &self,
         request: Request<UpstreamBody>,
     ) -> Result<Response<ProxyBody>, Error> {
         let upstream_request = self.upstream_request(request, false)?;
-        let response = self.route.upstream.send(upstream_request).await?;
+        let response = self.send(upstream_request).await?;
         let (mut parts, body) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
+        self.take_tags(&mut parts.headers);
         Ok(Response::from_parts(parts, ProxyBody::Stream(body)))
     }
 
@@ -123,6 +135,7 @@ impl Exchange {
                 self.lead(request, primary, guard, stale, fwd).await
             }
             Role::Follower(follower) => {
+                self.proxy.metrics.coalesced_waits.inc();
                 let state = follower.wait(self.route.upstream.origin().timeout).await;
                 if state == FillState::Stored {
                     if let Some(hit) = self.usable_hit(&primary, request.headers(), false) {
@@ -167,13 +180,14 @@ impl Exchange {
             add_validators(upstream_request.headers_mut(), entry);
         }
         let request_time = self.now();
-        let response = match self.route.upstream.send(upstream_request).await {
+        let response = match self.send(upstream_request).await {
             Ok(response) => response,
             Err(err) => return self.stale_on_error(stale.as_ref(), &asked, err),
         };
         let response_time = self.now();
         let (mut parts, body) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
+        let tags = self.take_tags(&mut parts.headers);
         if let Some((key, entry)) = &stale {
             if parts.status == StatusCode::NOT_MODIFIED {
                 let refreshed = self.refresh(
@@ -241,6 +255,7 @@ impl Exchange {
                     initial_age,
                     vary: capture(&vary, &asked.headers),
                     rules,
+                    tags,
                     guard,
                 };
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -254,12 +269,27 @@ impl Exchange {
                     },
                 )
             }
-            Decision::Skip(why) => (
-                ProxyBody::Stream(body),
-                CacheStatus::pass(fwd, why.as_str()),
-            ),
+            Decision::Skip(why) => {
+                self.proxy.store.note_not_stored(primary, why.as_str());
+                (
+                    ProxyBody::Stream(body),
+                    CacheStatus::pass(fwd, why.as_str()),
+                )
+            }
         };
         Ok((Response::from_parts(parts, body), status))
+    }
+
+    /// Reads the purge tags of a response and, unless configured to expose
+    /// them, removes their fields.
+    fn take_tags(&self, headers: &mut HeaderMap) -> Vec<Box<str>> {
+        let tags = tags::extract(headers, &self.runtime.tag_headers);
+        if !self.runtime.expose_tags {
+            for name in &self.runtime.tag_headers {
+                headers.remove(name);
+            }
+        }
+        tags
     }
 
     fn decide(&self, input: &StoreInput<'_>) -> Decision {

@@ -21,6 +21,7 @@ use crate::cache::control::CacheControl;
 use crate::cache::reuse::{self, Verdict};
 use crate::config::Policy;
 use crate::error::Error;
+use crate::metrics::{Metrics, Name, RequestLabels, method_label, status_label};
 use crate::runtime::Runtime;
 
 /// `Cache-Status` (RFC 9211).
@@ -37,8 +38,10 @@ pub(super) async fn handle(
         request.method().clone(),
         request::path_and_query(&request),
     );
+    let mut record = record;
     let runtime = proxy.runtime();
-    let (response, cache) = match serve(proxy, runtime, request, conn).await {
+    let method = request.method().clone();
+    let (response, cache) = match serve(proxy, runtime, request, conn, &mut record).await {
         Ok(served) => served,
         Err(err) => {
             match &err {
@@ -55,7 +58,43 @@ pub(super) async fn handle(
     parts.headers.insert(CACHE_STATUS, cache.header_value());
     parts.version = Version::HTTP_11;
     let status = parts.status;
+    count(proxy.metrics(), &record, &method, status, cache);
     Response::from_parts(parts, LoggedBody::new(body, record, status, cache))
+}
+
+fn count(
+    metrics: &Metrics,
+    record: &AccessRecord,
+    method: &Method,
+    status: http::StatusCode,
+    cache: CacheStatus,
+) {
+    let route = record.route.clone().unwrap_or_else(|| Arc::from("-"));
+    metrics.request(&RequestLabels {
+        route: Name(route),
+        method: method_label(method),
+        cache: cache.as_str(),
+        status: status_label(status),
+    });
+    let counters: &[&prometheus_client::metrics::counter::Counter] = match cache {
+        CacheStatus::Hit { detail: None, .. } => &[&metrics.hits],
+        CacheStatus::Hit {
+            detail: Some(_), ..
+        } => &[&metrics.hits, &metrics.stale_served],
+        CacheStatus::Revalidated { .. } => &[&metrics.hits, &metrics.revalidations],
+        CacheStatus::Miss {
+            fwd: Fwd::UriMiss | Fwd::VaryMiss | Fwd::Stale | Fwd::Request,
+            ..
+        } => &[&metrics.misses],
+        CacheStatus::Miss {
+            fwd: Fwd::Method | Fwd::Bypass,
+            ..
+        }
+        | CacheStatus::Error => &[],
+    };
+    for counter in counters {
+        counter.inc();
+    }
 }
 
 async fn serve(
@@ -63,13 +102,17 @@ async fn serve(
     runtime: Arc<Runtime>,
     request: Request<Incoming>,
     conn: ClientConn,
+    record: &mut AccessRecord,
 ) -> Result<Served, Error> {
     let default_port = if conn.tls { 443 } else { 80 };
     let authority = request::authority(&request, default_port)?;
+    record.host = Some(authority.clone());
     let route = runtime
         .route(&authority, request.uri().path())
         .cloned()
         .ok_or(Error::NoRoute)?;
+    record.route = Some(route.name.clone());
+    record.origin = Some(route.origin_name.clone());
     let primary = CacheKey::new(
         &route.origin_id,
         &authority,
@@ -82,6 +125,7 @@ async fn serve(
         route,
         conn,
         authority,
+        origin_time: record.origin_time.clone(),
     };
     let method = request.method().clone();
     if policy == Policy::Bypass {

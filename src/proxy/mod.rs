@@ -25,6 +25,7 @@ use hyper::body::Incoming;
 use crate::cache::Store;
 use crate::cache::coalesce::Coalescer;
 use crate::clock::SharedClock;
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use access_log::LoggedBody;
 
@@ -44,17 +45,24 @@ pub struct Proxy {
     store: Store,
     coalescer: Arc<Coalescer>,
     clock: SharedClock,
+    metrics: Metrics,
 }
 
 impl Proxy {
     /// A proxy serving `runtime` from `store`.
-    pub fn new(runtime: Runtime, store: Store, clock: SharedClock) -> Self {
+    pub fn new(runtime: Runtime, store: Store, clock: SharedClock, metrics: Metrics) -> Self {
         Proxy {
             runtime: ArcSwap::from_pointee(runtime),
             store,
             coalescer: Arc::new(Coalescer::default()),
             clock,
+            metrics,
         }
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The response cache.

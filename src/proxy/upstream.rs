@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::Origin;
 use crate::error::{BoxError, Error};
+use crate::metrics::Metrics;
 
 /// A request body towards the origin: the client's, or none (background
 /// revalidation).
@@ -25,12 +26,14 @@ pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
 #[derive(Debug, Clone)]
 pub struct Upstream {
     origin: Arc<Origin>,
+    name: Arc<str>,
+    metrics: Metrics,
     client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
 }
 
 impl Upstream {
     /// Builds the pooled client for `origin`.
-    pub fn new(origin: Origin) -> Result<Self, Error> {
+    pub fn new(origin: Origin, metrics: Metrics) -> Result<Self, Error> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -48,7 +51,9 @@ impl Upstream {
             .pool_idle_timeout(origin.pool_idle_timeout)
             .build(connector);
         Ok(Upstream {
+            name: origin.name.as_str().into(),
             origin: Arc::new(origin),
+            metrics,
             client,
         })
     }
@@ -68,11 +73,19 @@ impl Upstream {
         // version must not force one.
         *request.version_mut() = Version::HTTP_11;
         let timeout = self.origin.timeout;
-        match tokio::time::timeout(timeout, self.client.request(request)).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(timeout, self.client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(err)) => Err(classify(err, timeout)),
             Err(_) => Err(Error::OriginTimeout(timeout)),
+        };
+        match &result {
+            Ok(_) => self.metrics.origin_answered(&self.name, started.elapsed()),
+            Err(Error::OriginTimeout(_)) => self.metrics.origin_failed(&self.name, "timeout"),
+            Err(Error::OriginConnect(_)) => self.metrics.origin_failed(&self.name, "connect"),
+            Err(_) => self.metrics.origin_failed(&self.name, "reset"),
         }
+        result
     }
 }
 

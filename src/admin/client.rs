@@ -1,0 +1,192 @@
+//! The client side of the admin API: find a running instance through its
+//! `<cache file>.admin` record (or `--admin`), send it requests, and the
+//! commands built on that: `--clear-cache`, `cache ...`, `--health-check`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+use super::{AdminFile, admin_file_path};
+use crate::cache::persist::{encode, write_atomic};
+use crate::error::Error;
+
+/// Where to reach an instance's admin API.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its address.
+    pub address: SocketAddr,
+    /// The bearer token, if it needs one.
+    pub token: Option<String>,
+}
+
+impl Target {
+    /// `--admin ADDR` if given, else the record next to the cache file; the
+    /// token from `token`, else the record.
+    pub fn locate(
+        cache_file: &Path,
+        address: Option<SocketAddr>,
+        token: Option<String>,
+    ) -> Option<Target> {
+        let record = std::fs::read(admin_file_path(cache_file))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<AdminFile>(&b).ok());
+        let address = address.or(record.as_ref().map(|r| r.address))?;
+        let token = token.or(record.and_then(|r| r.token));
+        Some(Target { address, token })
+    }
+
+    /// Sends one request; `Err` when nothing answers.
+    pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<String>,
+    ) -> Result<(StatusCode, Bytes), Error> {
+        let unreachable = |e: &dyn std::fmt::Display| Error::AdminUnreachable {
+            addr: self.address,
+            why: e.to_string(),
+        };
+        let exchange = async {
+            let stream = tokio::net::TcpStream::connect(self.address)
+                .await
+                .map_err(|e| unreachable(&e))?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| unreachable(&e))?;
+            tokio::spawn(connection);
+            let mut request = Request::builder()
+                .method(method)
+                .uri(path_and_query)
+                .header(HOST, self.address.to_string());
+            if let Some(token) = &self.token {
+                request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+            }
+            if body.is_some() {
+                request = request.header(CONTENT_TYPE, "application/json");
+            }
+            let request = request
+                .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| unreachable(&e))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| unreachable(&e))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .unwrap_or_else(|_| Err(unreachable(&"no answer within 10 s")))
+    }
+
+    /// Sends a request and expects a 2xx; returns the body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<String>,
+    ) -> Result<Bytes, Error> {
+        let (status, body) = self.send(method, path_and_query, body).await?;
+        if !status.is_success() {
+            return Err(Error::AdminRefused {
+                addr: self.address,
+                status,
+                body: String::from_utf8_lossy(&body).trim().to_owned(),
+            });
+        }
+        Ok(body)
+    }
+}
+
+/// What `--clear-cache` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClearOutcome {
+    /// A running instance emptied its memory and its snapshot.
+    Instance {
+        /// How many entries it dropped.
+        purged: u64,
+    },
+    /// No instance runs on this cache file; the file was emptied.
+    FileOnly,
+}
+
+/// Empties the cache at `cache_file`: through the running instance when
+/// there is one, else by writing an empty snapshot.
+pub async fn clear_cache(cache_file: &Path) -> Result<ClearOutcome, Error> {
+    if let Some(target) = Target::locate(cache_file, None, None) {
+        match target
+            .call(Method::POST, "/purge", Some("{\"all\":true}".into()))
+            .await
+        {
+            Ok(body) => {
+                let purged = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["purged"].as_u64())
+                    .unwrap_or(0);
+                return Ok(ClearOutcome::Instance { purged });
+            }
+            Err(Error::AdminUnreachable { .. }) => {
+                // A stale record from an instance that is gone.
+                let _ = tokio::fs::remove_file(admin_file_path(cache_file)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let empty = encode(&[]);
+    let path = cache_file.to_owned();
+    tokio::task::spawn_blocking(move || write_atomic(&path, &empty))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|source| Error::CacheFile {
+            path: cache_file.to_owned(),
+            source,
+        })?;
+    Ok(ClearOutcome::FileOnly)
+}
+
+/// `--health-check URL`: a GET that must answer 2xx within 5 seconds (for
+/// container health checks, where no curl is installed).
+pub async fn health_check(url: &str) -> Result<(), Error> {
+    let invalid = |why: &str| Error::Config(format!("--health-check {url}: {why}"));
+    let uri: http::Uri = url.parse().map_err(|_| invalid("not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(invalid("only http:// URLs are supported"));
+    }
+    let authority = uri.authority().ok_or_else(|| invalid("no host"))?;
+    let address = tokio::net::lookup_host((authority.host(), authority.port_u16().unwrap_or(80)))
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| invalid("host not found"))?;
+    let target = Target {
+        address,
+        token: std::env::var(TOKEN_ENV).ok(),
+    };
+    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let (status, _) = target.send(Method::GET, path, None).await?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(Error::AdminRefused {
+            addr: address,
+            status,
+            body: String::new(),
+        })
+    }
+}
+
+/// The environment variable that may hold the admin token.
+pub const TOKEN_ENV: &str = "CACHING_PROXY_ADMIN_TOKEN";

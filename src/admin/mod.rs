@@ -1,0 +1,277 @@
+//! The admin API: its own listener (loopback by default), never reaching an
+//! origin or the cache's request path.
+//!
+//! - `GET /healthz` (process up), `GET /readyz` (listeners bound, config
+//!   loaded), `GET /metrics` (Prometheus text), `GET /stats` (JSON).
+//! - `POST /purge` with `{"url": ...}`, `{"prefix": ...}`, `{"tag": ...}` or
+//!   `{"all": true}`; the `PURGE` method on a URL. Answers `{"purged": N}`.
+//! - `GET /cache/keys?filter=&limit=`, `GET /cache/entry?url=`,
+//!   `GET /cache/explain?url=`: inspection.
+//!
+//! With a token configured, every endpoint but the health checks needs
+//! `Authorization: Bearer <token>`; a listener off loopback requires one.
+//! The instance records its address (and token) in `<cache file>.admin`
+//! (mode 0600) so that `caching-proxy --clear-cache` and `caching-proxy
+//! cache ...` find it; see [`client`].
+
+pub mod client;
+mod inspect;
+mod purge;
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::persist::{Snapshotter, write_atomic};
+use crate::error::Error;
+use crate::proxy::Proxy;
+
+/// Where a running instance advertises its admin endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminFile {
+    /// The instance's process id.
+    pub pid: u32,
+    /// Its admin address.
+    pub address: SocketAddr,
+    /// The bearer token it requires, if any.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// `<cache file>.admin`
+pub fn admin_file_path(cache_file: &Path) -> PathBuf {
+    let mut name = cache_file.file_name().unwrap_or_default().to_os_string();
+    name.push(".admin");
+    cache_file.with_file_name(name)
+}
+
+/// The admin endpoint's state.
+#[derive(Debug)]
+pub struct Admin {
+    proxy: Arc<Proxy>,
+    snapshotter: Arc<Snapshotter>,
+    token: Option<String>,
+    ready: AtomicBool,
+}
+
+type Answer = Response<Full<Bytes>>;
+
+impl Admin {
+    /// Binds the admin endpoint (on `address`, or an ephemeral loopback
+    /// port) and records it next to the cache file.
+    pub async fn bind(
+        address: Option<SocketAddr>,
+        token: Option<String>,
+        proxy: Arc<Proxy>,
+        snapshotter: Arc<Snapshotter>,
+    ) -> Result<(Arc<Self>, TcpListener), Error> {
+        let addr = address.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::from_bind(addr, e))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::from_bind(addr, e))?;
+        let record = AdminFile {
+            pid: std::process::id(),
+            address: bound,
+            token: token.clone(),
+        };
+        let path = admin_file_path(snapshotter.path());
+        let bytes = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
+        let write_path = path.clone();
+        tokio::task::spawn_blocking(move || write_atomic(&write_path, &bytes))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|source| Error::CacheFile { path, source })?;
+        let admin = Arc::new(Admin {
+            proxy,
+            snapshotter,
+            token,
+            ready: AtomicBool::new(false),
+        });
+        Ok((admin, listener))
+    }
+
+    /// Marks the proxy ready (listeners bound, config loaded).
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Serves admin requests until `cancel` fires, then removes the record
+    /// if it is still ours.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, cancel: CancellationToken) {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = cancel.cancelled() => break,
+            };
+            let Ok((stream, peer)) = accepted else {
+                continue;
+            };
+            let admin = self.clone();
+            let service = service_fn(move |request| {
+                let admin = admin.clone();
+                async move { Ok::<_, Infallible>(admin.answer(request, peer).await) }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+        self.remove_record();
+    }
+
+    fn remove_record(&self) {
+        let path = admin_file_path(self.snapshotter.path());
+        let ours = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<AdminFile>(&b).ok())
+            .is_some_and(|record| record.pid == std::process::id());
+        if ours {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    fn authorized(&self, request: &Request<Incoming>) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+    }
+
+    async fn answer(&self, request: Request<Incoming>, peer: SocketAddr) -> Answer {
+        let path = request.uri().path().to_owned();
+        match (request.method(), path.as_str()) {
+            (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
+            (&Method::GET, "/readyz") => {
+                return if self.ready.load(Ordering::Acquire) {
+                    text(StatusCode::OK, "ready\n")
+                } else {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+                };
+            }
+            _ => {}
+        }
+        if !self.authorized(&request) {
+            tracing::warn!(%peer, %path, "admin request with a wrong or missing token refused");
+            return text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+        }
+        let store = self.proxy.store();
+        let metrics = self.proxy.metrics();
+        let query = request.uri().query().unwrap_or("").to_owned();
+        match (request.method().as_str(), path.as_str()) {
+            ("GET", "/metrics") => {
+                let mut response = text(StatusCode::OK, "");
+                *response.body_mut() = Full::new(Bytes::from(metrics.encode(store)));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
+            ("GET", "/stats") => json(StatusCode::OK, &metrics.stats(store)),
+            ("POST", "/purge") => {
+                let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
+                    Ok(body) => body.to_bytes(),
+                    Err(_) => return text(StatusCode::BAD_REQUEST, "unreadable body\n"),
+                };
+                match serde_json::from_slice::<purge::Purge>(&body) {
+                    Ok(purge) => self.purged(purge::run(&self.proxy, &purge)).await,
+                    Err(e) => text_owned(
+                        StatusCode::BAD_REQUEST,
+                        format!("expected {{\"url\"|\"prefix\"|\"tag\"|\"all\"}}: {e}\n"),
+                    ),
+                }
+            }
+            ("PURGE", _) => {
+                let url = purge::url_of_purge_request(&request);
+                match url {
+                    Some(url) => {
+                        self.purged(purge::run(&self.proxy, &purge::Purge::url(url)))
+                            .await
+                    }
+                    None => text(
+                        StatusCode::BAD_REQUEST,
+                        "PURGE needs a Host or an absolute URL\n",
+                    ),
+                }
+            }
+            ("GET", "/cache/keys") => json(StatusCode::OK, &inspect::keys(&self.proxy, &query)),
+            ("GET", "/cache/entry") => inspect::entry(&self.proxy, &query)
+                .map_or_else(bad_request, |v| json(StatusCode::OK, &v)),
+            ("GET", "/cache/explain") => inspect::explain(&self.proxy, &query)
+                .map_or_else(bad_request, |v| json(StatusCode::OK, &v)),
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+
+    /// Answers a purge, after rewriting the snapshot so that the purged
+    /// entries do not come back at the next start.
+    async fn purged(&self, result: Result<usize, String>) -> Answer {
+        let purged = match result {
+            Ok(purged) => purged,
+            Err(why) => return text_owned(StatusCode::BAD_REQUEST, format!("{why}\n")),
+        };
+        let snapshotter = self.snapshotter.clone();
+        let written = tokio::task::spawn_blocking(move || snapshotter.write_now()).await;
+        if !matches!(written, Ok(Ok(_))) {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "purged, but the snapshot was not written\n",
+            );
+        }
+        tracing::info!(purged, "cache purged on request");
+        json(StatusCode::OK, &serde_json::json!({ "purged": purged }))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn bad_request(why: String) -> Answer {
+    text_owned(StatusCode::BAD_REQUEST, format!("{why}\n"))
+}
+
+fn text(status: StatusCode, body: &'static str) -> Answer {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+fn text_owned(status: StatusCode, body: String) -> Answer {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Answer {
+    let mut response = text_owned(status, value.to_string());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,100 @@
+//! Purges: one URL (every variant, every origin), a URL prefix, a tag, or
+//! everything.
+
+use http::Request;
+use http::header::HOST;
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use crate::proxy::Proxy;
+
+/// A purge request body: exactly one of the fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Purge {
+    url: Option<String>,
+    prefix: Option<String>,
+    tag: Option<String>,
+    all: Option<bool>,
+}
+
+impl Purge {
+    /// A purge of one URL.
+    pub fn url(url: String) -> Self {
+        Purge {
+            url: Some(url),
+            ..Purge::default()
+        }
+    }
+}
+
+/// Runs `purge`; returns how many entries it removed.
+pub fn run(proxy: &Proxy, purge: &Purge) -> Result<usize, String> {
+    let store = proxy.store();
+    match (&purge.url, &purge.prefix, &purge.tag, purge.all) {
+        (Some(url), None, None, None) => {
+            let target = host_and_path(url)?;
+            Ok(store.purge_where(|url, _| url == target))
+        }
+        (None, Some(prefix), None, None) => {
+            let target = host_and_path(prefix)?;
+            Ok(store.purge_where(|url, _| url.starts_with(&target)))
+        }
+        (None, None, Some(tag), None) => {
+            Ok(store.purge_where(|_, entry| entry.tags.iter().any(|t| &**t == tag)))
+        }
+        (None, None, None, Some(true)) => Ok(usize::try_from(store.clear()).unwrap_or(usize::MAX)),
+        _ => {
+            Err("give exactly one of {\"url\"}, {\"prefix\"}, {\"tag\"} or {\"all\": true}".into())
+        }
+    }
+}
+
+/// `http://Host:80/path?q` as the cache keys spell it: `host/path?q`
+/// (host lower-cased, the scheme's default port dropped).
+pub fn host_and_path(url: &str) -> Result<String, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    let default_port = match uri.scheme_str() {
+        Some("http") => 80,
+        Some("https") => 443,
+        _ => return Err(format!("'{url}' must start with http:// or https://")),
+    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("'{url}' has no host"))?;
+    let mut out = authority.host().to_ascii_lowercase();
+    if let Some(port) = authority.port_u16().filter(|p| *p != default_port) {
+        out.push_str(&format!(":{port}"));
+    }
+    out.push_str(uri.path_and_query().map_or("/", |pq| pq.as_str()));
+    Ok(out)
+}
+
+/// The URL a `PURGE` request names: its absolute form, or its Host and path.
+pub fn url_of_purge_request(request: &Request<Incoming>) -> Option<String> {
+    if request.uri().authority().is_some() {
+        return Some(request.uri().to_string());
+    }
+    let host = request.headers().get(HOST)?.to_str().ok()?;
+    let path = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    Some(format!("http://{host}{path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_spelled_as_keys_spell_them() {
+        assert_eq!(
+            host_and_path("http://Example.com:80/a?b=1").unwrap(),
+            "example.com/a?b=1"
+        );
+        assert_eq!(host_and_path("https://h:443").unwrap(), "h/");
+        assert_eq!(host_and_path("http://h:8080/x/").unwrap(), "h:8080/x/");
+        assert!(host_and_path("/relative").is_err());
+        assert!(host_and_path("ftp://h/").is_err());
+    }
+}

@@ -1,0 +1,337 @@
+//! Prometheus metrics (prometheus-client) and the JSON stats built from the
+//! same counters. One [`Metrics`] per process; handles are cheap to clone
+//! and lock-free to update on the request path.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serde_json::json;
+
+use crate::cache::Store;
+use crate::clock::unix_millis;
+
+/// A label value shared without copying (route and origin names).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Name(pub Arc<str>);
+
+impl EncodeLabelValue for Name {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(&self.0)
+    }
+}
+
+/// Labels of `caching_proxy_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route's name (`-` when none matched).
+    pub route: Name,
+    /// GET, HEAD, POST, PUT, DELETE, PATCH or OTHER.
+    pub method: &'static str,
+    /// HIT, STALE, REVALIDATED, MISS, PASS or ERROR.
+    pub cache: &'static str,
+    /// 1xx .. 5xx.
+    pub status: &'static str,
+}
+
+/// Labels of the per-origin metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OriginLabels {
+    /// The origin's name.
+    pub origin: Name,
+}
+
+/// Labels of `caching_proxy_origin_errors_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OriginErrorLabels {
+    /// The origin's name.
+    pub origin: Name,
+    /// connect, timeout or reset.
+    pub kind: &'static str,
+}
+
+/// Labels of `caching_proxy_config_reloads_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// ok or error.
+    pub result: &'static str,
+}
+
+/// Every metric the proxy keeps.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    started: SystemTime,
+    requests: Family<RequestLabels, Counter>,
+    all_requests: Counter,
+    /// Time to the origin's response headers.
+    pub origin_latency: Family<OriginLabels, Histogram, fn() -> Histogram>,
+    /// Origin failures by kind.
+    pub origin_errors: Family<OriginErrorLabels, Counter>,
+    /// Answers from the cache.
+    pub hits: Counter,
+    /// Cacheable requests that went to the origin.
+    pub misses: Counter,
+    /// Stale answers (stale-while-revalidate, stale-if-error, max-stale).
+    pub stale_served: Counter,
+    /// 304s that refreshed a stored response.
+    pub revalidations: Counter,
+    /// Entries evicted to stay within the memory bound.
+    pub evictions: Counter,
+    /// Requests that waited for another request's fill.
+    pub coalesced_waits: Counter,
+    /// Snapshot writes.
+    pub snapshot_writes: Counter,
+    /// Snapshot writes that failed.
+    pub snapshot_failures: Counter,
+    /// Snapshot write duration.
+    pub snapshot_duration: Histogram,
+    /// Size of the last snapshot written.
+    pub snapshot_bytes: Gauge,
+    /// Configuration reloads by result.
+    pub reloads: Family<ReloadLabels, Counter>,
+    /// Unix time of the last good configuration load.
+    pub last_reload: Gauge,
+    cache_entries: Gauge,
+    cache_bytes: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_5, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("caching_proxy");
+        let metrics = Metrics {
+            registry: Arc::new(Registry::default()),
+            started: SystemTime::now(),
+            requests: Family::default(),
+            all_requests: Counter::default(),
+            origin_latency: Family::new_with_constructor(latency_histogram),
+            origin_errors: Family::default(),
+            hits: Counter::default(),
+            misses: Counter::default(),
+            stale_served: Counter::default(),
+            revalidations: Counter::default(),
+            evictions: Counter::default(),
+            coalesced_waits: Counter::default(),
+            snapshot_writes: Counter::default(),
+            snapshot_failures: Counter::default(),
+            snapshot_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            snapshot_bytes: Gauge::default(),
+            reloads: Family::default(),
+            last_reload: Gauge::default(),
+            cache_entries: Gauge::default(),
+            cache_bytes: Gauge::default(),
+        };
+        registry.register("requests", "Client requests", metrics.requests.clone());
+        registry.register(
+            "origin_request_duration_seconds",
+            "Time to the origin's response headers",
+            metrics.origin_latency.clone(),
+        );
+        registry.register(
+            "origin_errors",
+            "Origin failures by kind",
+            metrics.origin_errors.clone(),
+        );
+        registry.register("cache_hits", "Answers from the cache", metrics.hits.clone());
+        registry.register(
+            "cache_misses",
+            "Cacheable requests sent to the origin",
+            metrics.misses.clone(),
+        );
+        registry.register(
+            "cache_stale_served",
+            "Stale answers",
+            metrics.stale_served.clone(),
+        );
+        registry.register(
+            "cache_revalidations",
+            "Stored responses refreshed by a 304",
+            metrics.revalidations.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Entries evicted by the memory bound",
+            metrics.evictions.clone(),
+        );
+        registry.register(
+            "cache_coalesced_waits",
+            "Requests that waited for another's fill",
+            metrics.coalesced_waits.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Stored entries",
+            metrics.cache_entries.clone(),
+        );
+        registry.register(
+            "cache_bytes",
+            "Bytes held by the cache",
+            metrics.cache_bytes.clone(),
+        );
+        registry.register(
+            "snapshot_writes",
+            "Snapshot writes",
+            metrics.snapshot_writes.clone(),
+        );
+        registry.register(
+            "snapshot_failures",
+            "Failed snapshot writes",
+            metrics.snapshot_failures.clone(),
+        );
+        registry.register(
+            "snapshot_duration_seconds",
+            "Snapshot write time",
+            metrics.snapshot_duration.clone(),
+        );
+        registry.register(
+            "snapshot_bytes",
+            "Size of the last snapshot",
+            metrics.snapshot_bytes.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result",
+            metrics.reloads.clone(),
+        );
+        registry.register(
+            "config_last_reload_timestamp_seconds",
+            "Unix time of the last good configuration load",
+            metrics.last_reload.clone(),
+        );
+        metrics.last_reload.set(unix_seconds(SystemTime::now()));
+        Metrics {
+            registry: Arc::new(registry),
+            ..metrics
+        }
+    }
+
+    /// Counts a request by route, method, cache status and status class.
+    pub fn request(&self, labels: &RequestLabels) {
+        self.requests.get_or_create(labels).inc();
+        self.all_requests.inc();
+    }
+
+    /// Records a configuration reload.
+    pub fn reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads.get_or_create(&ReloadLabels { result }).inc();
+        if ok {
+            self.last_reload.set(unix_seconds(SystemTime::now()));
+        }
+    }
+
+    /// Records an origin's response time.
+    pub fn origin_answered(&self, origin: &Arc<str>, elapsed: Duration) {
+        self.origin_latency
+            .get_or_create(&OriginLabels {
+                origin: Name(origin.clone()),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records an origin failure.
+    pub fn origin_failed(&self, origin: &Arc<str>, kind: &'static str) {
+        self.origin_errors
+            .get_or_create(&OriginErrorLabels {
+                origin: Name(origin.clone()),
+                kind,
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition, with the cache gauges read now.
+    pub fn encode(&self, store: &Store) -> String {
+        let (entries, bytes) = store.usage();
+        self.cache_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        self.cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            let _ = writeln!(text, "# encoding failed");
+        }
+        text
+    }
+
+    /// The essentials as JSON, for humans and scripts.
+    pub fn stats(&self, store: &Store) -> serde_json::Value {
+        let (entries, bytes) = store.usage();
+        let reloads = |result| self.reloads.get_or_create(&ReloadLabels { result }).get();
+        let requests = self.all_requests.get();
+        json!({
+            "uptime_seconds": SystemTime::now().duration_since(self.started).map(|d| d.as_secs()).unwrap_or(0),
+            "requests": requests,
+            "cache": {
+                "entries": entries,
+                "bytes": bytes,
+                "hits": self.hits.get(),
+                "misses": self.misses.get(),
+                "stale_served": self.stale_served.get(),
+                "revalidations": self.revalidations.get(),
+                "evictions": self.evictions.get(),
+                "coalesced_waits": self.coalesced_waits.get(),
+            },
+            "snapshot": {
+                "writes": self.snapshot_writes.get(),
+                "failures": self.snapshot_failures.get(),
+                "last_bytes": self.snapshot_bytes.get(),
+            },
+            "config": {
+                "reloads_ok": reloads("ok"),
+                "reloads_failed": reloads("error"),
+                "last_good_load_unix": self.last_reload.get(),
+            },
+        })
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> i64 {
+    i64::try_from(unix_millis(time) / 1000).unwrap_or(i64::MAX)
+}
+
+/// The method label: common methods by name, the rest as OTHER.
+pub fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        http::Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
+}
+
+/// The status class label.
+pub fn status_label(status: http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
