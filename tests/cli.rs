@@ -444,3 +444,30 @@ async fn sighup_reloads_and_a_bad_edit_is_logged() {
     );
     assert!(proxy.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_access_log_lines_parse() {
+    let origin = TestOrigin::start().await;
+    origin.route("/j", Route::ok("json"));
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Running::start(
+        &origin.url(),
+        &dir.path().join("cache.json"),
+        &["--log-format", "json"],
+    );
+    get_as(&format!("{}?q=1", proxy.url("/j")), "example.test").await;
+    let line = proxy.wait_for_line("\"target\":\"access\"");
+    let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["method"], "GET");
+    assert_eq!(record["path"], "/j?q=1");
+    assert_eq!(record["host"], "example.test");
+    assert_eq!(record["status"], 200);
+    assert_eq!(record["cache"], "MISS");
+    assert_eq!(record["reason"], "stored");
+    assert_eq!(record["origin"], "default");
+    assert_eq!(record["bytes"], 4);
+    assert!(record["duration_ms"].as_f64().is_some());
+    assert!(record["origin_ms"].as_f64().is_some());
+    assert!(record["client"].as_str().unwrap().contains("127.0.0.1"));
+    assert!(proxy.terminate().success());
+}

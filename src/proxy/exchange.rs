@@ -83,6 +83,7 @@ impl Exchange {
             ttl: ttl_of(entry, now),
             detail,
         };
+        entry.count_hit();
         (from_cache(entry, request, head, now), status)
     }
 

@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+
+# Build: the Rust toolchain image, the locked dependency set.
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+RUN cargo build --release --locked \
+    && mkdir -p /out/var/lib/caching-proxy
+
+# Run: distroless (no shell, no package manager), as a non-root user.
+# The webpki roots are compiled into the binary: no CA bundle needed.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/caching-proxy /usr/local/bin/caching-proxy
+COPY docker/proxy.toml /etc/caching-proxy/proxy.toml
+COPY --from=build --chown=65532:65532 /out/var/lib/caching-proxy /var/lib/caching-proxy
+VOLUME ["/var/lib/caching-proxy"]
+EXPOSE 3000
+USER 65532:65532
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/caching-proxy", "--health-check", "http://127.0.0.1:9901/readyz"]
+ENTRYPOINT ["/usr/local/bin/caching-proxy"]
+CMD ["--config", "/etc/caching-proxy/proxy.toml"]
