@@ -4,15 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
 
+use common::binary::{BIN, Running};
 use common::{Route, TestOrigin, get_as};
-
-const BIN: &str = env!("CARGO_BIN_EXE_caching-proxy");
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
@@ -20,119 +16,6 @@ fn run(args: &[&str]) -> Output {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The binary serving in the background; killed by PID if the test fails.
-struct Running {
-    child: Child,
-    port: u16,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    /// Starts the binary and waits for its "listening" log line.
-    fn start(origin: &str, cache_file: &Path, extra: &[&str]) -> Self {
-        Self::start_via(Command::new(BIN), origin, cache_file, extra)
-    }
-
-    /// Like `start`, through a wrapper command (such as prlimit).
-    fn start_via(mut command: Command, origin: &str, cache_file: &Path, extra: &[&str]) -> Self {
-        let port = free_port();
-        command
-            .args([
-                "--port",
-                &port.to_string(),
-                "--origin",
-                origin,
-                "--cache-file",
-            ])
-            .arg(cache_file)
-            .args(extra);
-        let mut running = Self::spawn(command);
-        running.wait_for_line("listening");
-        running.port = port;
-        running
-    }
-
-    /// Starts the binary with a config file listening on 127.0.0.1:0; the
-    /// port is read from its "listening" log line.
-    fn start_config(command: Command) -> Self {
-        let mut running = Self::spawn(command);
-        let line = running.wait_for_line("listening");
-        running.port = line
-            .split("127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|digits| digits.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line}"));
-        running
-    }
-
-    /// Spawns `command` with its stderr lines forwarded to a channel.
-    fn spawn(mut command: Command) -> Self {
-        let mut child = command
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (send, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = send.send(line);
-            }
-        });
-        Running {
-            child,
-            port: 0,
-            lines,
-        }
-    }
-
-    fn wait_for_line(&self, needle: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(20)) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no log line with {needle:?}: {e}"),
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
-    }
-
-    /// Sends a signal (`-HUP`, `-TERM`) to the process we started.
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
-        assert!(sent.success());
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        self.signal("-TERM");
-        let status = self.child.wait().unwrap();
-        std::mem::forget(self);
-        status
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -342,8 +225,21 @@ async fn running_out_of_file_descriptors_does_not_stop_the_accept_loop() {
     proxy.wait_for_line("accept failed");
     drop(held);
 
-    let answer = common::get(&proxy.url("/fd")).await;
-    assert_eq!(&answer.body[..], b"still here");
+    // The proxy closes the dropped connections as it notices them: poll,
+    // with a deadline, until it has descriptors to reach the origin again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = common::get(&proxy.url("/fd")).await;
+        if &answer.body[..] == b"still here" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never recovered: {}",
+            answer.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(proxy.terminate().success());
 }
 

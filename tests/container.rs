@@ -7,24 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
+use common::binary::{BIN, Running, free_port};
 use common::{Route, TestOrigin, get_as};
 
-const BIN: &str = env!("CARGO_BIN_EXE_caching-proxy");
 const NOBODY: u32 = 65534;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn is_root() -> bool {
     Command::new("id")
@@ -92,31 +81,13 @@ async fn the_image_entrypoint_contract_holds_outside_a_container() {
     } else {
         Command::new(BIN)
     };
-    let mut child = command
+    command
         .arg("--config")
         .arg(etc.join("proxy.toml"))
-        .current_dir("/")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (send, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = send.send(line);
-        }
-    });
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("never listened");
-        assert!(!line.contains("ERROR"), "{line}");
-        if line.contains("listening") {
-            break;
-        }
-    }
+        .current_dir("/");
+    let proxy = Running::spawn(command);
+    let line = proxy.wait_for_line("listening");
+    assert!(!line.contains("ERROR"), "{line}");
 
     let url = format!("http://127.0.0.1:{port}/c");
     assert_eq!(get_as(&url, "h").await.x_cache(), "MISS");
@@ -143,15 +114,7 @@ async fn the_image_entrypoint_contract_holds_outside_a_container() {
         .unwrap();
     assert!(!unhealthy.status.success());
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = child.wait().unwrap();
+    let status = proxy.terminate();
     assert!(status.success(), "SIGTERM exits 0: {status}");
     let snapshot = volume.join("cache.json");
     let saved = std::fs::read_to_string(&snapshot).unwrap();
