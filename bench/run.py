@@ -148,7 +148,10 @@ def tree_rss_kb(pid: int) -> int:
 
 
 def dir_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+    """Memory a directory on tmpfs really takes: allocated blocks, not sizes."""
+    if not path.exists():
+        return 0
+    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
 
 
 class Bench:

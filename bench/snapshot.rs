@@ -20,12 +20,26 @@ const ENTRIES: usize = 100_000;
 
 fn main() {
     let metrics = Metrics::new();
-    let store = Store::new(1 << 30, Arc::new(SystemClock), Retention::default(), metrics.evictions.clone());
+    let store = Store::new(
+        1 << 30,
+        Arc::new(SystemClock),
+        Retention::default(),
+        metrics.evictions.clone(),
+    );
     let body = Bytes::from(vec![b'x'; 1024]);
     let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-    headers.insert(DATE, HeaderValue::from_static("Tue, 24 Nov 2026 10:00:00 GMT"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    headers.insert(
+        DATE,
+        HeaderValue::from_static("Tue, 24 Nov 2026 10:00:00 GMT"),
+    );
     let now = SystemTime::now();
     for n in 0..ENTRIES {
         let entry = CachedResponse::new(
@@ -38,7 +52,14 @@ fn main() {
             VaryValues::default(),
             ReuseRules::default(),
         );
-        store.insert(CacheKey::new("http://127.0.0.1:8080", "localhost:3000", &format!("/u/{n}")), entry);
+        store.insert(
+            CacheKey::new(
+                "http://127.0.0.1:8080",
+                "localhost:3000",
+                &format!("/u/{n}"),
+            ),
+            entry,
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.json");
