@@ -3,17 +3,23 @@
 
 use std::io::IsTerminal;
 
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
 
-/// Installs the global subscriber: text or one JSON object per line.
-/// Safe to call more than once.
-pub fn init(format: LogFormat) {
+/// Installs the global subscriber: text or one JSON object per line,
+/// written to stderr by a background thread (a request never waits for a
+/// `write` system call). Keep the returned guard alive: dropping it
+/// flushes what is queued. Safe to call more than once.
+pub fn init(format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(true);
     let _ = match format {
         LogFormat::Text => builder
@@ -21,4 +27,5 @@ pub fn init(format: LogFormat) {
             .try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    guard
 }
