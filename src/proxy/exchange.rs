@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::header::{
-    CONTENT_LENGTH, CONTENT_LOCATION, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
-    IF_UNMODIFIED_SINCE, LOCATION, RANGE,
+    IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Either, Empty};
+use http_body_util::Either;
 use hyper::body::Incoming;
 
 use super::access_log::OriginTime;
@@ -49,9 +48,9 @@ const CLIENT_CONDITIONS: [http::HeaderName; 6] = [
 ];
 
 /// What a cached answer needs from a request that has been sent on.
-struct Asked {
-    headers: HeaderMap,
-    head: bool,
+pub(super) struct Asked {
+    pub(super) headers: HeaderMap,
+    pub(super) head: bool,
 }
 
 /// One request's view of the proxy. Cheap to clone (for background work).
@@ -164,7 +163,7 @@ impl Exchange {
     /// The leader's fetch: conditional when a stale entry has validators;
     /// a 304 refreshes it, an error may be covered by it, anything else is
     /// judged by the policy and stored while it streams.
-    async fn lead(
+    pub(super) async fn lead(
         &self,
         request: Request<UpstreamBody>,
         primary: CacheKey,
@@ -293,169 +292,10 @@ impl Exchange {
         tags
     }
 
-    fn decide(&self, input: &StoreInput<'_>) -> Decision {
+    pub(super) fn decide(&self, input: &StoreInput<'_>) -> Decision {
         match self.route.policy {
             Policy::Force => policy::decide_forced(input),
             Policy::Standard | Policy::Bypass => policy::decide(input),
-        }
-    }
-
-    /// Applies a 304 (or a matching HEAD response) to a stored entry
-    /// (RFC 9111 sections 3.2 and 4.3.4): its headers replace the stored
-    /// ones except `Content-Length`, and freshness starts again.
-    #[allow(clippy::too_many_arguments)]
-    fn refresh(
-        &self,
-        primary: &CacheKey,
-        key: CacheKey,
-        entry: &CachedResponse,
-        fresh_headers: &HeaderMap,
-        request_headers: &HeaderMap,
-        request_time: SystemTime,
-        response_time: SystemTime,
-    ) -> CachedResponse {
-        let mut merged = entry.headers.clone();
-        for name in fresh_headers.keys().filter(|name| **name != CONTENT_LENGTH) {
-            merged.remove(name);
-            for value in fresh_headers.get_all(name) {
-                merged.append(name.clone(), value.clone());
-            }
-        }
-        let input = StoreInput {
-            request: request_headers,
-            status: entry.status,
-            response: &merged,
-            request_time,
-            response_time,
-            ttl: self.route.ttl,
-            targets: &self.runtime.targeted,
-        };
-        match self.decide(&input) {
-            Decision::Store {
-                lifetime,
-                initial_age,
-                rules,
-                strip,
-                ..
-            } => {
-                strip.iter().for_each(|name| {
-                    merged.remove(name.as_str());
-                });
-                let refreshed = CachedResponse::new(
-                    entry.status,
-                    merged,
-                    entry.body.clone(),
-                    response_time,
-                    fresh_for(lifetime),
-                    initial_age,
-                    entry.vary.clone(),
-                    rules,
-                );
-                self.proxy.store.replace(key, refreshed.clone());
-                refreshed
-            }
-            Decision::Skip(_) => {
-                // Use the refreshed response this once, keep nothing.
-                self.proxy.store.invalidate(primary);
-                CachedResponse {
-                    headers: merged,
-                    ..entry.clone()
-                }
-            }
-        }
-    }
-
-    /// Serves `stale` in place of a failed origin when its windows allow,
-    /// else returns the error.
-    fn stale_on_error(
-        &self,
-        stale: Option<&Stored>,
-        asked: &Asked,
-        err: Error,
-    ) -> Result<Served, Error> {
-        match stale {
-            Some((_, entry)) if entry.usable_on_error(self.now(), self.runtime.grace) => {
-                tracing::warn!(error = %err.chain(), "origin failed; serving a stale response");
-                Ok(self.answer_from(entry, &asked.headers, asked.head, Some("stale-if-error")))
-            }
-            _ => Err(err),
-        }
-    }
-
-    /// A HEAD the cache cannot answer goes to the origin; if its validators
-    /// match the stored GET, its headers refresh that entry (RFC 9111
-    /// section 4.3.5). The stored body is never replaced.
-    pub(super) async fn head(
-        &self,
-        request: Request<UpstreamBody>,
-        primary: CacheKey,
-        stale: Option<Stored>,
-        fwd: Fwd,
-    ) -> Result<Served, Error> {
-        let request_headers = request.headers().clone();
-        let request_time = self.now();
-        let response = self.pass(request).await?;
-        if let Some((key, entry)) = &stale {
-            if response.status() == StatusCode::OK && same_representation(entry, response.headers())
-            {
-                let response_time = self.now();
-                self.refresh(
-                    &primary,
-                    key.clone(),
-                    entry,
-                    response.headers(),
-                    &request_headers,
-                    request_time,
-                    response_time,
-                );
-            }
-        }
-        Ok((response, CacheStatus::pass(fwd, "head")))
-    }
-
-    /// Serves `stale` now and refreshes it with one background request.
-    pub(super) fn refresh_in_background(
-        &self,
-        parts: &http::request::Parts,
-        primary: CacheKey,
-        stale: Stored,
-    ) {
-        let Role::Leader(guard) = self.proxy.coalescer.join(&primary) else {
-            return; // a fetch for this URL is already under way
-        };
-        let mut request = Request::new(Either::Right(Empty::new()));
-        *request.uri_mut() = parts.uri.clone();
-        *request.version_mut() = parts.version;
-        *request.headers_mut() = parts.headers.clone();
-        let exchange = self.clone();
-        tokio::spawn(async move {
-            match exchange
-                .lead(request, primary, guard, Some(stale), Fwd::Stale)
-                .await
-            {
-                // Reading the body to its end is what stores it.
-                Ok((response, _)) => {
-                    let _ = response.into_body().collect().await;
-                }
-                Err(err) => tracing::debug!(error = %err.chain(), "background revalidation failed"),
-            }
-        });
-    }
-
-    /// After a successful unsafe request: the URL's entries go, and those of
-    /// its `Location` and `Content-Location` when they are on this host
-    /// (RFC 9111 section 4.4).
-    pub(super) fn invalidate_after(&self, primary: &CacheKey, response: &HeaderMap) {
-        self.proxy.store.invalidate(primary);
-        for name in [LOCATION, CONTENT_LOCATION] {
-            let target = response.get(&name).and_then(|v| v.to_str().ok());
-            if let Some(path) = target.and_then(|t| same_origin_path(t, &self.authority)) {
-                self.proxy.store.invalidate(&CacheKey::new(
-                    &self.route.origin_id,
-                    &self.authority,
-                    &path,
-                ));
-            }
         }
     }
 
@@ -505,7 +345,7 @@ fn capture(vary: &Vary, request: &HeaderMap) -> VaryValues {
     }
 }
 
-fn fresh_for(lifetime: Lifetime) -> Option<std::time::Duration> {
+pub(super) fn fresh_for(lifetime: Lifetime) -> Option<std::time::Duration> {
     match lifetime {
         Lifetime::Forever => None,
         Lifetime::For(duration) => Some(duration),
@@ -520,65 +360,4 @@ fn ttl_of(entry: &CachedResponse, now: SystemTime) -> Option<i64> {
         Err(past) => -i64::try_from(past.duration().as_secs()).unwrap_or(i64::MAX),
     };
     Some(signed)
-}
-
-/// Whether a HEAD response describes the stored representation: same
-/// strong validator (or same `Last-Modified` without ETags) and length.
-fn same_representation(entry: &CachedResponse, head: &HeaderMap) -> bool {
-    let validators_match = match (entry.etag(), head.get(http::header::ETAG)) {
-        (Some(stored), Some(fresh)) => stored == fresh,
-        (None, None) => {
-            entry.last_modified().is_some()
-                && entry.last_modified() == head.get(http::header::LAST_MODIFIED)
-        }
-        _ => false,
-    };
-    let length_matches = declared_length(head).is_none_or(|len| len == entry.body.len() as u64);
-    validators_match && length_matches
-}
-
-/// The path of `target` if it is a path on this host or an absolute URL
-/// whose authority is `authority`.
-fn same_origin_path(target: &str, authority: &str) -> Option<String> {
-    if target.starts_with('/') && !target.starts_with("//") {
-        return Some(target.to_owned());
-    }
-    let uri: http::Uri = target.parse().ok()?;
-    let default_port = match uri.scheme_str() {
-        Some("https") => 443,
-        _ => 80,
-    };
-    let host = uri.authority()?;
-    let mut normalized = host.host().to_ascii_lowercase();
-    if let Some(port) = host.port_u16().filter(|p| *p != default_port) {
-        normalized.push_str(&format!(":{port}"));
-    }
-    (normalized == authority).then(|| {
-        uri.path_and_query()
-            .map_or("/".to_owned(), |pq| pq.as_str().to_owned())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_origin_targets() {
-        assert_eq!(
-            same_origin_path("/items/1", "h").as_deref(),
-            Some("/items/1")
-        );
-        assert_eq!(
-            same_origin_path("http://H:80/a?b", "h").as_deref(),
-            Some("/a?b")
-        );
-        assert_eq!(
-            same_origin_path("https://h:8443/a", "h:8443").as_deref(),
-            Some("/a")
-        );
-        assert_eq!(same_origin_path("http://other/a", "h"), None);
-        assert_eq!(same_origin_path("//other/a", "h"), None);
-        assert_eq!(same_origin_path("relative", "h"), None);
-    }
 }

@@ -11,8 +11,10 @@ pub mod cache_status;
 mod exchange;
 mod handler;
 pub mod headers;
+mod invalidate;
 pub mod request;
 mod respond;
+mod revalidate;
 pub mod upstream;
 
 use std::net::SocketAddr;

@@ -1,0 +1,74 @@
+//! Invalidation after unsafe methods (RFC 9111 section 4.4): the URL's
+//! entries go, and those of its `Location` and `Content-Location` when
+//! they are on the same host.
+
+use http::HeaderMap;
+use http::header::{CONTENT_LOCATION, LOCATION};
+
+use super::exchange::Exchange;
+use crate::cache::CacheKey;
+
+impl Exchange {
+    /// After a successful unsafe request: the URL's entries go, and those of
+    /// its `Location` and `Content-Location` when they are on this host
+    /// (RFC 9111 section 4.4).
+    pub(super) fn invalidate_after(&self, primary: &CacheKey, response: &HeaderMap) {
+        self.proxy.store.invalidate(primary);
+        for name in [LOCATION, CONTENT_LOCATION] {
+            let target = response.get(&name).and_then(|v| v.to_str().ok());
+            if let Some(path) = target.and_then(|t| same_origin_path(t, &self.authority)) {
+                self.proxy.store.invalidate(&CacheKey::new(
+                    &self.route.origin_id,
+                    &self.authority,
+                    &path,
+                ));
+            }
+        }
+    }
+}
+
+/// The path of `target` if it is a path on this host or an absolute URL
+/// whose authority is `authority`.
+fn same_origin_path(target: &str, authority: &str) -> Option<String> {
+    if target.starts_with('/') && !target.starts_with("//") {
+        return Some(target.to_owned());
+    }
+    let uri: http::Uri = target.parse().ok()?;
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let host = uri.authority()?;
+    let mut normalized = host.host().to_ascii_lowercase();
+    if let Some(port) = host.port_u16().filter(|p| *p != default_port) {
+        normalized.push_str(&format!(":{port}"));
+    }
+    (normalized == authority).then(|| {
+        uri.path_and_query()
+            .map_or("/".to_owned(), |pq| pq.as_str().to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_origin_targets() {
+        assert_eq!(
+            same_origin_path("/items/1", "h").as_deref(),
+            Some("/items/1")
+        );
+        assert_eq!(
+            same_origin_path("http://H:80/a?b", "h").as_deref(),
+            Some("/a?b")
+        );
+        assert_eq!(
+            same_origin_path("https://h:8443/a", "h:8443").as_deref(),
+            Some("/a")
+        );
+        assert_eq!(same_origin_path("http://other/a", "h"), None);
+        assert_eq!(same_origin_path("//other/a", "h"), None);
+        assert_eq!(same_origin_path("relative", "h"), None);
+    }
+}
