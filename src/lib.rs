@@ -11,7 +11,9 @@
 //!   it reads ([`router`] picks the route); [`cache`] the keys, policy,
 //!   store and snapshot.
 //! - [`reload`] applies config edits live (notify, SIGHUP).
-//! - [`admin`] is the loopback control endpoint `--clear-cache` talks to.
+//! - [`admin`] is the admin API (health, metrics, purge, inspection) and
+//!   its client; [`metrics`] holds the counters; [`commands`] are the
+//!   binary's one-shot commands (`--clear-cache`, `cache ...`).
 //! - [`error`] classifies every failure into a status or an exit code;
 //!   [`clock`] is the only reader of the wall clock.
 //!
@@ -19,15 +21,17 @@
 //!
 //! 1. Check the request (one valid `Host`), pick the route by host and
 //!    path (404 if none), build the [`cache::CacheKey`].
-//! 2. GET/HEAD without a body: look the key up; a fresh entry of the
-//!    right `Vary` variant is a HIT (body shared, `Age` computed).
+//! 2. GET/HEAD without a body: look the key up; [`cache::reuse`] judges the
+//!    stored variant: fresh is a HIT (body shared, `Age` computed; 304 or
+//!    206 when the client asks), stale may be served while it revalidates,
+//!    or is revalidated with a conditional request.
 //! 3. A GET miss joins the key's fill ([`cache::coalesce`]): the leader
 //!    fetches, followers wait (bounded) and are then served from the cache.
 //! 4. The leader's response goes through [`cache::policy::decide`]; if
 //!    storable, its body streams to the client and into the store at once.
 //! 5. Other methods pass through and invalidate the URL's entry on success.
-//! 6. Every response gets `Via` and `X-Cache`; one access-log line is
-//!    written when its body is done.
+//! 6. Every response gets `Via`, `X-Cache` and `Cache-Status`; metrics
+//!    are counted and one access-log line is written when its body is done.
 
 pub mod admin;
 pub mod app;
