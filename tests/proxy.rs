@@ -466,3 +466,35 @@ async fn keep_alive_connections_serve_hits_back_to_back() {
     assert_eq!(raw.matches("HTTP/1.1 200").count(), 3, "{raw}");
     assert_eq!(raw.matches("x-cache: HIT").count(), 2, "{raw}");
 }
+
+#[tokio::test]
+async fn recently_uncacheable_urls_are_not_coalesced() {
+    let origin = TestOrigin::start().await;
+    origin.route(
+        "/live",
+        Route::ok("now")
+            .header("cache-control", "no-store")
+            .delay(Duration::from_millis(500)),
+    );
+    let proxy = TestProxy::start(&origin.url()).await;
+    get(&proxy.url("/live")).await;
+
+    // Coalesced, followers would wait for the leader and then ask the
+    // origin themselves: two origin round trips. Uncoalesced: one.
+    let started = std::time::Instant::now();
+    let requests: Vec<_> = (0..8)
+        .map(|_| {
+            let url = proxy.url("/live");
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(&request.await.unwrap().body[..], b"now");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(origin.hits("/live"), 9);
+}

@@ -31,6 +31,9 @@ use crate::clock::{from_unix_millis, unix_millis};
 use crate::error::Error;
 use crate::metrics::Metrics;
 
+/// Write-behind waits at least this many times the last write's duration.
+const WRITE_PACING: u32 = 10;
+
 /// The snapshot format this build reads and writes.
 pub const VERSION: u32 = 1;
 
@@ -347,11 +350,14 @@ impl Snapshotter {
         Ok(entries.len())
     }
 
-    /// Writes the snapshot on a blocking thread and logs the outcome.
-    pub async fn write_in_background(self: &Arc<Self>) {
+    /// Writes the snapshot on a blocking thread and logs the outcome;
+    /// returns how long it took.
+    pub async fn write_in_background(self: &Arc<Self>) -> Duration {
         let this = self.clone();
         let started = std::time::Instant::now();
-        match tokio::task::spawn_blocking(move || this.write_now()).await {
+        let result = tokio::task::spawn_blocking(move || this.write_now()).await;
+        let elapsed = started.elapsed();
+        match result {
             Ok(Ok(entries)) => tracing::debug!(
                 entries,
                 elapsed_ms = started.elapsed().as_millis() as u64,
@@ -360,21 +366,27 @@ impl Snapshotter {
             Ok(Err(e)) => tracing::error!(error = %e.chain(), "cache snapshot not written"),
             Err(e) => tracing::error!(error = %e, "cache snapshot task failed"),
         }
+        elapsed
     }
 
     /// Writes the snapshot `delay` after changes, until `cancel` fires.
+    /// A write costs time in proportion to the cache's size, so under
+    /// constant change the next one waits at least ten times as long as the
+    /// last took: snapshots never take more than about a tenth of a core.
     pub async fn run(self: Arc<Self>, delay: Duration, cancel: CancellationToken) {
         let changed = self.store.changed();
+        let mut pause = delay;
         loop {
             tokio::select! {
                 _ = changed.notified() => {}
                 _ = cancel.cancelled() => return,
             }
             tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = cancel.cancelled() => return,
             }
-            self.write_in_background().await;
+            let took = self.write_in_background().await;
+            pause = delay.max(took.saturating_mul(WRITE_PACING));
         }
     }
 }

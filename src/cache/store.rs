@@ -33,8 +33,11 @@ use crate::clock::SharedClock;
 
 /// Separates a primary key from its variant hash.
 const VARIANT_SEPARATOR: char = '\u{1f}';
-/// Why-not-stored notes kept for `explain`.
+/// Why-not-stored notes kept, for `explain` and to skip coalescing for
+/// URLs that were just uncacheable (Varnish's hit-for-miss).
 const NOT_STORED_NOTES: u64 = 10_000;
+/// How long such a note lasts.
+const NOT_STORED_FOR: Duration = Duration::from_secs(120);
 /// Variants kept per URL; the oldest goes first.
 const MAX_VARIANTS: usize = 32;
 
@@ -141,7 +144,10 @@ impl Store {
             .build();
         Store {
             entries,
-            not_stored: Cache::new(NOT_STORED_NOTES),
+            not_stored: Cache::builder()
+                .max_capacity(NOT_STORED_NOTES)
+                .time_to_live(NOT_STORED_FOR)
+                .build(),
             variants: Arc::default(),
             changed: Arc::new(Notify::new()),
             clock,
@@ -166,6 +172,11 @@ impl Store {
     /// Whether responses for `primary` vary (a lookup miss is a vary miss).
     pub fn varies(&self, primary: &CacheKey) -> bool {
         self.variants.contains_key(primary)
+    }
+
+    /// Forgets why `primary` was not stored (it just was).
+    pub fn clear_not_stored(&self, primary: &CacheKey) {
+        self.not_stored.invalidate(primary);
     }
 
     /// Stores a response for `primary` (under its variant key when it
@@ -230,7 +241,10 @@ impl Store {
 
     /// Notes why the last response for `primary` was not stored.
     pub fn note_not_stored(&self, primary: CacheKey, why: &'static str) {
-        self.not_stored.insert(primary, why);
+        // Reading is cheaper than writing; uncacheable URLs repeat a lot.
+        if self.not_stored.get(&primary) != Some(why) {
+            self.not_stored.insert(primary, why);
+        }
     }
 
     /// Why the last response for `primary` was not stored, if it was not.

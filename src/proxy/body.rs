@@ -104,8 +104,8 @@ pub struct Fill {
     pub rules: ReuseRules,
     /// Purge tags.
     pub tags: Vec<Box<str>>,
-    /// Releases the coalesced followers when dropped.
-    pub guard: FillGuard,
+    /// Releases the coalesced followers when dropped (`None`: nobody waits).
+    pub guard: Option<FillGuard>,
 }
 
 /// An origin body forwarded to the client and collected for the cache.
@@ -150,7 +150,9 @@ impl TeeBody {
         )
         .with_tags(fill.tags);
         fill.store.insert(fill.primary, entry);
-        fill.guard.stored();
+        if let Some(guard) = fill.guard {
+            guard.stored();
+        }
     }
 }
 

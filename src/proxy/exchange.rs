@@ -126,13 +126,18 @@ impl Exchange {
         stale: Option<Stored>,
         fwd: Fwd,
     ) -> Result<Served, Error> {
+        if self.proxy.store.not_stored_reason(&primary).is_some() {
+            // Recently uncacheable ("hit-for-miss"): waiting for another
+            // request would only delay this one.
+            return self.lead(request, primary, None, stale, fwd).await;
+        }
         match self.proxy.coalescer.join(&primary) {
             Role::Leader(guard) => {
                 if let Some(hit) = self.usable_hit(&primary, request.headers(), false) {
                     guard.stored();
                     return Ok(hit);
                 }
-                self.lead(request, primary, guard, stale, fwd).await
+                self.lead(request, primary, Some(guard), stale, fwd).await
             }
             Role::Follower(follower) => {
                 self.proxy.metrics.coalesced_waits.inc();
@@ -167,7 +172,7 @@ impl Exchange {
         &self,
         request: Request<UpstreamBody>,
         primary: CacheKey,
-        guard: FillGuard,
+        guard: Option<FillGuard>,
         stale: Option<Stored>,
         fwd: Fwd,
     ) -> Result<Served, Error> {
@@ -199,7 +204,9 @@ impl Exchange {
                     request_time,
                     response_time,
                 );
-                guard.stored();
+                if let Some(guard) = guard {
+                    guard.stored();
+                }
                 let now = self.now();
                 let status = CacheStatus::Revalidated {
                     ttl: ttl_of(&refreshed, now),
@@ -245,6 +252,7 @@ impl Exchange {
                 strip.iter().for_each(|name| {
                     stored_headers.remove(name.as_str());
                 });
+                self.proxy.store.clear_not_stored(&primary);
                 let fill = Fill {
                     store: self.proxy.store.clone(),
                     primary,
