@@ -358,7 +358,7 @@ def main():
             bench.stop_all()
             bench.stop("origin")
     text, summary = report(results, per_entry, startup_ms, snapshot_text)
-    out = ROOT / "bench" / "results" / f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d}.md"
+    out = ROOT / "bench" / "results" / f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d-%H%M}-{ROUNDS}x{DURATION}s.md"
     out.write_text(text)
     print(f"\nreport: {out.relative_to(ROOT)}")
     print(summary)
