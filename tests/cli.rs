@@ -14,6 +14,20 @@ fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
+/// `--clear-cache --cache-file FILE` exits 0 and says so.
+fn clear_cache_succeeds(file: &Path) {
+    let output = Command::new(BIN)
+        .args(["--clear-cache", "--cache-file"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "Cache cleared successfully\n"
+    );
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -139,16 +153,7 @@ fn clear_cache_empties_the_file_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cache.json");
     std::fs::write(&file, br#"{"version":1,"entries":[{"key":"k"}]}"#).unwrap();
-    let output = Command::new(BIN)
-        .args(["--clear-cache", "--cache-file"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "Cache cleared successfully\n"
-    );
+    clear_cache_succeeds(&file);
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
         r#"{"version":1,"entries":[]}"#
@@ -170,16 +175,7 @@ async fn clear_cache_reaches_a_running_instance_and_sigterm_saves_the_cache() {
     );
     assert_eq!(get_as(&proxy.url("/products"), host).await.x_cache(), "HIT");
 
-    let cleared = Command::new(BIN)
-        .args(["--clear-cache", "--cache-file"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(cleared.status.success(), "{}", stderr(&cleared));
-    assert_eq!(
-        String::from_utf8_lossy(&cleared.stdout),
-        "Cache cleared successfully\n"
-    );
+    clear_cache_succeeds(&file);
     assert_eq!(
         get_as(&proxy.url("/products"), host).await.x_cache(),
         "MISS",
