@@ -31,6 +31,10 @@ pub enum Error {
     /// The client asked for `only-if-cached` and nothing usable is stored.
     #[error("only-if-cached and nothing usable is stored")]
     NotCached,
+    /// CONNECT (no tunnels through a reverse proxy) or TRACE (it would
+    /// echo credentials back).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// No route matches the request's host and path.
     #[error("no route for this host and path")]
     NoRoute,
@@ -111,6 +115,7 @@ impl Error {
             Error::OriginTimeout(_) | Error::NotCached => StatusCode::GATEWAY_TIMEOUT,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::NoRoute => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_)
             | Error::PortInUse { .. }
             | Error::PortPermission { .. }
@@ -133,6 +138,7 @@ impl Error {
             | Error::OriginFailed(_)
             | Error::BadRequest(_)
             | Error::NoRoute
+            | Error::MethodNotAllowed
             | Error::NotCached
             | Error::Internal(_)
             | Error::PortInUse { .. }

@@ -498,3 +498,27 @@ async fn recently_uncacheable_urls_are_not_coalesced() {
     );
     assert_eq!(origin.hits("/live"), 9);
 }
+
+#[tokio::test]
+async fn connect_and_trace_are_refused() {
+    let origin = TestOrigin::start().await;
+    origin.route("/", Route::echo());
+    let proxy = TestProxy::start(&origin.url()).await;
+    let trace = send(
+        &client(),
+        Request::builder()
+            .method("TRACE")
+            .uri(proxy.url("/"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(trace.status, StatusCode::METHOD_NOT_ALLOWED);
+    let connect = raw_exchange(
+        proxy.addr,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(connect.starts_with("HTTP/1.1 405"), "{connect}");
+    assert_eq!(origin.hits("/"), 0);
+}

@@ -45,7 +45,10 @@ pub(super) async fn handle(
         Ok(served) => served,
         Err(err) => {
             match &err {
-                Error::BadRequest(_) | Error::NoRoute | Error::NotCached => {
+                Error::BadRequest(_)
+                | Error::NoRoute
+                | Error::NotCached
+                | Error::MethodNotAllowed => {
                     tracing::debug!(%client, error = %err, "refused request");
                 }
                 _ => tracing::warn!(%client, error = %err.chain(), "request failed"),
@@ -104,6 +107,9 @@ async fn serve(
     conn: ClientConn,
     record: &mut AccessRecord,
 ) -> Result<Served, Error> {
+    if request.method() == Method::CONNECT || request.method() == Method::TRACE {
+        return Err(Error::MethodNotAllowed);
+    }
     let default_port = if conn.tls { 443 } else { 80 };
     let authority = request::authority(&request, default_port)?;
     record.host = Some(authority.clone());
