@@ -158,6 +158,20 @@ impl Exchange {
                     head: false,
                 };
                 match self.pass(request).await {
+                    Ok(response) if is_gateway_failure(response.status()) => {
+                        match stale
+                            .as_ref()
+                            .filter(|(_, e)| e.usable_on_error(self.now(), self.runtime.grace))
+                        {
+                            Some((_, entry)) => Ok(self.answer_from(
+                                entry,
+                                &asked.headers,
+                                false,
+                                Some("stale-if-error"),
+                            )),
+                            None => Ok((response, CacheStatus::pass(fwd, detail))),
+                        }
+                    }
                     Ok(response) => Ok((response, CacheStatus::pass(fwd, detail))),
                     Err(err) => self.stale_on_error(stale.as_ref(), &asked, err),
                 }
@@ -216,8 +230,9 @@ impl Exchange {
                     status,
                 ));
             }
-            let failed = matches!(parts.status.as_u16(), 500 | 502 | 503 | 504);
-            if failed && entry.usable_on_error(self.now(), self.runtime.grace) {
+            if is_gateway_failure(parts.status)
+                && entry.usable_on_error(self.now(), self.runtime.grace)
+            {
                 return Ok(self.answer_from(
                     entry,
                     &asked.headers,
@@ -335,6 +350,11 @@ impl Exchange {
 /// The client's body-carrying request as an upstream request.
 pub(super) fn upstream_body(request: Request<Incoming>) -> Request<UpstreamBody> {
     request.map(Either::Left)
+}
+
+/// The answers RFC 5861 lets a stale response stand in for.
+fn is_gateway_failure(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 500 | 502 | 503 | 504)
 }
 
 fn add_validators(headers: &mut HeaderMap, entry: &CachedResponse) {
