@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 
+use super::headers::StoredHeaders;
 use super::vary::VaryValues;
 
 /// Response directives that matter after storing (RFC 9111 section 4.2.4,
@@ -36,7 +37,7 @@ pub struct CachedResponse {
     pub status: StatusCode,
     /// The origin's end-to-end headers, with `Content-Length` set to the
     /// body's length.
-    pub headers: HeaderMap,
+    pub headers: StoredHeaders,
     /// The complete body.
     pub body: Bytes,
     /// When it was stored (our clock).
@@ -68,11 +69,12 @@ impl CachedResponse {
         vary: VaryValues,
         rules: ReuseRules,
     ) -> Self {
-        let mut headers = compact(&headers);
+        let mut headers = headers;
         // 204 and 304 never carry Content-Length (RFC 9110 section 8.6).
         if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
+        let headers = StoredHeaders::from_map(&headers);
         CachedResponse {
             status,
             headers,
@@ -167,20 +169,6 @@ impl CachedResponse {
         let total = key_len + headers + self.body.len() + 160;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
-}
-
-/// Copies header values into their own allocations: a value parsed by
-/// hyper is a slice of the connection's read buffer, and storing the slice
-/// would keep that whole buffer alive for the entry's lifetime.
-fn compact(headers: &HeaderMap) -> HeaderMap {
-    let mut compacted = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) {
-            copy.set_sensitive(value.is_sensitive());
-            compacted.append(name.clone(), copy);
-        }
-    }
-    compacted
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod conditional;
 pub mod control;
 pub mod entry;
 pub mod freshness;
+pub mod headers;
 pub mod key;
 pub mod persist;
 pub mod policy;

@@ -38,7 +38,8 @@ pub(super) fn from_cache(
     now: SystemTime,
 ) -> Response<ProxyBody> {
     let age = HeaderValue::from(entry.age(now).as_secs());
-    if entry.status == StatusCode::OK && not_modified(request, &entry.headers) {
+    let mut headers = entry.headers.to_map();
+    if entry.status == StatusCode::OK && not_modified(request, &headers) {
         let mut response = Response::new(ProxyBody::Empty);
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         let headers = response.headers_mut();
@@ -50,13 +51,10 @@ pub(super) fn from_cache(
         headers.insert(AGE, age);
         return response;
     }
-    let mut headers = entry.headers.clone();
     headers.insert(AGE, age);
     let len = entry.body.len();
     let (status, body) = match request.get(RANGE) {
-        Some(range)
-            if entry.status == StatusCode::OK && if_range_allows(request, &entry.headers) =>
-        {
+        Some(range) if entry.status == StatusCode::OK && if_range_allows(request, &headers) => {
             match range::answer(range.as_bytes(), len) {
                 RangeAnswer::Full => (entry.status, entry.body.clone()),
                 RangeAnswer::Partial(bytes) => {

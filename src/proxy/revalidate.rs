@@ -14,6 +14,7 @@ use super::exchange::{Asked, Exchange, Served, Stored, fresh_for};
 use super::respond::declared_length;
 use super::upstream::UpstreamBody;
 use crate::cache::coalesce::Role;
+use crate::cache::headers::StoredHeaders;
 use crate::cache::policy::{Decision, StoreInput};
 use crate::cache::{CacheKey, CachedResponse};
 use crate::error::Error;
@@ -33,7 +34,7 @@ impl Exchange {
         request_time: SystemTime,
         response_time: SystemTime,
     ) -> CachedResponse {
-        let mut merged = entry.headers.clone();
+        let mut merged = entry.headers.to_map();
         for name in fresh_headers.keys().filter(|name| **name != CONTENT_LENGTH) {
             merged.remove(name);
             for value in fresh_headers.get_all(name) {
@@ -77,7 +78,7 @@ impl Exchange {
                 // Use the refreshed response this once, keep nothing.
                 self.proxy.store.invalidate(primary);
                 CachedResponse {
-                    headers: merged,
+                    headers: StoredHeaders::from_map(&merged),
                     ..entry.clone()
                 }
             }
