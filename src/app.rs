@@ -164,6 +164,11 @@ impl RunningProxy {
         self.admin_addr
     }
 
+    /// Counts completed snapshot writes (to await the write-behind).
+    pub fn snapshot_writes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.snapshotter.writes()
+    }
+
     /// The request path (and through it the cache).
     pub fn proxy(&self) -> &Arc<Proxy> {
         &self.proxy

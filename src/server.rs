@@ -103,11 +103,6 @@ impl ListenerSet {
         addresses
     }
 
-    /// Whether a listener is configured at `address`.
-    pub fn contains(&self, address: &SocketAddr) -> bool {
-        self.running.contains_key(address)
-    }
-
     /// Binds every address in `wanted` that is not served yet; all or
     /// nothing, so a failed bind leaves no half-applied change.
     pub fn bind_missing(

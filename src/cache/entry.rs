@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, ETAG, LAST_MODIFIED};
-use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::headers::StoredHeaders;
 use super::vary::VaryValues;
@@ -112,11 +112,6 @@ impl CachedResponse {
             return None;
         }
         Some(now.duration_since(until).unwrap_or(Duration::ZERO))
-    }
-
-    /// Whether it is the variant `request` asks for.
-    pub fn matches<B>(&self, request: &Request<B>) -> bool {
-        self.vary.matches(request.headers())
     }
 
     /// Its current age (RFC 9111 section 4.2.3): the age it arrived with

@@ -21,6 +21,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::entry::{CachedResponse, ReuseRules};
@@ -304,6 +305,7 @@ pub fn write_atomic_with(
 #[derive(Debug)]
 pub struct Snapshotter {
     store: Store,
+    writes: watch::Sender<u64>,
     metrics: Metrics,
     path: PathBuf,
     write_lock: Mutex<()>,
@@ -314,10 +316,17 @@ impl Snapshotter {
     pub fn new(store: Store, path: PathBuf, metrics: Metrics) -> Self {
         Snapshotter {
             store,
+            writes: watch::Sender::new(0),
             metrics,
             path,
             write_lock: Mutex::new(()),
         }
+    }
+
+    /// Counts completed writes (for whoever needs to know the file is
+    /// current, such as tests).
+    pub fn writes(&self) -> watch::Receiver<u64> {
+        self.writes.subscribe()
     }
 
     /// The snapshot path.
@@ -342,6 +351,8 @@ impl Snapshotter {
                 source,
             });
         }
+        self.writes
+            .send_modify(|count| *count = count.wrapping_add(1));
         if let Ok(meta) = fs::metadata(&self.path) {
             self.metrics
                 .snapshot_bytes
@@ -374,11 +385,11 @@ impl Snapshotter {
     /// constant change the next one waits at least ten times as long as the
     /// last took: snapshots never take more than about a tenth of a core.
     pub async fn run(self: Arc<Self>, delay: Duration, cancel: CancellationToken) {
-        let changed = self.store.changed();
+        let mut changes = self.store.changes();
         let mut pause = delay;
         loop {
             tokio::select! {
-                _ = changed.notified() => {}
+                changed = changes.changed() => if changed.is_err() { return },
                 _ = cancel.cancelled() => return,
             }
             tokio::select! {

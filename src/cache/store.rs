@@ -23,7 +23,7 @@ use moka::Expiry;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 use super::entry::CachedResponse;
 use super::freshness::clamp;
@@ -62,7 +62,9 @@ pub struct Store {
     entries: Cache<CacheKey, Arc<CachedResponse>>,
     not_stored: Cache<CacheKey, &'static str>,
     variants: Arc<DashMap<CacheKey, VariantIndex>>,
-    changed: Arc<Notify>,
+    /// Counts changes; every subscriber (the snapshot writer, tests) sees
+    /// the latest count.
+    changes: Arc<watch::Sender<u64>>,
     clock: SharedClock,
 }
 
@@ -149,7 +151,7 @@ impl Store {
                 .time_to_live(NOT_STORED_FOR)
                 .build(),
             variants: Arc::default(),
-            changed: Arc::new(Notify::new()),
+            changes: Arc::new(watch::Sender::new(0)),
             clock,
         }
     }
@@ -184,14 +186,14 @@ impl Store {
     pub fn insert(&self, primary: CacheKey, entry: CachedResponse) -> CacheKey {
         let key = self.place(primary, &entry.vary);
         self.entries.insert(key.clone(), Arc::new(entry));
-        self.changed.notify_one();
+        self.touch();
         key
     }
 
     /// Replaces the entry stored under `key` (a 304 refreshed it).
     pub fn replace(&self, key: CacheKey, entry: CachedResponse) {
         self.entries.insert(key, Arc::new(entry));
-        self.changed.notify_one();
+        self.touch();
     }
 
     /// Puts back an entry from the snapshot under its stored key (no
@@ -267,7 +269,7 @@ impl Store {
             }
         }
         if removed > 0 {
-            self.changed.notify_one();
+            self.touch();
         }
         removed
     }
@@ -281,7 +283,7 @@ impl Store {
             }
         }
         if removed {
-            self.changed.notify_one();
+            self.touch();
         }
     }
 
@@ -292,7 +294,7 @@ impl Store {
         self.entries.invalidate_all();
         self.variants.clear();
         self.entries.run_pending_tasks();
-        self.changed.notify_one();
+        self.touch();
         count
     }
 
@@ -310,9 +312,15 @@ impl Store {
         (self.entries.entry_count(), self.entries.weighted_size())
     }
 
-    /// Signalled after every change, for the snapshot writer.
-    pub fn changed(&self) -> Arc<Notify> {
-        self.changed.clone()
+    /// Marks the store changed.
+    fn touch(&self) {
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Wakes after every change (the snapshot writer waits on it).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The clock freshness is judged by.

@@ -21,6 +21,7 @@ use super::respond::{declared_length, from_cache};
 use super::upstream::UpstreamBody;
 use super::{ClientConn, Proxy};
 use crate::cache::coalesce::{FillGuard, FillState, Role};
+use crate::cache::control::CacheControl;
 use crate::cache::policy::{self, Decision, Lifetime, StoreInput};
 use crate::cache::reuse::{self, Verdict};
 use crate::cache::tags;
@@ -87,11 +88,16 @@ impl Exchange {
     }
 
     /// A stored response this request may use right now without the origin.
-    fn usable_hit(&self, primary: &CacheKey, request: &HeaderMap, head: bool) -> Option<Served> {
+    /// (A GET: `fetch` is never called for HEAD.)
+    fn usable_hit(
+        &self,
+        primary: &CacheKey,
+        request: &HeaderMap,
+        directives: &CacheControl,
+    ) -> Option<Served> {
         let (_, entry) = self.proxy.store.lookup(primary, request)?;
-        let directives = crate::cache::control::CacheControl::from_headers(request);
-        match reuse::judge(&entry, &directives, self.now()) {
-            Verdict::Serve { .. } => Some(self.answer_from(&entry, request, head, None)),
+        match reuse::judge(&entry, directives, self.now()) {
+            Verdict::Serve { .. } => Some(self.answer_from(&entry, request, false, None)),
             Verdict::ServeWhileRevalidating | Verdict::Revalidate | Verdict::Refetch => None,
         }
     }
@@ -125,6 +131,7 @@ impl Exchange {
         primary: CacheKey,
         stale: Option<Stored>,
         fwd: Fwd,
+        directives: &CacheControl,
     ) -> Result<Served, Error> {
         if self.proxy.store.not_stored_reason(&primary).is_some() {
             // Recently uncacheable ("hit-for-miss"): waiting for another
@@ -133,7 +140,7 @@ impl Exchange {
         }
         match self.proxy.coalescer.join(&primary) {
             Role::Leader(guard) => {
-                if let Some(hit) = self.usable_hit(&primary, request.headers(), false) {
+                if let Some(hit) = self.usable_hit(&primary, request.headers(), directives) {
                     guard.stored();
                     return Ok(hit);
                 }
@@ -143,7 +150,7 @@ impl Exchange {
                 self.proxy.metrics.coalesced_waits.inc();
                 let state = follower.wait(self.route.upstream.origin().timeout).await;
                 if state == FillState::Stored {
-                    if let Some(hit) = self.usable_hit(&primary, request.headers(), false) {
+                    if let Some(hit) = self.usable_hit(&primary, request.headers(), directives) {
                         return Ok(hit);
                     }
                 }

@@ -198,5 +198,7 @@ async fn serve(
         let response = exchange.pass(request).await?;
         return Ok((response, CacheStatus::pass(Fwd::Request, "range")));
     }
-    exchange.fetch(request, primary, stale, fwd).await
+    exchange
+        .fetch(request, primary, stale, fwd, &directives)
+        .await
 }
