@@ -7,6 +7,7 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 
 use crate::proxy::Proxy;
+use crate::proxy::request::normalize;
 
 /// A purge request body: exactly one of the fields.
 #[derive(Debug, Default, Deserialize)]
@@ -64,10 +65,7 @@ pub fn host_and_path(url: &str) -> Result<String, String> {
     let authority = uri
         .authority()
         .ok_or_else(|| format!("'{url}' has no host"))?;
-    let mut out = authority.host().to_ascii_lowercase();
-    if let Some(port) = authority.port_u16().filter(|p| *p != default_port) {
-        out.push_str(&format!(":{port}"));
-    }
+    let mut out = normalize(authority, default_port).map_err(|e| format!("'{url}': {e}"))?;
     out.push_str(uri.path_and_query().map_or("/", |pq| pq.as_str()));
     Ok(out)
 }

@@ -38,11 +38,7 @@ fn same_origin_path(target: &str, authority: &str) -> Option<String> {
         Some("https") => 443,
         _ => 80,
     };
-    let host = uri.authority()?;
-    let mut normalized = host.host().to_ascii_lowercase();
-    if let Some(port) = host.port_u16().filter(|p| *p != default_port) {
-        normalized.push_str(&format!(":{port}"));
-    }
+    let normalized = super::request::normalize(uri.authority()?, default_port).ok()?;
     (normalized == authority).then(|| {
         uri.path_and_query()
             .map_or("/".to_owned(), |pq| pq.as_str().to_owned())

@@ -25,7 +25,9 @@ pub fn authority<B>(request: &Request<B>, default_port: u16) -> Result<String, E
     normalize(&authority, default_port)
 }
 
-fn normalize(authority: &Authority, default_port: u16) -> Result<String, Error> {
+/// `host[:port]` as cache keys spell it: host lower-cased, `default_port`
+/// dropped. Also used to match purge URLs and `Location` targets.
+pub fn normalize(authority: &Authority, default_port: u16) -> Result<String, Error> {
     if authority.as_str().contains('@') {
         return Err(Error::BadRequest("credentials in Host"));
     }
