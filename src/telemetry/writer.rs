@@ -16,7 +16,7 @@ use std::time::Duration;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Lines that may wait in the queue.
-const QUEUE_LINES: usize = 65_536;
+const QUEUE_LINES: usize = 4096;
 /// How long the writer lets lines gather after the first one arrives.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// A batch is written early when it reaches this size.
