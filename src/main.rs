@@ -10,6 +10,11 @@ use caching_proxy::clock::SystemClock;
 use caching_proxy::{Error, commands, telemetry};
 use clap::Parser;
 
+/// mimalloc: faster small allocations than glibc's malloc on the request
+/// path, and less memory per cached entry (no per-chunk header).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let _log_writer = telemetry::init(cli.log_format);
