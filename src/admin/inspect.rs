@@ -30,7 +30,7 @@ fn summary(url: &str, key: &CacheKey, entry: &CachedResponse) -> Value {
         "size": entry.body.len(),
         "stored_at": unix_millis(entry.stored_at),
         "expires_at": entry.fresh_until.map(unix_millis),
-        "hits": entry.hits.load(std::sync::atomic::Ordering::Relaxed),
+        "hits": entry.hits.get(),
         "tags": entry.tags.iter().map(|t| &**t).collect::<Vec<_>>(),
     })
 }

@@ -1,81 +1,156 @@
-//! Stored response headers, compact: an exact-size list whose values all
-//! share one buffer. A `HeaderMap` rounds its capacity up to a power of two
-//! and allocates every value apart (about 1.3 KB for a typical response);
-//! this takes what the headers need. A hit builds the `HeaderMap` hyper
-//! sends from it (cloning names and values is reference counting).
+//! Stored response headers, compact: every value back to back in one
+//! buffer, and per field one byte naming a common header (or "the next
+//! uncommon name") and where its value ends: 8 bytes a field. A
+//! `HeaderMap` rounds its capacity up to a power of two and allocates every
+//! value apart (about 1.3 KB for a typical response), and even a list of
+//! `(HeaderName, HeaderValue)` pairs costs 72 bytes a field. A hit builds
+//! the `HeaderMap` hyper sends from it: common names are constants, others
+//! are reference-counted clones, values are slices of the shared buffer.
 
-use bytes::BytesMut;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue};
+
+/// Names stored as their index here (at most 255 of them).
+const COMMON: [HeaderName; 31] = [
+    header::ACCEPT_RANGES,
+    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+    header::ACCESS_CONTROL_ALLOW_HEADERS,
+    header::ACCESS_CONTROL_ALLOW_METHODS,
+    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+    header::ACCESS_CONTROL_EXPOSE_HEADERS,
+    header::ACCESS_CONTROL_MAX_AGE,
+    header::AGE,
+    header::ALT_SVC,
+    header::CACHE_CONTROL,
+    header::CONTENT_DISPOSITION,
+    header::CONTENT_ENCODING,
+    header::CONTENT_LANGUAGE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_LOCATION,
+    header::CONTENT_SECURITY_POLICY,
+    header::CONTENT_TYPE,
+    header::DATE,
+    header::ETAG,
+    header::EXPIRES,
+    header::LAST_MODIFIED,
+    header::LINK,
+    header::LOCATION,
+    header::REFERRER_POLICY,
+    header::SERVER,
+    header::SET_COOKIE,
+    header::STRICT_TRANSPORT_SECURITY,
+    header::VARY,
+    header::X_CONTENT_TYPE_OPTIONS,
+    header::X_FRAME_OPTIONS,
+    header::X_XSS_PROTECTION,
+];
+/// The field's name is the next one in `StoredHeaders::uncommon`.
+const UNCOMMON: u8 = u8::MAX;
 
 /// Response headers as stored with an entry.
 #[derive(Debug, Clone, Default)]
-pub struct StoredHeaders(Box<[(HeaderName, HeaderValue)]>);
+pub struct StoredHeaders {
+    /// Every value, in order, back to back.
+    values: Bytes,
+    fields: Box<[Field]>,
+    /// Names not in `COMMON`, in order (usually none: no allocation).
+    uncommon: Box<[HeaderName]>,
+}
+
+/// One header line: its name and the end of its value in `values` (the
+/// start is the previous field's end).
+#[derive(Debug, Clone, Copy)]
+struct Field {
+    /// An index into `COMMON`, or `UNCOMMON`.
+    name: u8,
+    sensitive: bool,
+    end: u32,
+}
 
 impl StoredHeaders {
-    /// Copies `map` into one buffer. Values that would not be valid after
-    /// the copy (none in practice: they were valid before) are skipped.
+    /// Copies `map`'s values into one exact buffer. Header blocks past
+    /// 4 GiB (impossible through hyper's limits) are cut at the field that
+    /// overflows.
     pub fn from_map(map: &HeaderMap) -> Self {
-        let mut buffer = BytesMut::with_capacity(map.iter().map(|(_, v)| v.len()).sum());
-        let mut ranges = Vec::with_capacity(map.len());
+        let mut values = BytesMut::with_capacity(map.iter().map(|(_, v)| v.len()).sum());
+        let mut fields = Vec::with_capacity(map.len());
+        let mut uncommon = Vec::new();
         for (name, value) in map {
-            let start = buffer.len();
-            buffer.extend_from_slice(value.as_bytes());
-            ranges.push((name.clone(), start..buffer.len(), value.is_sensitive()));
+            let Ok(end) = u32::try_from(values.len() + value.len()) else {
+                break;
+            };
+            values.extend_from_slice(value.as_bytes());
+            let index = COMMON.iter().position(|common| common == name);
+            let name = match index.and_then(|i| u8::try_from(i).ok()) {
+                Some(index) => index,
+                None => {
+                    uncommon.push(name.clone());
+                    UNCOMMON
+                }
+            };
+            fields.push(Field {
+                name,
+                sensitive: value.is_sensitive(),
+                end,
+            });
         }
-        let buffer = buffer.freeze();
-        let pairs = ranges
-            .into_iter()
-            .filter_map(|(name, range, sensitive)| {
-                let mut value = HeaderValue::from_maybe_shared(buffer.slice(range)).ok()?;
-                value.set_sensitive(sensitive);
-                Some((name, value))
-            })
-            .collect();
-        StoredHeaders(pairs)
+        StoredHeaders {
+            values: values.freeze(),
+            fields: fields.into_boxed_slice(),
+            uncommon: uncommon.into_boxed_slice(),
+        }
     }
 
     /// A `HeaderMap` with these headers, for a response.
     pub fn to_map(&self) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.0.len());
+        let mut map = HeaderMap::with_capacity(self.fields.len());
         for (name, value) in self.iter() {
-            map.append(name.clone(), value.clone());
+            map.append(name.clone(), value);
         }
         map
     }
 
     /// The first value of `name`.
-    pub fn get(&self, name: impl AsRef<str>) -> Option<&HeaderValue> {
+    pub fn get(&self, name: impl AsRef<str>) -> Option<HeaderValue> {
         let name = name.as_ref();
-        self.0
-            .iter()
+        self.iter()
             .find(|(n, _)| n.as_str() == name)
             .map(|(_, v)| v)
     }
 
     /// Every value of `name`, in order.
-    pub fn get_all<'a>(
-        &'a self,
-        name: &'a HeaderName,
-    ) -> impl Iterator<Item = &'a HeaderValue> + 'a {
-        self.0
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v)
+    pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = HeaderValue> + 'a {
+        self.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v)
     }
 
-    /// Every name and value, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.0.iter().map(|(n, v)| (n, v))
+    /// Every name and value, in order. Values share the stored buffer.
+    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, HeaderValue)> {
+        let mut start = 0;
+        let mut uncommon = self.uncommon.iter();
+        self.fields.iter().filter_map(move |field| {
+            let end = field.end as usize;
+            let bytes = self.values.slice(start..end);
+            start = end;
+            let name = match COMMON.get(usize::from(field.name)) {
+                Some(name) => name,
+                None => uncommon.next()?,
+            };
+            // Every value was a valid `HeaderValue` when it was stored.
+            let mut value = HeaderValue::from_maybe_shared(bytes).ok()?;
+            value.set_sensitive(field.sensitive);
+            Some((name, value))
+        })
     }
 
     /// How many header lines.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.fields.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.fields.is_empty()
     }
 }
 
@@ -100,5 +175,26 @@ mod tests {
         assert_eq!(stored.get_all(&SET_COOKIE).count(), 2);
         assert_eq!(stored.to_map(), map);
         assert!(StoredHeaders::default().is_empty());
+        assert_eq!(std::mem::size_of::<Field>(), 8);
+    }
+
+    #[test]
+    fn uncommon_names_keep_their_places_and_values_keep_sensitivity() {
+        let mut map = HeaderMap::new();
+        map.insert("x-first", HeaderValue::from_static("1"));
+        map.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        map.append("x-second", HeaderValue::from_static("2"));
+        map.append("x-second", HeaderValue::from_static(""));
+        let mut secret = HeaderValue::from_static("s=3");
+        secret.set_sensitive(true);
+        map.insert(SET_COOKIE, secret);
+        map.insert("x-third", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let stored = StoredHeaders::from_map(&map);
+        let expected: Vec<_> = map.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+        let got: Vec<_> = stored.iter().map(|(n, v)| (n.clone(), v)).collect();
+        assert_eq!(got, expected);
+        assert_eq!(stored.uncommon.len(), 4);
+        assert!(stored.get("set-cookie").unwrap().is_sensitive());
+        assert!(!stored.get("content-type").unwrap().is_sensitive());
     }
 }

@@ -366,10 +366,10 @@ fn is_gateway_failure(status: StatusCode) -> bool {
 
 fn add_validators(headers: &mut HeaderMap, entry: &CachedResponse) {
     if let Some(etag) = entry.etag() {
-        headers.insert(IF_NONE_MATCH, etag.clone());
+        headers.insert(IF_NONE_MATCH, etag);
     }
     if let Some(modified) = entry.last_modified() {
-        headers.insert(IF_MODIFIED_SINCE, modified.clone());
+        headers.insert(IF_MODIFIED_SINCE, modified);
     }
 }
 

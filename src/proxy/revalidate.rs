@@ -168,10 +168,9 @@ impl Exchange {
 fn same_representation(entry: &CachedResponse, head: &HeaderMap) -> bool {
     let validators_match = match (entry.etag(), head.get(http::header::ETAG)) {
         (Some(stored), Some(fresh)) => stored == fresh,
-        (None, None) => {
-            entry.last_modified().is_some()
-                && entry.last_modified() == head.get(http::header::LAST_MODIFIED)
-        }
+        (None, None) => entry
+            .last_modified()
+            .is_some_and(|stored| head.get(http::header::LAST_MODIFIED) == Some(&stored)),
         _ => false,
     };
     let length_matches = declared_length(head).is_none_or(|len| len == entry.body.len() as u64);
