@@ -1,19 +1,31 @@
 //! One access-log line per request, written when the response body is
 //! done (sent, or abandoned), so that duration and bytes are the real ones.
+//!
+//! The line is formatted here, in the shape tracing's text or JSON format
+//! gives every other line, and handed to the log writer as one buffer:
+//! formatting thirteen fields through tracing's visitor cost ~40% of the
+//! instructions of a cache hit; this costs a tenth of that. `RUST_LOG`
+//! still decides (target `access`, level info).
 
+use std::fmt::Display;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 
+use serde::{Serialize, Serializer};
+
 use super::body::ProxyBody;
 use super::cache_status::CacheStatus;
+use crate::cli::LogFormat;
+use crate::telemetry::AccessSink;
 
 /// The request facts the log line needs, taken before the request is
 /// consumed.
@@ -136,23 +148,184 @@ impl Body for LoggedBody {
 
 impl Drop for LoggedBody {
     fn drop(&mut self) {
-        let complete = self.finished || self.inner.is_end_stream();
+        if !tracing::enabled!(target: "access", tracing::Level::INFO) {
+            return;
+        }
         let record = &self.record;
-        tracing::info!(
-            target: "access",
-            client = %record.client,
-            method = %record.method,
-            host = record.host.as_deref().unwrap_or("-"),
-            path = %record.target,
-            status = self.status.as_u16(),
-            cache = self.cache.as_str(),
-            reason = self.cache.reason(),
-            route = record.route.as_deref().unwrap_or("-"),
-            origin = record.origin.as_deref().unwrap_or("-"),
-            origin_ms = record.origin_time.millis(),
-            duration_ms = record.started.elapsed().as_micros() as f64 / 1000.0,
-            bytes = self.bytes,
-            complete,
+        let line = Line {
+            client: Shown(record.client),
+            method: Shown(&record.method),
+            host: record.host.as_deref().unwrap_or("-"),
+            path: Shown(&record.target),
+            status: self.status.as_u16(),
+            cache: self.cache.as_str(),
+            reason: self.cache.reason(),
+            route: record.route.as_deref().unwrap_or("-"),
+            origin: record.origin.as_deref().unwrap_or("-"),
+            origin_ms: record.origin_time.millis(),
+            duration_ms: record.started.elapsed().as_micros() as f64 / 1000.0,
+            bytes: self.bytes,
+            complete: self.finished || self.inner.is_end_stream(),
+        };
+        match AccessSink::get() {
+            // The log line's own time stamp, like tracing's; not a cache
+            // decision, so not the proxy's clock.
+            Some(sink) => sink.write(line.render(sink.format, SystemTime::now())),
+            // A library user without `telemetry::init`: through tracing.
+            None => {
+                let mut fields = Vec::new();
+                line.text_fields(&mut fields);
+                tracing::info!(target: "access", "{}", String::from_utf8_lossy(&fields));
+            }
+        }
+    }
+}
+
+/// The fields of one access-log line.
+#[derive(Debug, Serialize)]
+struct Line<'a> {
+    client: Shown<SocketAddr>,
+    method: Shown<&'a Method>,
+    host: &'a str,
+    path: Shown<&'a String>,
+    status: u16,
+    cache: &'static str,
+    reason: &'static str,
+    route: &'a str,
+    origin: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin_ms: Option<f64>,
+    duration_ms: f64,
+    bytes: u64,
+    complete: bool,
+}
+
+/// Serializes a value by its `Display`.
+#[derive(Debug)]
+struct Shown<T>(T);
+
+impl<T: Display> Serialize for Shown<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+/// The JSON object: tracing's JSON format with the event flattened.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    timestamp: Shown<humantime::Rfc3339Timestamp>,
+    level: &'static str,
+    #[serde(flatten)]
+    line: &'a Line<'a>,
+    target: &'static str,
+}
+
+impl Line<'_> {
+    /// The whole line, ending in a newline.
+    fn render(&self, format: LogFormat, now: SystemTime) -> Vec<u8> {
+        let mut out = Vec::with_capacity(320);
+        let timestamp = humantime::format_rfc3339_micros(now);
+        match format {
+            LogFormat::Text => {
+                let _ = write!(out, "{timestamp}  INFO access: ");
+                self.text_fields(&mut out);
+            }
+            LogFormat::Json => {
+                let json = JsonLine {
+                    timestamp: Shown(timestamp),
+                    level: "INFO",
+                    line: self,
+                    target: "access",
+                };
+                // Writing into a Vec fails only if serialization does,
+                // and every field here serializes.
+                let _ = serde_json::to_writer(&mut out, &json);
+            }
+        }
+        out.push(b'\n');
+        out
+    }
+
+    /// `name=value` pairs as tracing's text format writes them: strings
+    /// quoted and escaped (a Host cannot forge a field), numbers bare.
+    fn text_fields(&self, out: &mut Vec<u8>) {
+        let _ = write!(
+            out,
+            "client={} method={} host={:?} path={} status={} cache=\"{}\" reason=\"{}\" route={:?} origin={:?}",
+            self.client.0,
+            self.method.0,
+            self.host,
+            self.path.0,
+            self.status,
+            self.cache,
+            self.reason,
+            self.route,
+            self.origin,
         );
+        if let Some(origin_ms) = self.origin_ms {
+            let _ = write!(out, " origin_ms={origin_ms:?}");
+        }
+        let _ = write!(
+            out,
+            " duration_ms={:?} bytes={} complete={}",
+            self.duration_ms, self.bytes, self.complete
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn line(origin_ms: Option<f64>) -> Line<'static> {
+        Line {
+            client: Shown("127.0.0.1:5000".parse().unwrap()),
+            method: Shown(&Method::GET),
+            host: "example.test",
+            path: Shown(Box::leak(Box::new("/a?b=\"c\"".to_owned()))),
+            status: 200,
+            cache: "HIT",
+            reason: "-",
+            route: "default",
+            origin: "o\"1",
+            origin_ms,
+            duration_ms: 0.25,
+            bytes: 1024,
+            complete: true,
+        }
+    }
+
+    fn at() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_micros(1_764_000_000_123_456)
+    }
+
+    #[test]
+    fn text_lines_read_like_tracing_lines() {
+        let text = String::from_utf8(line(Some(1.5)).render(LogFormat::Text, at())).unwrap();
+        assert_eq!(
+            text,
+            "2025-11-24T16:00:00.123456Z  INFO access: client=127.0.0.1:5000 method=GET \
+             host=\"example.test\" path=/a?b=\"c\" status=200 cache=\"HIT\" reason=\"-\" \
+             route=\"default\" origin=\"o\\\"1\" origin_ms=1.5 duration_ms=0.25 bytes=1024 \
+             complete=true\n"
+        );
+        let text = String::from_utf8(line(None).render(LogFormat::Text, at())).unwrap();
+        assert!(!text.contains("origin_ms"));
+    }
+
+    #[test]
+    fn json_lines_are_one_object_with_tracings_keys() {
+        let json = line(None).render(LogFormat::Json, at());
+        assert_eq!(json.last(), Some(&b'\n'));
+        let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(value["timestamp"], "2025-11-24T16:00:00.123456Z");
+        assert_eq!(value["level"], "INFO");
+        assert_eq!(value["target"], "access");
+        assert_eq!(value["path"], "/a?b=\"c\"");
+        assert_eq!(value["origin"], "o\"1");
+        assert_eq!(value["status"], 200);
+        assert_eq!(value["duration_ms"], 0.25);
+        assert!(value.get("origin_ms").is_none());
     }
 }

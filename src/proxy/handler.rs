@@ -100,6 +100,9 @@ fn count(
     }
 }
 
+/// Every call to the origin is boxed: the future hyper keeps per request
+/// (and moves on every request) stays small for hits, which never await
+/// one.
 async fn serve(
     proxy: &Arc<Proxy>,
     runtime: Arc<Runtime>,
@@ -135,11 +138,11 @@ async fn serve(
     };
     let method = request.method().clone();
     if policy == Policy::Bypass {
-        let response = exchange.pass(upstream_body(request)).await?;
+        let response = Box::pin(exchange.pass(upstream_body(request))).await?;
         return Ok((response, CacheStatus::pass(Fwd::Bypass, "bypass")));
     }
     if method != Method::GET && method != Method::HEAD {
-        let response = exchange.pass(upstream_body(request)).await?;
+        let response = Box::pin(exchange.pass(upstream_body(request))).await?;
         let status = response.status();
         if !method.is_safe() && (status.is_success() || status.is_redirection()) {
             exchange.invalidate_after(&primary, response.headers());
@@ -148,7 +151,7 @@ async fn serve(
     }
     if !hyper::body::Body::is_end_stream(request.body()) {
         // A body could change the response without changing the key.
-        let response = exchange.pass(upstream_body(request)).await?;
+        let response = Box::pin(exchange.pass(upstream_body(request))).await?;
         return Ok((response, CacheStatus::pass(Fwd::Request, "request-body")));
     }
 
@@ -191,14 +194,12 @@ async fn serve(
     }
     let request = upstream_body(request);
     if head {
-        return exchange.head(request, primary, stale, fwd).await;
+        return Box::pin(exchange.head(request, primary, stale, fwd)).await;
     }
     if stale.is_none() && request.headers().contains_key(RANGE) {
         // A partial answer is never stored; the range goes to the origin.
-        let response = exchange.pass(request).await?;
+        let response = Box::pin(exchange.pass(request)).await?;
         return Ok((response, CacheStatus::pass(Fwd::Request, "range")));
     }
-    exchange
-        .fetch(request, primary, stale, fwd, &directives)
-        .await
+    Box::pin(exchange.fetch(request, primary, stale, fwd, &directives)).await
 }

@@ -4,6 +4,7 @@
 pub mod writer;
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
 
@@ -20,6 +21,10 @@ pub fn init(format: LogFormat) -> Option<FlushGuard> {
     let ansi = std::io::stderr().is_terminal();
     match BatchWriter::spawn(std::io::stderr()) {
         Ok((writer, guard)) => {
+            let _ = ACCESS_SINK.set(AccessSink {
+                writer: writer.clone(),
+                format,
+            });
             install(format, filter, ansi, writer);
             Some(guard)
         }
@@ -27,6 +32,30 @@ pub fn init(format: LogFormat) -> Option<FlushGuard> {
             install(format, filter, ansi, std::io::stderr);
             None
         }
+    }
+}
+
+/// Where access-log lines go once [`init`] ran: formatted by the request
+/// path itself (tracing's field-by-field formatting cost more than the
+/// rest of a cache hit), in the format the rest of the log uses.
+#[derive(Debug)]
+pub struct AccessSink {
+    writer: BatchWriter,
+    /// Text or JSON.
+    pub format: LogFormat,
+}
+
+static ACCESS_SINK: OnceLock<AccessSink> = OnceLock::new();
+
+impl AccessSink {
+    /// The process's sink, if [`init`] installed one.
+    pub fn get() -> Option<&'static AccessSink> {
+        ACCESS_SINK.get()
+    }
+
+    /// Queues one formatted line (ending in a newline).
+    pub fn write(&self, line: Vec<u8>) {
+        self.writer.send_line(line);
     }
 }
 

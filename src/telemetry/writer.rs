@@ -61,6 +61,14 @@ impl BatchWriter {
     }
 }
 
+impl BatchWriter {
+    /// Queues one whole line (ending in a newline) without copying it.
+    pub fn send_line(&self, line: Vec<u8>) {
+        // A stopped writer means the process is exiting: nowhere to log.
+        let _ = self.queue.send(Message::Line(line));
+    }
+}
+
 /// One event's writer: the subscriber formats a whole line and writes it
 /// with one `write_all`.
 #[derive(Debug)]
