@@ -217,6 +217,9 @@ pub async fn serve(
                 continue;
             }
         };
+        // An IPv4 client of the dual-stack socket as 127.0.0.1, not
+        // ::ffff:127.0.0.1, in logs and forwarding headers.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%peer, error = %err, "cannot set TCP_NODELAY");
         }

@@ -156,7 +156,7 @@ impl CachedResponse {
 
     /// Whether it can be revalidated with a conditional request.
     pub fn has_validators(&self) -> bool {
-        self.etag().is_some() || self.last_modified().is_some()
+        self.headers.contains(&ETAG) || self.headers.contains(&LAST_MODIFIED)
     }
 
     /// Whether it may stand in for a failed origin at `now` (stale-if-error

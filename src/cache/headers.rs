@@ -111,6 +111,14 @@ impl StoredHeaders {
         map
     }
 
+    /// Whether a field named `name` is stored (no value is built).
+    pub fn contains(&self, name: &HeaderName) -> bool {
+        match COMMON.iter().position(|common| common == name) {
+            Some(index) => self.fields.iter().any(|f| usize::from(f.name) == index),
+            None => self.uncommon.contains(name),
+        }
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: impl AsRef<str>) -> Option<HeaderValue> {
         let name = name.as_ref();
@@ -194,6 +202,11 @@ mod tests {
         let got: Vec<_> = stored.iter().map(|(n, v)| (n.clone(), v)).collect();
         assert_eq!(got, expected);
         assert_eq!(stored.uncommon.len(), 4);
+        assert!(
+            stored.contains(&SET_COOKIE) && stored.contains(&HeaderName::from_static("x-third"))
+        );
+        assert!(!stored.contains(&http::header::ETAG));
+        assert!(!stored.contains(&HeaderName::from_static("x-fourth")));
         assert!(stored.get("set-cookie").unwrap().is_sensitive());
         assert!(!stored.get("content-type").unwrap().is_sensitive());
     }

@@ -27,16 +27,18 @@ pub enum Verdict {
 
 /// Judges `entry` for a request with directives `request` at `now`.
 pub fn judge(entry: &CachedResponse, request: &CacheControl, now: SystemTime) -> Verdict {
-    let needs_validation = if entry.has_validators() {
-        Verdict::Revalidate
-    } else {
-        Verdict::Refetch
+    let needs_validation = || {
+        if entry.has_validators() {
+            Verdict::Revalidate
+        } else {
+            Verdict::Refetch
+        }
     };
     let fresh = entry.is_fresh(now);
     // RFC 8246: a fresh immutable response needs no revalidation on reload.
     let reload = request.no_cache && !(entry.rules.immutable && fresh);
     if reload || entry.rules.no_cache {
-        return needs_validation;
+        return needs_validation();
     }
     let age = entry.age(now);
     let too_old = request
@@ -51,7 +53,7 @@ pub fn judge(entry: &CachedResponse, request: &CacheControl, now: SystemTime) ->
         return Verdict::Serve { stale: false };
     }
     if entry.rules.forbids_stale || too_old || too_close_to_expiry {
-        return needs_validation;
+        return needs_validation();
     }
     let staleness = entry.staleness(now).unwrap_or(Duration::ZERO);
     if let Some(max_stale) = request.max_stale {
@@ -63,7 +65,7 @@ pub fn judge(entry: &CachedResponse, request: &CacheControl, now: SystemTime) ->
     if !swr.is_zero() && staleness <= swr {
         return Verdict::ServeWhileRevalidating;
     }
-    needs_validation
+    needs_validation()
 }
 
 #[cfg(test)]

@@ -247,30 +247,70 @@ impl Line<'_> {
     }
 
     /// `name=value` pairs as tracing's text format writes them: strings
-    /// quoted and escaped (a Host cannot forge a field), numbers bare.
+    /// quoted and escaped (a Host cannot forge a field), numbers bare,
+    /// milliseconds with three decimals.
     fn text_fields(&self, out: &mut Vec<u8>) {
-        let _ = write!(
-            out,
-            "client={} method={} host={:?} path={} status={} cache=\"{}\" reason=\"{}\" route={:?} origin={:?}",
-            self.client.0,
-            self.method.0,
-            self.host,
-            self.path.0,
-            self.status,
-            self.cache,
-            self.reason,
-            self.route,
-            self.origin,
-        );
+        let mut numbers = itoa::Buffer::new();
+        let _ = write!(out, "client={}", self.client.0);
+        out.extend_from_slice(b" method=");
+        out.extend_from_slice(self.method.0.as_str().as_bytes());
+        out.extend_from_slice(b" host=");
+        quoted(out, self.host);
+        out.extend_from_slice(b" path=");
+        out.extend_from_slice(self.path.0.as_bytes());
+        out.extend_from_slice(b" status=");
+        out.extend_from_slice(numbers.format(self.status).as_bytes());
+        out.extend_from_slice(b" cache=");
+        quoted(out, self.cache);
+        out.extend_from_slice(b" reason=");
+        quoted(out, self.reason);
+        out.extend_from_slice(b" route=");
+        quoted(out, self.route);
+        out.extend_from_slice(b" origin=");
+        quoted(out, self.origin);
         if let Some(origin_ms) = self.origin_ms {
-            let _ = write!(out, " origin_ms={origin_ms:?}");
+            out.extend_from_slice(b" origin_ms=");
+            millis(out, origin_ms);
         }
-        let _ = write!(
-            out,
-            " duration_ms={:?} bytes={} complete={}",
-            self.duration_ms, self.bytes, self.complete
-        );
+        out.extend_from_slice(b" duration_ms=");
+        millis(out, self.duration_ms);
+        out.extend_from_slice(b" bytes=");
+        out.extend_from_slice(numbers.format(self.bytes).as_bytes());
+        out.extend_from_slice(if self.complete {
+            b" complete=true"
+        } else {
+            b" complete=false"
+        });
     }
+}
+
+/// `"text"`, escaped like `{:?}` when it holds a quote, a backslash or a
+/// control character.
+fn quoted(out: &mut Vec<u8>, text: &str) {
+    if text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = write!(out, "{text:?}");
+    }
+}
+
+/// Milliseconds with three decimals (microsecond resolution).
+fn millis(out: &mut Vec<u8>, ms: f64) {
+    let micros = (ms * 1000.0).round() as u64;
+    let mut numbers = itoa::Buffer::new();
+    out.extend_from_slice(numbers.format(micros / 1000).as_bytes());
+    let fraction = micros % 1000;
+    out.push(b'.');
+    out.extend_from_slice(&[
+        b'0' + (fraction / 100) as u8,
+        b'0' + (fraction / 10 % 10) as u8,
+        b'0' + (fraction % 10) as u8,
+    ]);
 }
 
 #[cfg(test)]
@@ -307,7 +347,7 @@ mod tests {
             text,
             "2025-11-24T16:00:00.123456Z  INFO access: client=127.0.0.1:5000 method=GET \
              host=\"example.test\" path=/a?b=\"c\" status=200 cache=\"HIT\" reason=\"-\" \
-             route=\"default\" origin=\"o\\\"1\" origin_ms=1.5 duration_ms=0.25 bytes=1024 \
+             route=\"default\" origin=\"o\\\"1\" origin_ms=1.500 duration_ms=0.250 bytes=1024 \
              complete=true\n"
         );
         let text = String::from_utf8(line(None).render(LogFormat::Text, at())).unwrap();

@@ -1,6 +1,7 @@
 //! How the cache took part in a response: the `X-Cache` value, the
 //! `Cache-Status` field (RFC 9211) and the access log's cache columns.
 
+use bytes::BytesMut;
 use http::HeaderValue;
 
 /// Why a request went forward to the origin (RFC 9211 `fwd`).
@@ -110,40 +111,50 @@ impl CacheStatus {
 
     /// The `Cache-Status` field value (RFC 9211).
     pub fn header_value(self) -> HeaderValue {
-        let mut value = String::from("caching-proxy");
+        // One exact-enough buffer, no formatting machinery: this runs for
+        // every response.
+        let mut value = BytesMut::with_capacity(64);
+        value.extend_from_slice(b"caching-proxy");
+        let mut numbers = itoa::Buffer::new();
+        let mut ttl_of = |value: &mut BytesMut, ttl: Option<i64>| {
+            if let Some(ttl) = ttl {
+                value.extend_from_slice(b"; ttl=");
+                value.extend_from_slice(numbers.format(ttl).as_bytes());
+            }
+        };
         match self {
             CacheStatus::Hit { ttl, detail } => {
-                value.push_str("; hit");
-                if let Some(ttl) = ttl {
-                    value.push_str(&format!("; ttl={ttl}"));
-                }
-                if let Some(detail) = detail {
-                    value.push_str(&format!("; detail={detail}"));
-                }
+                value.extend_from_slice(b"; hit");
+                ttl_of(&mut value, ttl);
+                detail_of(&mut value, detail);
             }
             CacheStatus::Revalidated { ttl } => {
-                value.push_str("; fwd=stale; fwd-status=304");
-                if let Some(ttl) = ttl {
-                    value.push_str(&format!("; ttl={ttl}"));
-                }
+                value.extend_from_slice(b"; fwd=stale; fwd-status=304");
+                ttl_of(&mut value, ttl);
             }
             CacheStatus::Miss {
                 fwd,
                 stored,
                 detail,
             } => {
-                value.push_str("; fwd=");
-                value.push_str(fwd.as_str());
+                value.extend_from_slice(b"; fwd=");
+                value.extend_from_slice(fwd.as_str().as_bytes());
                 if stored {
-                    value.push_str("; stored");
+                    value.extend_from_slice(b"; stored");
                 }
-                if let Some(detail) = detail {
-                    value.push_str(&format!("; detail={detail}"));
-                }
+                detail_of(&mut value, detail);
             }
-            CacheStatus::Error => value.push_str("; fwd=uri-miss; detail=proxy-error"),
+            CacheStatus::Error => value.extend_from_slice(b"; fwd=uri-miss; detail=proxy-error"),
         }
-        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("caching-proxy"))
+        HeaderValue::from_maybe_shared(value.freeze())
+            .unwrap_or(HeaderValue::from_static("caching-proxy"))
+    }
+}
+
+fn detail_of(value: &mut BytesMut, detail: Option<&'static str>) {
+    if let Some(detail) = detail {
+        value.extend_from_slice(b"; detail=");
+        value.extend_from_slice(detail.as_bytes());
     }
 }
 

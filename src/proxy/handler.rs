@@ -158,12 +158,12 @@ async fn serve(
     let head = method == Method::HEAD;
     let directives = CacheControl::from_headers(request.headers());
     let mut stale = None;
-    let mut fwd = if proxy.store.varies(&primary) {
-        Fwd::VaryMiss
-    } else {
-        Fwd::UriMiss
-    };
-    if let Some((key, entry)) = proxy.store.lookup(&primary, request.headers()) {
+    let mut fwd = Fwd::UriMiss;
+    let found = proxy.store.lookup(&primary, request.headers());
+    if found.is_none() && proxy.store.varies(&primary) {
+        fwd = Fwd::VaryMiss;
+    }
+    if let Some((key, entry)) = found {
         match reuse::judge(&entry, &directives, exchange.now()) {
             Verdict::Serve { stale } => {
                 let detail = stale.then_some("max-stale");

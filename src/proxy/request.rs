@@ -35,12 +35,13 @@ pub fn normalize(authority: &Authority, default_port: u16) -> Result<String, Err
     if host.is_empty() {
         return Err(Error::BadRequest("empty Host"));
     }
-    let mut normalized = host.to_ascii_lowercase();
+    let mut normalized = String::with_capacity(host.len() + 6);
+    normalized.extend(host.chars().map(|c| c.to_ascii_lowercase()));
     match authority.port() {
         Some(port) if port.as_u16() == default_port => {}
         Some(port) => {
             normalized.push(':');
-            normalized.push_str(&port.as_u16().to_string());
+            normalized.push_str(itoa::Buffer::new().format(port.as_u16()));
         }
         None if authority.as_str().ends_with(':') => {
             return Err(Error::BadRequest("invalid port in Host"));
