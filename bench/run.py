@@ -13,6 +13,7 @@ Run it through bench/run.sh, which installs what is missing and builds.
 
 import datetime
 import http.client
+import json
 import os
 import platform
 import re
@@ -259,6 +260,65 @@ def run_rounds(bench: Bench):
     return results
 
 
+def admin_stats():
+    conn = http.client.HTTPConnection("127.0.0.1", ADMIN_PORT, timeout=5)
+    conn.request("GET", "/stats")
+    return json.loads(conn.getresponse().read())
+
+
+def snapshot_writes():
+    return admin_stats()["snapshot"]["writes"]
+
+
+def await_snapshot(writes_before, timeout=120.0):
+    """Waits until more than `writes_before` snapshots are written."""
+    deadline = time.monotonic() + timeout
+    while snapshot_writes() <= writes_before:
+        if time.monotonic() > deadline:
+            raise SystemExit("the snapshot was not written in time")
+        time.sleep(0.1)
+
+
+def settle_snapshots(quiet_for=15.0, timeout=180.0):
+    """Waits until the write-behind has caught up with the miss rounds: no
+    snapshot written for `quiet_for` seconds (longer than its pacing)."""
+    deadline = time.monotonic() + timeout
+    last, since = snapshot_writes(), time.monotonic()
+    while time.monotonic() - since < quiet_for and time.monotonic() < deadline:
+        time.sleep(1)
+        now = snapshot_writes()
+        if now != last:
+            last, since = now, time.monotonic()
+
+
+def during_snapshot(bench: Bench):
+    """Hit 1 KiB on the cache the miss rounds filled, alone and while the
+    snapshot of it is being written (`POST /snapshot` on the admin API starts
+    one in the background, as the write-behind does). Interleaved over
+    ROUNDS; the ratio shows what a snapshot write costs requests."""
+    port = PORTS["caching-proxy"]
+    url = f"http://127.0.0.1:{port}/1k"
+    get(port, "/1k")
+    entries = admin_stats()["cache"]["entries"]
+    settle_snapshots()
+    quiet, writing = [], []
+    for r in range(ROUNDS):
+        quiet.append(wrk(url)["rps"])
+        before = snapshot_writes()
+        conn = http.client.HTTPConnection("127.0.0.1", ADMIN_PORT, timeout=5)
+        conn.request("POST", "/snapshot")
+        if conn.getresponse().status != 202:
+            raise SystemExit("POST /snapshot was refused")
+        writing.append(wrk(url)["rps"])
+        unfinished = snapshot_writes() == before
+        await_snapshot(before)  # the next quiet run must be quiet
+        print(f"round {r + 1}/{ROUNDS} snapshot   caching-proxy  quiet {quiet[-1]:.0f} req/s, "
+              f"writing {writing[-1]:.0f} req/s (write {'still running' if unfinished else 'finished'} "
+              f"at the end of the run)", flush=True)
+    ratio = median([w / q for w, q in zip(writing, quiet)])
+    return {"entries": entries, "quiet": median(quiet), "writing": median(writing), "ratio": ratio}
+
+
 def memory(bench: Bench):
     per_entry = {}
     for target in TARGETS[:3]:
@@ -290,7 +350,7 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
-def report(results, per_entry, startup_ms, snapshot_text):
+def report(results, per_entry, startup_ms, snapshot_text, snapshot_load):
     lines, summary = [], []
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
@@ -326,6 +386,10 @@ def report(results, per_entry, startup_ms, snapshot_text):
                    f"({per_entry['caching-proxy'] / per_entry['nginx']:.2f}x nginx)")
     lines.append(f"\n## Start-up and snapshot\n\nStart-up to the first answered request: {startup_ms:.0f} ms.\n")
     lines.append("```\n" + snapshot_text.strip() + "\n```\n")
+    lines.append(f"Hit 1 KiB while a snapshot of {snapshot_load['entries']} entries is being written "
+                 f"(`POST /snapshot`, lowest CPU priority): {snapshot_load['writing']:.0f} req/s against "
+                 f"{snapshot_load['quiet']:.0f} with no write, {snapshot_load['ratio']:.2f}x (median of rounds).\n")
+    summary.append(f"hits while writing a snapshot {snapshot_load['ratio']:.2f}x quiet")
     return "\n".join(lines) + "\n", "; ".join(summary)
 
 
@@ -352,12 +416,13 @@ def main():
             for target in TARGETS:
                 bench.start(target)
             results = run_rounds(bench)
+            snapshot_load = during_snapshot(bench)
             per_entry = memory(bench)
             startup_ms = startup(bench)
         finally:
             bench.stop_all()
             bench.stop("origin")
-    text, summary = report(results, per_entry, startup_ms, snapshot_text)
+    text, summary = report(results, per_entry, startup_ms, snapshot_text, snapshot_load)
     out = ROOT / "bench" / "results" / f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d-%H%M}-{ROUNDS}x{DURATION}s.md"
     out.write_text(text)
     print(f"\nreport: {out.relative_to(ROOT)}")

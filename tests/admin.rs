@@ -282,6 +282,29 @@ async fn purged_entries_stay_gone_after_a_restart() {
     );
 }
 
+#[tokio::test]
+async fn a_snapshot_can_be_asked_for_and_is_written_in_the_background() {
+    let origin = TestOrigin::start().await;
+    origin.route("/a", Route::ok("a"));
+    let proxy = TestProxy::start_with(&origin.url(), |config| {
+        config.cache.write_delay = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    common::get_as(&proxy.url("/a"), "h").await;
+    let before = std::fs::read_to_string(&proxy.cache_file).unwrap_or_default();
+    assert!(!before.contains("h/a"), "written before it was asked for");
+    let mut writes = proxy.running().snapshot_writes();
+    writes.borrow_and_update();
+    let (status, text) = admin(&proxy, Method::POST, "/snapshot", "", None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    tokio::time::timeout(std::time::Duration::from_secs(10), writes.changed())
+        .await
+        .expect("no snapshot within 10 s")
+        .unwrap();
+    let snapshot = std::fs::read_to_string(&proxy.cache_file).unwrap();
+    assert!(snapshot.contains("h/a"), "{snapshot}");
+}
+
 fn cache_command(proxy: &TestProxy, args: &[&str]) -> Value {
     let output = Command::new(BIN)
         .arg("--cache-file")

@@ -219,6 +219,16 @@ impl Admin {
                     ),
                 }
             }
+            ("POST", "/snapshot") => {
+                // Like the write-behind: its own thread at the lowest
+                // priority; the answer does not wait for it.
+                let snapshotter = self.snapshotter.clone();
+                tokio::spawn(async move { snapshotter.write_in_background().await });
+                json(
+                    StatusCode::ACCEPTED,
+                    &serde_json::json!({ "snapshot": "writing" }),
+                )
+            }
             ("GET", "/cache/keys") => json(StatusCode::OK, &inspect::keys(&self.proxy, &query)),
             ("GET", "/cache/entry") => inspect::entry(&self.proxy, &query)
                 .map_or_else(bad_request, |v| json(StatusCode::OK, &v)),

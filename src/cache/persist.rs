@@ -361,12 +361,28 @@ impl Snapshotter {
         Ok(entries.len())
     }
 
-    /// Writes the snapshot on a blocking thread and logs the outcome;
-    /// returns how long it took.
+    /// Writes the snapshot on its own thread, at the lowest CPU priority,
+    /// and logs the outcome; returns how long it took. On a busy core the
+    /// requests run first and the write waits (the pacing in [`run`]
+    /// stretches accordingly); on an idle one it runs at full speed.
+    ///
+    /// [`run`]: Snapshotter::run
     pub async fn write_in_background(self: &Arc<Self>) -> Duration {
         let this = self.clone();
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || this.write_now()).await;
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot-writer".into())
+            .spawn(move || {
+                yield_cpu_to_requests();
+                let _ = done.send(this.write_now());
+            });
+        let result = match spawned {
+            Ok(_) => outcome
+                .await
+                .map_err(|_| "the writer thread ended early".to_owned()),
+            Err(e) => Err(format!("cannot start the writer thread: {e}")),
+        };
         let elapsed = started.elapsed();
         match result {
             Ok(Ok(entries)) => tracing::debug!(
@@ -402,6 +418,19 @@ impl Snapshotter {
     }
 }
 
+/// Gives the calling thread the lowest scheduling priority (nice 19: about
+/// 1.5% of a core when requests want it all). Best effort: without
+/// permission the thread keeps its priority.
+fn yield_cpu_to_requests() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let thread = rustix::thread::gettid();
+        if let Err(err) = rustix::process::setpriority_process(Some(thread), 19) {
+            tracing::debug!(error = %err, "cannot lower the snapshot writer's priority");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +456,20 @@ mod tests {
                 ..ReuseRules::default()
             },
         )
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_snapshot_writer_runs_at_the_lowest_priority() {
+        let nice = std::thread::spawn(|| {
+            yield_cpu_to_requests();
+            rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(nice, 19);
+        let here = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        assert_ne!(here, 19, "only the writer's own thread is lowered");
     }
 
     #[test]
