@@ -332,7 +332,10 @@ def memory(bench: Bench):
         for n in range(MEMORY_ENTRIES):
             conn.request("GET", f"/u/mem-{n}")
             conn.getresponse().read()
-        time.sleep(1)  # let write-behind and allocator settle before sampling RSS
+        if target == "caching-proxy":
+            settle_snapshots(quiet_for=3.0)  # sample after the write-behind, not during it
+        else:
+            time.sleep(1)  # let the allocator and nginx's cache manager settle
         after = tree_rss_kb(proc.pid) * 1024 + (dir_bytes(bench.nginx_cache) if target == "nginx" else 0)
         per_entry[target] = (after - base) / MEMORY_ENTRIES
         print(f"memory {target:<13} {per_entry[target]:.0f} bytes per 1 KiB entry", flush=True)

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Instructions per request of the release binary, counted by callgrind: a
+# figure that does not move with the machine's noise, for comparing one
+# change with the next (bench/run.sh gives the throughput ratios).
+#
+#   bench/instructions.sh                  # hit 1 KiB, no-store, miss
+#   LOG=warn bench/instructions.sh         # without access-log lines
+#
+# An nginx origin and the proxy run on loopback (ports 18200-18201); wrk
+# warms up, then callgrind counts a 5 s run (user-space instructions of
+# every proxy thread, divided by the requests wrk completed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --release --quiet
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir "$work/www"
+head -c 1024 /dev/urandom > "$work/www/1k"
+chmod 755 "$work" "$work/www" # nginx's workers run as nobody
+chmod 644 "$work/www/1k"
+cat > "$work/origin.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/origin.pid;
+error_log $work/origin.err warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:18200;
+    root $work/www;
+    location = /1k { add_header Cache-Control "public, max-age=3600"; }
+    location /u/ { add_header Cache-Control "public, max-age=3600"; try_files /1k =404; }
+    location = /nostore { add_header Cache-Control "no-store"; try_files /1k =404; }
+  }
+}
+EOF
+taskset -c 0 nginx -c "$work/origin.conf" 2>"$work/origin.out" &
+pids+=($!)
+for _ in $(seq 50); do
+    curl -s -o /dev/null http://127.0.0.1:18200/1k && break
+    kill -0 "${pids[0]}" 2>/dev/null || { cat "$work/origin.out" >&2; exit 1; }
+    sleep 0.1
+done
+cat > "$work/miss.lua" <<'EOF'
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/u/" .. n)
+end
+EOF
+
+count() { # name path expected-log-fields [script]
+    local name=$1 path=$2 expected=$3 script=${4:-}
+    rm -f "$work"/cg.out* "$work/cache.json"
+    RUST_LOG=${LOG:-info} valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file="$work/cg.out" target/release/caching-proxy \
+        --port 18201 --origin http://127.0.0.1:18200 --cache-file "$work/cache.json" \
+        2>"$work/proxy.log" &
+    local pid=$!
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "http://127.0.0.1:18201$path" && break
+        sleep 0.2
+    done
+    local args=(-t1 -c16)
+    [ -n "$script" ] && args+=(-s "$script")
+    taskset -c 0 wrk "${args[@]}" -d2s "http://127.0.0.1:18201$path" >/dev/null
+    callgrind_control -i on "$pid" >/dev/null 2>&1
+    local requests
+    requests=$(taskset -c 0 wrk "${args[@]}" -d5s "http://127.0.0.1:18201$path" |
+        grep -oE '[0-9]+ requests in' | cut -d' ' -f1)
+    callgrind_control -i off "$pid" >/dev/null 2>&1
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    if [ "${LOG:-info}" = info ] && ! grep access "$work/proxy.log" | tail -1 | grep -q "$expected"; then
+        echo "$name: the last request was not '$expected':" >&2
+        grep access "$work/proxy.log" | tail -1 >&2
+        exit 1
+    fi
+    local instructions
+    instructions=$(cat "$work"/cg.out* | awk '/^totals:/ { s += $2 } END { print s }')
+    printf '%-10s %8d instructions per request (%d requests)\n' \
+        "$name" $((instructions / requests)) "$requests"
+}
+
+count "hit 1 KiB" /1k 'status=200 cache="HIT"'
+count "no-store" /nostore 'status=200 cache="MISS" reason="no-store"'
+count "miss" / 'status=200 cache="MISS" reason="stored"' "$work/miss.lua"
