@@ -336,7 +336,14 @@ def memory(bench: Bench):
             settle_snapshots(quiet_for=3.0)  # sample after the write-behind, not during it
         else:
             time.sleep(1)  # let the allocator and nginx's cache manager settle
-        after = tree_rss_kb(proc.pid) * 1024 + (dir_bytes(bench.nginx_cache) if target == "nginx" else 0)
+        # Steady state: the lowest of a few samples, so that buffers a
+        # background task (snapshot, cache manager) holds for a moment
+        # do not count as per-entry memory. The same for every target.
+        samples = []
+        for _ in range(5):
+            samples.append(tree_rss_kb(proc.pid) * 1024 + (dir_bytes(bench.nginx_cache) if target == "nginx" else 0))
+            time.sleep(0.5)
+        after = min(samples)
         per_entry[target] = (after - base) / MEMORY_ENTRIES
         print(f"memory {target:<13} {per_entry[target]:.0f} bytes per 1 KiB entry", flush=True)
     return per_entry
