@@ -44,22 +44,28 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Removes hop-by-hop headers: the fixed list and every header named in
-/// `Connection` (all of its lines). Most messages carry none, so one scan
-/// of the names decides whether to look them up at all.
+/// `Connection` (all of its lines). One scan of the names finds which of
+/// the fixed list are present (usually none, or `Connection` alone); the
+/// common `keep-alive` option is in that list already, so it is not turned
+/// into a name again.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    let present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(name))
+        .cloned()
+        .collect();
+    if present.is_empty() {
         return;
     }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
         .flat_map(|value| value.as_bytes().split(|b| *b == b','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
+        .map(<[u8]>::trim_ascii)
+        .filter(|option| !option.eq_ignore_ascii_case(b"keep-alive"))
+        .filter_map(|name| HeaderName::from_bytes(name).ok())
         .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
+    for name in named.into_iter().chain(present) {
         headers.remove(name);
     }
 }
@@ -149,6 +155,11 @@ mod tests {
         remove_hop_by_hop(&mut h);
         let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["content-type"]);
+
+        let mut h = map(&[("connection", "close"), ("close", "1"), ("server", "nginx")]);
+        remove_hop_by_hop(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["server"]);
     }
 
     #[test]
