@@ -66,6 +66,8 @@ pub struct Admin {
     snapshotter: Arc<Snapshotter>,
     token: Option<String>,
     ready: AtomicBool,
+    /// A `POST /snapshot` write is under way (asking again adds none).
+    snapshot_running: Arc<AtomicBool>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -103,6 +105,7 @@ impl Admin {
             snapshotter,
             token,
             ready: AtomicBool::new(false),
+            snapshot_running: Arc::default(),
         });
         Ok((admin, listener))
     }
@@ -221,9 +224,16 @@ impl Admin {
             }
             ("POST", "/snapshot") => {
                 // Like the write-behind: its own thread at the lowest
-                // priority; the answer does not wait for it.
-                let snapshotter = self.snapshotter.clone();
-                tokio::spawn(async move { snapshotter.write_in_background().await });
+                // priority; the answer does not wait for it, and asking
+                // while a write is under way starts no second one.
+                if !self.snapshot_running.swap(true, Ordering::AcqRel) {
+                    let snapshotter = self.snapshotter.clone();
+                    let running = self.snapshot_running.clone();
+                    tokio::spawn(async move {
+                        snapshotter.write_in_background().await;
+                        running.store(false, Ordering::Release);
+                    });
+                }
                 json(
                     StatusCode::ACCEPTED,
                     &serde_json::json!({ "snapshot": "writing" }),
