@@ -12,14 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
-if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+. bench/lib.sh
+need_packages nginx:nginx-light wrk:wrk valgrind:valgrind
 cargo build --release --quiet
 
 work=$(mktemp -d)

@@ -11,15 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
-command -v varnishd >/dev/null 2>&1 || need+=(varnish)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "installing ${need[*]}" >&2
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+. bench/lib.sh
+need_packages nginx:nginx-light varnishd:varnish wrk:wrk
 
 cargo build --release --quiet
 cargo bench --quiet --bench snapshot -- --quiet > "${TMPDIR:-/tmp}/caching-proxy-snapshot-bench.txt"

@@ -68,6 +68,14 @@ struct Field {
     end: u32,
 }
 
+/// Where one field's value lies in `StoredHeaders::values`.
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    start: usize,
+    end: usize,
+    sensitive: bool,
+}
+
 impl StoredHeaders {
     /// Copies `map`'s values into one exact buffer. Header blocks past
     /// 4 GiB (impossible through hyper's limits) are cut at the field that
@@ -113,42 +121,58 @@ impl StoredHeaders {
 
     /// Whether a field named `name` is stored (no value is built).
     pub fn contains(&self, name: &HeaderName) -> bool {
-        match COMMON.iter().position(|common| common == name) {
-            Some(index) => self.fields.iter().any(|f| usize::from(f.name) == index),
-            None => self.uncommon.contains(name),
-        }
+        self.lines().any(|(n, _)| n == name)
     }
 
     /// The first value of `name`.
     pub fn get(&self, name: impl AsRef<str>) -> Option<HeaderValue> {
         let name = name.as_ref();
-        self.iter()
+        self.lines()
             .find(|(n, _)| n.as_str() == name)
-            .map(|(_, v)| v)
+            .and_then(|(_, line)| self.value(line))
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = HeaderValue> + 'a {
-        self.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v)
+        self.lines()
+            .filter(move |(n, _)| *n == name)
+            .filter_map(|(_, line)| self.value(line))
     }
 
     /// Every name and value, in order. Values share the stored buffer.
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, HeaderValue)> {
+        self.lines()
+            .filter_map(|(name, line)| Some((name, self.value(line)?)))
+    }
+
+    /// Every field's name and where its value lies, without building the
+    /// value: lookups by name only build the values they return.
+    fn lines(&self) -> impl Iterator<Item = (&HeaderName, Line)> {
         let mut start = 0;
         let mut uncommon = self.uncommon.iter();
         self.fields.iter().filter_map(move |field| {
             let end = field.end as usize;
-            let bytes = self.values.slice(start..end);
+            let line = Line {
+                start,
+                end,
+                sensitive: field.sensitive,
+            };
             start = end;
             let name = match COMMON.get(usize::from(field.name)) {
                 Some(name) => name,
                 None => uncommon.next()?,
             };
-            // Every value was a valid `HeaderValue` when it was stored.
-            let mut value = HeaderValue::from_maybe_shared(bytes).ok()?;
-            value.set_sensitive(field.sensitive);
-            Some((name, value))
+            Some((name, line))
         })
+    }
+
+    /// A field's value: a slice of the shared buffer. Every value was a
+    /// valid `HeaderValue` when it was stored.
+    fn value(&self, line: Line) -> Option<HeaderValue> {
+        let mut value =
+            HeaderValue::from_maybe_shared(self.values.slice(line.start..line.end)).ok()?;
+        value.set_sensitive(line.sensitive);
+        Some(value)
     }
 
     /// How many header lines.

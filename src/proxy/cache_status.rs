@@ -115,22 +115,15 @@ impl CacheStatus {
         // every response.
         let mut value = BytesMut::with_capacity(64);
         value.extend_from_slice(b"caching-proxy");
-        let mut numbers = itoa::Buffer::new();
-        let mut ttl_of = |value: &mut BytesMut, ttl: Option<i64>| {
-            if let Some(ttl) = ttl {
-                value.extend_from_slice(b"; ttl=");
-                value.extend_from_slice(numbers.format(ttl).as_bytes());
-            }
-        };
         match self {
             CacheStatus::Hit { ttl, detail } => {
                 value.extend_from_slice(b"; hit");
-                ttl_of(&mut value, ttl);
-                detail_of(&mut value, detail);
+                ttl_field(&mut value, ttl);
+                detail_field(&mut value, detail);
             }
             CacheStatus::Revalidated { ttl } => {
                 value.extend_from_slice(b"; fwd=stale; fwd-status=304");
-                ttl_of(&mut value, ttl);
+                ttl_field(&mut value, ttl);
             }
             CacheStatus::Miss {
                 fwd,
@@ -142,7 +135,7 @@ impl CacheStatus {
                 if stored {
                     value.extend_from_slice(b"; stored");
                 }
-                detail_of(&mut value, detail);
+                detail_field(&mut value, detail);
             }
             CacheStatus::Error => value.extend_from_slice(b"; fwd=uri-miss; detail=proxy-error"),
         }
@@ -151,7 +144,14 @@ impl CacheStatus {
     }
 }
 
-fn detail_of(value: &mut BytesMut, detail: Option<&'static str>) {
+fn ttl_field(value: &mut BytesMut, ttl: Option<i64>) {
+    if let Some(ttl) = ttl {
+        value.extend_from_slice(b"; ttl=");
+        value.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
+    }
+}
+
+fn detail_field(value: &mut BytesMut, detail: Option<&'static str>) {
     if let Some(detail) = detail {
         value.extend_from_slice(b"; detail=");
         value.extend_from_slice(detail.as_bytes());

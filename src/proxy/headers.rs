@@ -44,17 +44,12 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Removes hop-by-hop headers: the fixed list and every header named in
-/// `Connection` (all of its lines). One scan of the names finds which of
-/// the fixed list are present (usually none, or `Connection` alone); the
-/// common `keep-alive` option is in that list already, so it is not turned
-/// into a name again.
+/// `Connection` (all of its lines). Scans of the names decide which of the
+/// fixed list to remove (usually none, or `Connection` alone), so nothing
+/// is hashed or allocated for absent ones; the common `keep-alive` option
+/// is in that list already, so it is not turned into a name again.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let present: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| HOP_BY_HOP.contains(name))
-        .cloned()
-        .collect();
-    if present.is_empty() {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -65,8 +60,13 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .filter(|option| !option.eq_ignore_ascii_case(b"keep-alive"))
         .filter_map(|name| HeaderName::from_bytes(name).ok())
         .collect();
-    for name in named.into_iter().chain(present) {
+    for name in named {
         headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        if headers.keys().any(|present| present == name) {
+            headers.remove(name);
+        }
     }
 }
 
