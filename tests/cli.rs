@@ -338,6 +338,33 @@ async fn sighup_reloads_and_a_bad_edit_is_logged() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn text_access_log_lines_name_every_field() {
+    let origin = TestOrigin::start().await;
+    origin.route("/t", Route::ok("text"));
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Running::start(&origin.url(), &dir.path().join("cache.json"), &[]);
+    get_as(&format!("{}?q=1", proxy.url("/t")), "example.test").await;
+    let line = proxy.wait_for_line(" INFO access: ");
+    for field in [
+        "client=127.0.0.1:",
+        " method=GET ",
+        " host=\"example.test\" ",
+        " path=/t?q=1 ",
+        " status=200 ",
+        " cache=\"MISS\" reason=\"stored\" ",
+        " origin=\"default\" ",
+        " bytes=4 complete=true",
+    ] {
+        assert!(line.contains(field), "{field:?} missing from {line}");
+    }
+    assert!(
+        line.contains(" origin_ms=") && line.contains(" duration_ms="),
+        "{line}"
+    );
+    assert!(proxy.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn json_access_log_lines_parse() {
     let origin = TestOrigin::start().await;
     origin.route("/j", Route::ok("json"));
