@@ -1,9 +1,10 @@
 //! Prometheus metrics (prometheus-client) and the JSON stats built from the
-//! same counters. One [`Metrics`] per process; handles are cheap to clone
-//! and lock-free to update on the request path.
+//! same counters. One [`Metrics`] per process; handles are cheap to clone.
+//! The request path increments counters it already holds ([`RouteCounters`]),
+//! so it neither hashes label sets nor takes a family's lock per request.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -40,6 +41,47 @@ pub struct RequestLabels {
     pub status: &'static str,
 }
 
+/// The values of `RequestLabels::method`, `cache` and `status`.
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OTHER"];
+const CACHE_STATUSES: [&str; 6] = ["HIT", "STALE", "REVALIDATED", "MISS", "PASS", "ERROR"];
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// One route's request counters, each looked up in the family the first
+/// time its label set occurs and held from then on (the family's handle
+/// shares the count, so `/metrics` shows it).
+pub struct RouteCounters {
+    route: Name,
+    slots: Box<[OnceLock<Counter>]>,
+}
+
+impl RouteCounters {
+    /// Counters for the route named `route`.
+    pub fn new(route: Arc<str>) -> Self {
+        let slots = METHODS.len() * CACHE_STATUSES.len() * STATUS_CLASSES.len();
+        RouteCounters {
+            route: Name(route),
+            slots: (0..slots).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The slot of a label set; `None` for a value outside the constants.
+    fn slot(&self, method: &str, cache: &str, status: &str) -> Option<&OnceLock<Counter>> {
+        let method = METHODS.iter().position(|m| *m == method)?;
+        let cache = CACHE_STATUSES.iter().position(|c| *c == cache)?;
+        let status = STATUS_CLASSES.iter().position(|s| *s == status)?;
+        self.slots
+            .get((method * CACHE_STATUSES.len() + cache) * STATUS_CLASSES.len() + status)
+    }
+}
+
+impl std::fmt::Debug for RouteCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteCounters")
+            .field("route", &self.route.0)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Labels of the per-origin metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct OriginLabels {
@@ -69,6 +111,8 @@ pub struct Metrics {
     registry: Arc<Registry>,
     started: SystemTime,
     requests: Family<RequestLabels, Counter>,
+    /// Requests no route matched.
+    unrouted: Arc<RouteCounters>,
     all_requests: Counter,
     /// Time to the origin's response headers.
     pub origin_latency: Family<OriginLabels, Histogram, fn() -> Histogram>,
@@ -126,6 +170,7 @@ impl Metrics {
             registry: Arc::new(Registry::default()),
             started: SystemTime::now(),
             requests: Family::default(),
+            unrouted: Arc::new(RouteCounters::new(Arc::from("-"))),
             all_requests: Counter::default(),
             origin_latency: Family::new_with_constructor(latency_histogram),
             origin_errors: Family::default(),
@@ -228,9 +273,28 @@ impl Metrics {
         }
     }
 
-    /// Counts a request by route, method, cache status and status class.
-    pub fn request(&self, labels: &RequestLabels) {
-        self.requests.get_or_create(labels).inc();
+    /// Counts a request by route (`None`: none matched), method, cache
+    /// status and status class.
+    pub fn request(
+        &self,
+        route: Option<&RouteCounters>,
+        method: &'static str,
+        cache: &'static str,
+        status: &'static str,
+    ) {
+        let counters = route.unwrap_or(&self.unrouted);
+        let labels = || RequestLabels {
+            route: counters.route.clone(),
+            method,
+            cache,
+            status,
+        };
+        match counters.slot(method, cache, status) {
+            Some(slot) => slot
+                .get_or_init(|| self.requests.get_or_create(&labels()).clone())
+                .inc(),
+            None => self.requests.get_or_create(&labels()).inc(),
+        };
         self.all_requests.inc();
     }
 

@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, HostMatch, Policy};
 use crate::error::Error;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteCounters};
 use crate::proxy::upstream::Upstream;
 use crate::router::Router;
 
@@ -31,6 +31,8 @@ pub struct Route {
     pub ttl: Option<Duration>,
     /// How it caches.
     pub policy: Policy,
+    /// Its request counters.
+    pub counters: RouteCounters,
 }
 
 /// Everything a request needs from configuration.
@@ -88,11 +90,13 @@ impl Runtime {
                     Error::Config(format!("route to unknown origin '{}'", route.origin))
                 })?;
             let origin = upstream.origin();
+            let name: Arc<str> = route.name.as_str().into();
             routes.push((
                 route.host.clone(),
                 route.path_prefix.clone(),
                 Arc::new(Route {
-                    name: route.name.as_str().into(),
+                    counters: RouteCounters::new(name.clone()),
+                    name,
                     origin_name: origin.name.as_str().into(),
                     origin_id: origin.id().into(),
                     upstream,

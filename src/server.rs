@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
 use crate::error::Error;
-use crate::proxy::{ClientConn, Proxy};
+use crate::proxy::{ClientConn, Peer, Proxy};
 
 /// Linux's "address family not supported" (no IPv6 in this kernel).
 const EAFNOSUPPORT: i32 = 97;
@@ -219,9 +219,9 @@ pub async fn serve(
         };
         // An IPv4 client of the dual-stack socket as 127.0.0.1, not
         // ::ffff:127.0.0.1, in logs and forwarding headers.
-        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        let peer = Peer::new(peer);
         if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, error = %err, "cannot set TCP_NODELAY");
+            tracing::debug!(peer = peer.shown(), error = %err, "cannot set TCP_NODELAY");
         }
         let acceptor = proxy.runtime().tls_acceptor(&configured);
         let connection = Connection {
@@ -253,19 +253,20 @@ struct Connection {
     builder: auto::Builder<TokioExecutor>,
     watcher: Watcher,
     handshake_timeout: Duration,
-    peer: SocketAddr,
+    peer: Peer,
 }
 
 impl Connection {
     async fn run(self, stream: TcpStream, acceptor: Option<TlsAcceptor>) {
-        let peer = self.peer;
+        let peer = self.peer.clone();
+        let peer = peer.shown();
         match acceptor {
             None => self.serve(stream, false).await,
             Some(acceptor) => {
                 match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => self.serve(tls, true).await,
-                    Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    Ok(Err(err)) => tracing::debug!(peer, error = %err, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(peer, "TLS handshake timed out"),
                 }
             }
         }
@@ -276,12 +277,13 @@ impl Connection {
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let conn = ClientConn {
-            peer: self.peer,
+            peer: self.peer.clone(),
             tls,
         };
         let proxy = self.proxy;
         let service = service_fn(move |request| {
             let proxy = proxy.clone();
+            let conn = conn.clone();
             async move { Ok::<_, Infallible>(proxy.handle(request, conn).await) }
         });
         let connection = self
@@ -289,7 +291,7 @@ impl Connection {
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
         if let Err(err) = self.watcher.watch(connection).await {
-            tracing::debug!(peer = %self.peer, error = %err, "connection ended with an error");
+            tracing::debug!(peer = self.peer.shown(), error = %err, "connection ended with an error");
         }
     }
 }

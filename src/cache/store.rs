@@ -163,10 +163,18 @@ impl Store {
         primary: &CacheKey,
         request: &HeaderMap,
     ) -> Option<(CacheKey, Arc<CachedResponse>)> {
-        let key = match self.variants.get(primary) {
-            Some(index) => variant_key(primary, &VaryValues::capture(&index.names, request)),
-            None => primary.clone(),
-        };
+        // A URL that varies has no entry under its primary key (placing its
+        // first variant removes it), so most lookups end here without
+        // touching the variant index.
+        if let Some(entry) = self.entries.get(primary) {
+            return entry
+                .vary
+                .matches(request)
+                .then(|| (primary.clone(), entry));
+        }
+        let index = self.variants.get(primary)?;
+        let key = variant_key(primary, &VaryValues::capture(&index.names, request));
+        drop(index);
         let entry = self.entries.get(&key)?;
         entry.vary.matches(request).then_some((key, entry))
     }

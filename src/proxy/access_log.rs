@@ -9,7 +9,6 @@
 
 use std::fmt::Display;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,25 +21,25 @@ use http_body::{Body, Frame, SizeHint};
 
 use serde::{Serialize, Serializer};
 
+use super::Peer;
 use super::body::ProxyBody;
 use super::cache_status::CacheStatus;
 use crate::cli::LogFormat;
-use crate::telemetry::AccessSink;
+use crate::runtime::Route;
+use crate::telemetry::{AccessSink, timestamp};
 
 /// The request facts the log line needs, taken before the request is
 /// consumed.
 #[derive(Debug)]
 pub struct AccessRecord {
-    client: SocketAddr,
+    client: Peer,
     method: Method,
     target: String,
     started: Instant,
     /// The normalized Host, once checked.
     pub host: Option<String>,
-    /// The route's name, once routed.
-    pub route: Option<Arc<str>>,
-    /// The origin's name, once routed.
-    pub origin: Option<Arc<str>>,
+    /// The route (and through it the origin's name), once routed.
+    pub route: Option<Arc<Route>>,
     /// Time to the origin's response headers, if the origin was asked.
     pub origin_time: Arc<OriginTime>,
 }
@@ -71,7 +70,7 @@ impl OriginTime {
 
 impl AccessRecord {
     /// Starts timing a request.
-    pub fn start(client: SocketAddr, method: Method, target: &str) -> Self {
+    pub fn start(client: Peer, method: Method, target: &str) -> Self {
         AccessRecord {
             client,
             method,
@@ -79,9 +78,13 @@ impl AccessRecord {
             started: Instant::now(),
             host: None,
             route: None,
-            origin: None,
             origin_time: Arc::default(),
         }
+    }
+
+    /// The client's `ip:port`.
+    pub fn client(&self) -> &str {
+        self.client.shown()
     }
 }
 
@@ -153,15 +156,18 @@ impl Drop for LoggedBody {
         }
         let record = &self.record;
         let line = Line {
-            client: Shown(record.client),
+            client: record.client(),
             method: Shown(&record.method),
             host: record.host.as_deref().unwrap_or("-"),
             path: Shown(&record.target),
             status: self.status.as_u16(),
             cache: self.cache.as_str(),
             reason: self.cache.reason(),
-            route: record.route.as_deref().unwrap_or("-"),
-            origin: record.origin.as_deref().unwrap_or("-"),
+            route: record.route.as_ref().map_or("-", |route| &route.name),
+            origin: record
+                .route
+                .as_ref()
+                .map_or("-", |route| &route.origin_name),
             origin_ms: record.origin_time.millis(),
             duration_ms: record.started.elapsed().as_micros() as f64 / 1000.0,
             bytes: self.bytes,
@@ -184,7 +190,7 @@ impl Drop for LoggedBody {
 /// The fields of one access-log line.
 #[derive(Debug, Serialize)]
 struct Line<'a> {
-    client: Shown<SocketAddr>,
+    client: &'a str,
     method: Shown<&'a Method>,
     host: &'a str,
     path: Shown<&'a String>,
@@ -213,7 +219,7 @@ impl<T: Display> Serialize for Shown<T> {
 /// The JSON object: tracing's JSON format with the event flattened.
 #[derive(Serialize)]
 struct JsonLine<'a> {
-    timestamp: Shown<humantime::Rfc3339Timestamp>,
+    timestamp: &'a str,
     level: &'static str,
     #[serde(flatten)]
     line: &'a Line<'a>,
@@ -224,15 +230,17 @@ impl Line<'_> {
     /// The whole line, ending in a newline.
     fn render(&self, format: LogFormat, now: SystemTime) -> Vec<u8> {
         let mut out = Vec::with_capacity(320);
-        let timestamp = humantime::format_rfc3339_micros(now);
+        let timestamp = timestamp::rfc3339_micros(now);
         match format {
             LogFormat::Text => {
-                let _ = write!(out, "{timestamp}  INFO access: ");
+                out.extend_from_slice(&timestamp);
+                out.extend_from_slice(b"  INFO access: ");
                 self.text_fields(&mut out);
             }
             LogFormat::Json => {
                 let json = JsonLine {
-                    timestamp: Shown(timestamp),
+                    // ASCII digits and punctuation only.
+                    timestamp: std::str::from_utf8(&timestamp).unwrap_or_default(),
                     level: "INFO",
                     line: self,
                     target: "access",
@@ -251,7 +259,8 @@ impl Line<'_> {
     /// milliseconds with three decimals.
     fn text_fields(&self, out: &mut Vec<u8>) {
         let mut numbers = itoa::Buffer::new();
-        let _ = write!(out, "client={}", self.client.0);
+        out.extend_from_slice(b"client=");
+        out.extend_from_slice(self.client.as_bytes());
         out.extend_from_slice(b" method=");
         out.extend_from_slice(self.method.0.as_str().as_bytes());
         out.extend_from_slice(b" host=");
@@ -320,7 +329,7 @@ mod tests {
 
     fn line(origin_ms: Option<f64>) -> Line<'static> {
         Line {
-            client: Shown("127.0.0.1:5000".parse().unwrap()),
+            client: "127.0.0.1:5000",
             method: Shown(&Method::GET),
             host: "example.test",
             path: Shown(Box::leak(Box::new("/a?b=\"c\"".to_owned()))),

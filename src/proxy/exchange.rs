@@ -339,7 +339,7 @@ impl Exchange {
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         parts.uri = self.route.upstream.origin().uri_for(target)?;
         let forwarded = Forwarded {
-            client_ip: self.conn.peer.ip(),
+            client_ip: self.conn.peer.ip_header(),
             proto: if self.conn.tls { "https" } else { "http" },
             host: &self.authority,
             version: parts.version,

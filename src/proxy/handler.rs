@@ -21,7 +21,7 @@ use crate::cache::control::CacheControl;
 use crate::cache::reuse::{self, Verdict};
 use crate::config::Policy;
 use crate::error::Error;
-use crate::metrics::{Metrics, Name, RequestLabels, method_label, status_label};
+use crate::metrics::{Metrics, method_label, status_label};
 use crate::runtime::Runtime;
 
 /// `Cache-Status` (RFC 9211).
@@ -32,9 +32,8 @@ pub(super) async fn handle(
     request: Request<Incoming>,
     conn: ClientConn,
 ) -> Response<LoggedBody> {
-    let client = conn.peer;
     let record = AccessRecord::start(
-        client,
+        conn.peer.clone(),
         request.method().clone(),
         request::path_and_query(&request),
     );
@@ -49,9 +48,11 @@ pub(super) async fn handle(
                 | Error::NoRoute
                 | Error::NotCached
                 | Error::MethodNotAllowed => {
-                    tracing::debug!(%client, error = %err, "refused request");
+                    tracing::debug!(client = record.client(), error = %err, "refused request");
                 }
-                _ => tracing::warn!(%client, error = %err.chain(), "request failed"),
+                _ => {
+                    tracing::warn!(client = record.client(), error = %err.chain(), "request failed")
+                }
             }
             (error_response(&err), CacheStatus::Error)
         }
@@ -72,13 +73,12 @@ fn count(
     status: http::StatusCode,
     cache: CacheStatus,
 ) {
-    let route = record.route.clone().unwrap_or_else(|| Arc::from("-"));
-    metrics.request(&RequestLabels {
-        route: Name(route),
-        method: method_label(method),
-        cache: cache.as_str(),
-        status: status_label(status),
-    });
+    metrics.request(
+        record.route.as_ref().map(|route| &route.counters),
+        method_label(method),
+        cache.as_str(),
+        status_label(status),
+    );
     let counters: &[&prometheus_client::metrics::counter::Counter] = match cache {
         CacheStatus::Hit { detail: None, .. } => &[&metrics.hits],
         CacheStatus::Hit {
@@ -120,8 +120,7 @@ async fn serve(
         .route(&authority, request.uri().path())
         .cloned()
         .ok_or(Error::NoRoute)?;
-    record.route = Some(route.name.clone());
-    record.origin = Some(route.origin_name.clone());
+    record.route = Some(route.clone());
     let primary = CacheKey::new(
         &route.origin_id,
         &authority,

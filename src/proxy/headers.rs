@@ -2,8 +2,6 @@
 //! forwarding headers towards the origin, `Via` and `X-Cache` towards the
 //! client.
 
-use std::net::IpAddr;
-
 use http::header::{
     CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING,
     UPGRADE, VIA,
@@ -73,8 +71,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// What the proxy tells the origin about the client.
 #[derive(Debug, Clone, Copy)]
 pub struct Forwarded<'a> {
-    /// The client's address.
-    pub client_ip: IpAddr,
+    /// The client's IP, as a header value.
+    pub client_ip: &'a HeaderValue,
     /// The scheme the client used to reach us.
     pub proto: &'static str,
     /// The normalized `Host` the request was keyed by.
@@ -92,12 +90,17 @@ pub fn forward_request_headers(headers: &mut HeaderMap, forwarded: &Forwarded<'_
     for name in URL_OVERRIDES {
         headers.remove(name);
     }
-    let client_ip = forwarded.client_ip.to_canonical().to_string();
-    let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(previous) => format!("{previous}, {client_ip}"),
-        None => client_ip,
+    let xff = match headers.get(X_FORWARDED_FOR) {
+        Some(previous) => {
+            let mut joined = Vec::with_capacity(previous.len() + 2 + forwarded.client_ip.len());
+            joined.extend_from_slice(previous.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(forwarded.client_ip.as_bytes());
+            HeaderValue::from_bytes(&joined).ok()
+        }
+        None => Some(forwarded.client_ip.clone()),
     };
-    if let Ok(value) = HeaderValue::from_str(&xff) {
+    if let Some(value) = xff {
         headers.insert(X_FORWARDED_FOR, value);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(forwarded.proto));
@@ -174,7 +177,7 @@ mod tests {
         forward_request_headers(
             &mut h,
             &Forwarded {
-                client_ip: "127.0.0.1".parse().unwrap(),
+                client_ip: &HeaderValue::from_static("127.0.0.1"),
                 proto: "http",
                 host: "example.com",
                 version: Version::HTTP_11,

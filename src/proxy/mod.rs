@@ -12,12 +12,12 @@ mod exchange;
 mod handler;
 pub mod headers;
 mod invalidate;
+mod peer;
 pub mod request;
 mod respond;
 mod revalidate;
 pub mod upstream;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -30,12 +30,13 @@ use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use access_log::LoggedBody;
+pub use peer::Peer;
 
 /// The connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientConn {
     /// The client's address.
-    pub peer: SocketAddr,
+    pub peer: Peer,
     /// Whether it came over TLS.
     pub tls: bool,
 }

@@ -36,7 +36,8 @@ pub fn normalize(authority: &Authority, default_port: u16) -> Result<String, Err
         return Err(Error::BadRequest("empty Host"));
     }
     let mut normalized = String::with_capacity(host.len() + 6);
-    normalized.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    normalized.push_str(host);
+    normalized.make_ascii_lowercase();
     match authority.port() {
         Some(port) if port.as_u16() == default_port => {}
         Some(port) => {

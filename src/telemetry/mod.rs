@@ -1,6 +1,7 @@
 //! Logging: tracing to stderr, filtered by `RUST_LOG` (default `info`), as
 //! text or JSON (`--log-format`), written in batches by [`writer`].
 
+pub mod timestamp;
 pub mod writer;
 
 use std::io::IsTerminal;
