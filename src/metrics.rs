@@ -399,3 +399,50 @@ pub fn status_label(status: http::StatusCode) -> &'static str {
         _ => "5xx",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposition(metrics: &Metrics) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &metrics.registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn held_counters_count_into_the_family() {
+        let metrics = Metrics::new();
+        let route = RouteCounters::new(Arc::from("api"));
+        metrics.request(Some(&route), "GET", "HIT", "2xx");
+        metrics.request(Some(&route), "GET", "HIT", "2xx");
+        metrics.request(Some(&route), "HEAD", "MISS", "5xx");
+        metrics.request(None, "OTHER", "ERROR", "4xx");
+        let text = exposition(&metrics);
+        for line in [
+            r#"caching_proxy_requests_total{route="api",method="GET",cache="HIT",status="2xx"} 2"#,
+            r#"caching_proxy_requests_total{route="api",method="HEAD",cache="MISS",status="5xx"} 1"#,
+            r#"caching_proxy_requests_total{route="-",method="OTHER",cache="ERROR",status="4xx"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
+
+    #[test]
+    fn every_label_value_has_a_slot() {
+        let route = RouteCounters::new(Arc::from("r"));
+        let mut seen = std::collections::HashSet::new();
+        for method in METHODS {
+            for cache in CACHE_STATUSES {
+                for status in STATUS_CLASSES {
+                    let slot = route.slot(method, cache, status).unwrap();
+                    assert!(
+                        seen.insert(std::ptr::from_ref(slot)),
+                        "{method} {cache} {status}"
+                    );
+                }
+            }
+        }
+        assert!(route.slot("GET", "HIT", "6xx").is_none());
+    }
+}
