@@ -23,7 +23,27 @@ async fn https_origins_are_reached_with_sni_and_http2() {
     assert_eq!(get(&proxy.url("/secure")).await.x_cache(), "HIT");
 
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen, vec![(Version::HTTP_2, Some("localhost".to_owned()))]);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, Version::HTTP_2);
+    assert_eq!(seen[0].1.as_deref(), Some("localhost"));
+}
+
+#[tokio::test]
+async fn requests_to_an_http2_origin_share_one_connection() {
+    let ca = TestCa::new();
+    let (addr, seen) = tls_origin(&ca).await;
+    let origin = format!("https://localhost:{}", addr.port());
+    let proxy = TestProxy::start_with(&origin, |c| c.origins[0].extra_roots = vec![ca.der()]).await;
+    for path in ["/a", "/b", "/c"] {
+        assert_eq!(get(&proxy.url(path)).await.x_cache(), "MISS");
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|(version, ..)| *version == Version::HTTP_2));
+    assert!(
+        seen.iter().all(|(.., port)| *port == seen[0].2),
+        "one connection: {seen:?}"
+    );
 }
 
 #[tokio::test]

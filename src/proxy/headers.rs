@@ -27,9 +27,12 @@ const URL_OVERRIDES: [HeaderName; 2] = [
     HeaderName::from_static("x-rewrite-url"),
 ];
 
+/// How many fixed hop-by-hop fields there are.
+const HOP_BY_HOP_COUNT: usize = 9;
+
 /// Hop-by-hop fields (RFC 9110 section 7.6.1, and the obsolete ones
 /// still seen).
-const HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -42,30 +45,54 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Removes hop-by-hop headers: the fixed list and every header named in
-/// `Connection` (all of its lines). Scans of the names decide which of the
-/// fixed list to remove (usually none, or `Connection` alone), so nothing
-/// is hashed or allocated for absent ones; the common `keep-alive` option
-/// is in that list already, so it is not turned into a name again.
+/// `Connection` (all of its lines). One pass over the names notes which of
+/// the fixed list are present (usually none, or `Connection` alone), so
+/// nothing is hashed or allocated for absent ones; the common `keep-alive`
+/// option is in that list already, so it is not turned into a name again.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    let mut present = [false; HOP_BY_HOP_COUNT];
+    for name in headers.keys() {
+        if let Some(index) = hop_by_hop_index(name) {
+            present[index] = true;
+        }
+    }
+    if !present.contains(&true) {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|option| !option.eq_ignore_ascii_case(b"keep-alive"))
-        .filter_map(|name| HeaderName::from_bytes(name).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in &HOP_BY_HOP {
-        if headers.keys().any(|present| present == name) {
+    if present[0] {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|option| !option.eq_ignore_ascii_case(b"keep-alive"))
+            .filter_map(|name| HeaderName::from_bytes(name).ok())
+            .collect();
+        for name in named {
             headers.remove(name);
         }
     }
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Where `name` is in [`HOP_BY_HOP`] (names are lower case).
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "transfer-encoding" => 7,
+        "upgrade" => 8,
+        _ => return None,
+    })
 }
 
 /// What the proxy tells the origin about the client.
@@ -163,6 +190,20 @@ mod tests {
         remove_hop_by_hop(&mut h);
         let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["server"]);
+    }
+
+    #[test]
+    fn every_fixed_hop_by_hop_name_is_found_where_it_is_listed() {
+        for (index, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name), Some(index), "{name}");
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static("x"));
+            h.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
+            remove_hop_by_hop(&mut h);
+            assert!(h.get(name).is_none(), "{name}");
+            assert_eq!(h.len(), 1);
+        }
+        assert_eq!(hop_by_hop_index(&http::header::ACCEPT), None);
     }
 
     #[test]

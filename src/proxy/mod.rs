@@ -13,6 +13,7 @@ mod handler;
 pub mod headers;
 mod invalidate;
 mod peer;
+mod pool;
 pub mod request;
 mod respond;
 mod revalidate;

@@ -1,6 +1,7 @@
-//! The pooled client towards one origin: HTTP/1.1 or HTTP/2 (ALPN) over
-//! TCP or rustls, with webpki roots and the ring provider chosen explicitly.
-//! Failures are classified by type, never by message text.
+//! The client towards one origin: HTTP/1.1 or HTTP/2 (ALPN) over TCP or
+//! rustls, with webpki roots and the ring provider chosen explicitly, its
+//! connections kept by [`super::pool`]. Failures are classified by type,
+//! never by message text.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +10,12 @@ use bytes::Bytes;
 use http::{Request, Response, Version};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
+use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::pool::Pool;
 use crate::config::Origin;
-use crate::error::{BoxError, Error};
+use crate::error::Error;
 use crate::metrics::Metrics;
 
 /// A request body towards the origin: the client's, or none (background
@@ -28,7 +28,7 @@ pub struct Upstream {
     origin: Arc<Origin>,
     name: Arc<str>,
     metrics: Metrics,
-    client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
+    pool: Arc<Pool>,
 }
 
 impl Upstream {
@@ -45,16 +45,11 @@ impl Upstream {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(origin.pool_idle_timeout)
-            .build(connector);
         Ok(Upstream {
             name: origin.name.as_str().into(),
+            pool: Arc::new(Pool::new(&origin, connector)?),
             origin: Arc::new(origin),
             metrics,
-            client,
         })
     }
 
@@ -74,9 +69,8 @@ impl Upstream {
         *request.version_mut() = Version::HTTP_11;
         let timeout = self.origin.timeout;
         let started = std::time::Instant::now();
-        let result = match tokio::time::timeout(timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(err)) => Err(classify(err, timeout)),
+        let result = match tokio::time::timeout(timeout, self.pool.send(request)).await {
+            Ok(result) => result,
             Err(_) => Err(Error::OriginTimeout(timeout)),
         };
         match &result {
@@ -107,30 +101,4 @@ fn tls_config(origin: &Origin) -> Result<rustls::ClientConfig, Error> {
         .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth())
-}
-
-/// Connect timeouts count as timeouts (504), other connect failures as
-/// unreachable (502), anything else before headers as a failed exchange.
-fn classify(err: hyper_util::client::legacy::Error, timeout: Duration) -> Error {
-    if caused_by_timeout(&err) {
-        return Error::OriginTimeout(timeout);
-    }
-    if err.is_connect() {
-        Error::OriginConnect(Box::new(err))
-    } else {
-        Error::OriginFailed(Box::new(err) as BoxError)
-    }
-}
-
-fn caused_by_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return true;
-            }
-        }
-        cause = e.source();
-    }
-    false
 }

@@ -101,6 +101,7 @@ struct OriginState {
     statuses: Mutex<HashMap<String, Vec<u16>>>,
     clock: Mutex<Option<Arc<ManualClock>>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 /// An origin server on 127.0.0.1:0.
@@ -120,6 +121,9 @@ impl TestOrigin {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                serving
+                    .connections
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let state = serving.clone();
                 let connection = tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
@@ -166,6 +170,13 @@ impl TestOrigin {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// How many connections the origin has accepted.
+    pub fn connections(&self) -> usize {
+        self.state
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops listening and closes every connection: the origin is gone.

@@ -103,8 +103,9 @@ impl TestCa {
     }
 }
 
-/// What a TLS origin saw: the HTTP version and the SNI name of each request.
-pub type Seen = Arc<Mutex<Vec<(Version, Option<String>)>>>;
+/// What a TLS origin saw: the HTTP version, the SNI name and the client's
+/// port (one per connection) of each request.
+pub type Seen = Arc<Mutex<Vec<(Version, Option<String>, u16)>>>;
 
 /// An HTTPS origin for `localhost` answering "secure" (max-age=60).
 pub async fn tls_origin(ca: &TestCa) -> (SocketAddr, Seen) {
@@ -115,7 +116,7 @@ pub async fn tls_origin(ca: &TestCa) -> (SocketAddr, Seen) {
     let record = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
+            let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
             };
             let acceptor = acceptor.clone();
@@ -129,7 +130,7 @@ pub async fn tls_origin(ca: &TestCa) -> (SocketAddr, Seen) {
                     record
                         .lock()
                         .unwrap()
-                        .push((request.version(), sni.clone()));
+                        .push((request.version(), sni.clone(), peer.port()));
                     async move {
                         let mut response = Response::new(Full::new(Bytes::from_static(b"secure")));
                         response
