@@ -110,9 +110,11 @@ impl StoredHeaders {
         }
     }
 
-    /// A `HeaderMap` with these headers, for a response.
+    /// A `HeaderMap` with these headers, for a response: with room for
+    /// the fields the proxy adds (`Age`, `Via`, `X-Cache`, `Cache-Status`,
+    /// `Content-Range`), so adding them never grows and rehashes the map.
     pub fn to_map(&self) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.fields.len());
+        let mut map = HeaderMap::with_capacity(self.fields.len() + 5);
         for (name, value) in self.iter() {
             map.append(name.clone(), value);
         }

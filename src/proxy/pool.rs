@@ -84,16 +84,10 @@ impl Pool {
             .path_and_query("/")
             .build()
             .map_err(|e| Error::Config(format!("origin '{}': {e}", origin.name)))?;
-        let host = match origin.authority.port_u16() {
-            Some(port) if port == origin.scheme.default_port() => origin.authority.host(),
-            _ => origin.authority.as_str(),
-        };
-        let host = HeaderValue::from_str(host)
-            .map_err(|e| Error::Config(format!("origin '{}': {e}", origin.name)))?;
         Ok(Pool {
             connector,
             target,
-            host,
+            host: upstream_host(origin)?,
             idle_timeout: origin.pool_idle_timeout,
             connect_timeout: origin.connect_timeout,
             kept: Mutex::default(),
@@ -252,6 +246,16 @@ async fn reap(pool: Weak<Pool>, every: Duration) {
     }
 }
 
+/// The `Host` an HTTP/1.1 origin is sent: its authority, without the
+/// scheme's default port.
+fn upstream_host(origin: &Origin) -> Result<HeaderValue, Error> {
+    let host = match origin.authority.port_u16() {
+        Some(port) if port == origin.scheme.default_port() => origin.authority.host(),
+        _ => origin.authority.as_str(),
+    };
+    HeaderValue::from_str(host).map_err(|e| Error::Config(format!("origin '{}': {e}", origin.name)))
+}
+
 /// HTTP/1.1 asks for the path alone, naming the origin in `Host`.
 fn origin_form(request: Request<UpstreamBody>, host: &HeaderValue) -> Request<UpstreamBody> {
     let (mut parts, body) = request.into_parts();
@@ -276,4 +280,62 @@ pub fn caused_by_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
         cause = e.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{Either, Empty};
+
+    fn origin(url: &str) -> Origin {
+        Origin::parse(url, Duration::from_secs(1)).unwrap()
+    }
+
+    #[test]
+    fn host_leaves_out_the_default_port_only() {
+        assert_eq!(
+            upstream_host(&origin("http://a.test:80")).unwrap(),
+            "a.test"
+        );
+        assert_eq!(
+            upstream_host(&origin("https://a.test:443/v2")).unwrap(),
+            "a.test"
+        );
+        assert_eq!(
+            upstream_host(&origin("http://a.test:8080")).unwrap(),
+            "a.test:8080"
+        );
+        assert_eq!(
+            upstream_host(&origin("https://a.test:80")).unwrap(),
+            "a.test:80"
+        );
+        assert_eq!(
+            upstream_host(&origin("http://[::1]:3000")).unwrap(),
+            "[::1]:3000"
+        );
+    }
+
+    #[test]
+    fn http1_requests_carry_the_path_and_the_origin_host() {
+        let request = Request::get("http://a.test:8080/p/q?x=1")
+            .header(HOST, "client.test")
+            .body(Either::Right(Empty::new()))
+            .unwrap();
+        let request = origin_form(request, &HeaderValue::from_static("a.test:8080"));
+        assert_eq!(request.uri(), "/p/q?x=1");
+        assert_eq!(request.headers().get_all(HOST).iter().count(), 1);
+        assert_eq!(request.headers()[HOST], "a.test:8080");
+    }
+
+    #[test]
+    fn timeouts_are_found_anywhere_in_the_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapped")]
+        struct Wrapped(#[source] std::io::Error);
+
+        let timed_out = Wrapped(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        let refused = Wrapped(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(caused_by_timeout(&timed_out));
+        assert!(!caused_by_timeout(&refused));
+    }
 }
