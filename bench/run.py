@@ -336,11 +336,13 @@ def memory(bench: Bench):
             settle_snapshots(quiet_for=3.0)  # sample after the write-behind, not during it
         else:
             time.sleep(1)  # let the allocator and nginx's cache manager settle
-        # Steady state: the lowest of a few samples, so that buffers a
-        # background task (snapshot, cache manager) holds for a moment
-        # do not count as per-entry memory. The same for every target.
+        # Steady state: the lowest of samples over 6 s, so that buffers a
+        # background task (snapshot, cache manager) holds for a moment do
+        # not count as per-entry memory: caching-proxy's allocator returns
+        # a snapshot write's buffers about 3 s after the write. The same
+        # for every target.
         samples = []
-        for _ in range(5):
+        for _ in range(12):
             samples.append(tree_rss_kb(proc.pid) * 1024 + (dir_bytes(bench.nginx_cache) if target == "nginx" else 0))
             time.sleep(0.5)
         after = min(samples)
