@@ -249,12 +249,11 @@ impl Store {
         key
     }
 
-    /// Notes why the last response for `primary` was not stored.
+    /// Notes why the last response for `primary` was not stored. Callers
+    /// skip this when the note already says `why` (reading is cheaper
+    /// than writing; uncacheable URLs repeat a lot).
     pub fn note_not_stored(&self, primary: CacheKey, why: &'static str) {
-        // Reading is cheaper than writing; uncacheable URLs repeat a lot.
-        if self.not_stored.get(&primary) != Some(why) {
-            self.not_stored.insert(primary, why);
-        }
+        self.not_stored.insert(primary, why);
     }
 
     /// Why the last response for `primary` was not stored, if it was not.

@@ -133,10 +133,13 @@ impl Exchange {
         fwd: Fwd,
         directives: &CacheControl,
     ) -> Result<Served, Error> {
-        if self.proxy.store.not_stored_reason(&primary).is_some() {
+        let noted = self.proxy.store.not_stored_reason(&primary);
+        if noted.is_some() {
             // Recently uncacheable ("hit-for-miss"): waiting for another
             // request would only delay this one.
-            return self.lead(request, primary, None, stale, fwd).await;
+            return self
+                .lead(request, primary, None, stale, fwd, Some(noted))
+                .await;
         }
         match self.proxy.coalescer.join(&primary) {
             Role::Leader(guard) => {
@@ -144,7 +147,8 @@ impl Exchange {
                     guard.stored();
                     return Ok(hit);
                 }
-                self.lead(request, primary, Some(guard), stale, fwd).await
+                self.lead(request, primary, Some(guard), stale, fwd, Some(noted))
+                    .await
             }
             Role::Follower(follower) => {
                 self.proxy.metrics.coalesced_waits.inc();
@@ -188,7 +192,9 @@ impl Exchange {
 
     /// The leader's fetch: conditional when a stale entry has validators;
     /// a 304 refreshes it, an error may be covered by it, anything else is
-    /// judged by the policy and stored while it streams.
+    /// judged by the policy and stored while it streams. `noted` is the
+    /// URL's hit-for-miss note when the caller has read it (`None`: not
+    /// read), so that it is not read again.
     pub(super) async fn lead(
         &self,
         request: Request<UpstreamBody>,
@@ -196,6 +202,7 @@ impl Exchange {
         guard: Option<FillGuard>,
         stale: Option<Stored>,
         fwd: Fwd,
+        noted: Option<Option<&'static str>>,
     ) -> Result<Served, Error> {
         let asked = Asked {
             headers: request.headers().clone(),
@@ -274,7 +281,9 @@ impl Exchange {
                 strip.iter().for_each(|name| {
                     stored_headers.remove(name.as_str());
                 });
-                self.proxy.store.clear_not_stored(&primary);
+                if noted != Some(None) {
+                    self.proxy.store.clear_not_stored(&primary);
+                }
                 let fill = Fill {
                     store: self.proxy.store.clone(),
                     primary,
@@ -300,7 +309,10 @@ impl Exchange {
                 )
             }
             Decision::Skip(why) => {
-                self.proxy.store.note_not_stored(primary, why.as_str());
+                let noted = noted.unwrap_or_else(|| self.proxy.store.not_stored_reason(&primary));
+                if noted != Some(why.as_str()) {
+                    self.proxy.store.note_not_stored(primary, why.as_str());
+                }
                 (
                     ProxyBody::Stream(body),
                     CacheStatus::pass(fwd, why.as_str()),

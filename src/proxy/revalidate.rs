@@ -150,7 +150,7 @@ impl Exchange {
         let exchange = self.clone();
         tokio::spawn(async move {
             match exchange
-                .lead(request, primary, Some(guard), Some(stale), Fwd::Stale)
+                .lead(request, primary, Some(guard), Some(stale), Fwd::Stale, None)
                 .await
             {
                 // Reading the body to its end is what stores it.
