@@ -18,11 +18,47 @@ pub fn authority<B>(request: &Request<B>, default_port: u16) -> Result<String, E
     }
     let authority = match (request.uri().authority(), host_header) {
         (Some(authority), _) => authority.clone(),
-        (None, Some(value)) => Authority::try_from(value.as_bytes())
-            .map_err(|_| Error::BadRequest("invalid Host header"))?,
+        (None, Some(value)) => {
+            if let Some(normalized) = plain_host(value.as_bytes(), default_port) {
+                return Ok(normalized);
+            }
+            Authority::try_from(value.as_bytes())
+                .map_err(|_| Error::BadRequest("invalid Host header"))?
+        }
         (None, None) => return Err(Error::BadRequest("missing Host header")),
     };
     normalize(&authority, default_port)
+}
+
+/// The common `Host` without parsing it as an authority: a lower-case name
+/// or IPv4 address and maybe a numeric port, normalized as [`normalize`]
+/// would. `None` for anything else (upper case, IPv6, credentials, odd
+/// ports), which takes the full path.
+fn plain_host(value: &[u8], default_port: u16) -> Option<String> {
+    let (host, port) = match value.iter().position(|b| *b == b':') {
+        Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
+        None => (value, None),
+    };
+    let plain = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-');
+    if host.is_empty() || !host.iter().all(plain) {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(digits)
+            if (1..=5).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) =>
+        {
+            Some(std::str::from_utf8(digits).ok()?.parse::<u16>().ok()?)
+        }
+        Some(_) => return None,
+    };
+    let mut normalized = String::with_capacity(value.len());
+    normalized.push_str(std::str::from_utf8(host).ok()?);
+    if let Some(port) = port.filter(|port| *port != default_port) {
+        normalized.push(':');
+        normalized.push_str(itoa::Buffer::new().format(port));
+    }
+    Some(normalized)
 }
 
 /// `host[:port]` as cache keys spell it: host lower-cased, `default_port`
@@ -91,6 +127,55 @@ mod tests {
             authority(&with_hosts(&["[::1]:3000"]), 80).unwrap(),
             "[::1]:3000"
         );
+    }
+
+    /// What the full path (parse as an authority, then normalize) makes of
+    /// a Host value.
+    fn parsed(value: &str, default_port: u16) -> Option<String> {
+        let authority = Authority::try_from(value.as_bytes()).ok()?;
+        normalize(&authority, default_port).ok()
+    }
+
+    #[test]
+    fn plain_hosts_skip_parsing_and_agree_with_it() {
+        for value in [
+            "example.com",
+            "example.com:80",
+            "example.com:080",
+            "example.com:8080",
+            "127.0.0.1:18201",
+            "a-b.c",
+            "x.",
+        ] {
+            let fast = plain_host(value.as_bytes(), 80);
+            assert!(fast.is_some(), "{value}");
+            assert_eq!(fast, parsed(value, 80), "{value}");
+        }
+        for value in [
+            "Example.com",
+            "[::1]:80",
+            "u@h",
+            "h:",
+            "h:99999",
+            "h:+1",
+            "",
+            ":80",
+            "a b",
+        ] {
+            assert_eq!(plain_host(value.as_bytes(), 80), None, "{value}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_hosts_never_disagree_with_the_parser(
+            value in "[a-zA-Z0-9.:@\\[\\]-]{0,12}",
+            default_port in proptest::prop_oneof![proptest::strategy::Just(80u16), proptest::strategy::Just(443u16), 0u16..]
+        ) {
+            if let Some(fast) = plain_host(value.as_bytes(), default_port) {
+                proptest::prop_assert_eq!(Some(fast), parsed(&value, default_port));
+            }
+        }
     }
 
     #[test]
