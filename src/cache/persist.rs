@@ -89,7 +89,12 @@ impl Serialize for SnapshotOut<'_> {
         struct Entries<'a>(&'a [(CacheKey, Arc<CachedResponse>)]);
         impl Serialize for Entries<'_> {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_seq(self.0.iter().filter_map(|(k, e)| to_snapshot(k, e)))
+                serializer.collect_seq(
+                    self.0
+                        .iter()
+                        .filter(|(_, entry)| is_text(entry))
+                        .map(|(key, entry)| EntryOut { key, entry }),
+                )
             }
         }
         let mut document = serializer.serialize_struct("SnapshotFile", 2)?;
@@ -116,42 +121,87 @@ pub fn encode(entries: &[(CacheKey, Arc<CachedResponse>)]) -> Vec<u8> {
     out
 }
 
-fn to_snapshot(key: &CacheKey, entry: &CachedResponse) -> Option<SnapshotEntry> {
-    let headers = entry
-        .headers
-        .iter()
-        .map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect::<Option<Vec<_>>>()?;
-    let vary = entry
-        .vary
-        .pairs()
-        .iter()
-        .map(|(n, v)| {
-            let value = match v {
-                Some(v) => Some(v.to_str().ok()?.to_owned()),
-                None => None,
-            };
-            Some((n.as_str().to_owned(), value))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(SnapshotEntry {
-        key: key.as_str().to_owned(),
-        status: entry.status.as_u16(),
-        headers,
-        body: BASE64.encode(&entry.body),
-        stored_at: unix_millis(entry.stored_at),
-        expires_at: entry.fresh_until.map(unix_millis),
-        initial_age: entry.initial_age.as_secs(),
-        vary,
-        rules: SnapshotRules {
+/// Whether every header and Vary value is text (a snapshot holds only
+/// text; other entries stay in memory and do not survive a restart).
+fn is_text(entry: &CachedResponse) -> bool {
+    entry.headers.iter().all(|(_, v)| v.to_str().is_ok())
+        && entry
+            .vary
+            .pairs()
+            .iter()
+            .all(|(_, v)| v.as_ref().is_none_or(|v| v.to_str().is_ok()))
+}
+
+/// One entry as written, in [`SnapshotEntry`]'s shape, borrowing from the
+/// cache: nothing is copied per entry but the base64 body. Only for
+/// entries that pass [`is_text`].
+struct EntryOut<'a> {
+    key: &'a CacheKey,
+    entry: &'a CachedResponse,
+}
+
+impl Serialize for EntryOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let entry = self.entry;
+        let rules = SnapshotRules {
             forbids_stale: entry.rules.forbids_stale,
             no_cache: entry.rules.no_cache,
             immutable: entry.rules.immutable,
             stale_while_revalidate: entry.rules.stale_while_revalidate.as_secs(),
             stale_if_error: entry.rules.stale_if_error.as_secs(),
-        },
-        tags: entry.tags.iter().map(|t| t.to_string()).collect(),
-    })
+        };
+        let mut out = serializer.serialize_struct("SnapshotEntry", 10)?;
+        out.serialize_field("key", self.key.as_str())?;
+        out.serialize_field("status", &entry.status.as_u16())?;
+        out.serialize_field("headers", &HeadersOut(entry))?;
+        out.serialize_field("body", &BASE64.encode(&entry.body))?;
+        out.serialize_field("stored_at", &unix_millis(entry.stored_at))?;
+        out.serialize_field("expires_at", &entry.fresh_until.map(unix_millis))?;
+        out.serialize_field("initial_age", &entry.initial_age.as_secs())?;
+        out.serialize_field("vary", &VaryOut(entry))?;
+        out.serialize_field("rules", &rules)?;
+        out.serialize_field("tags", &entry.tags)?;
+        out.end()
+    }
+}
+
+/// `[[name, value]]`, the stored headers in order.
+struct HeadersOut<'a>(&'a CachedResponse);
+
+impl Serialize for HeadersOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), Text(value))),
+        )
+    }
+}
+
+/// `[[name, value or null]]`, the request values the entry was selected by.
+struct VaryOut<'a>(&'a CachedResponse);
+
+impl Serialize for VaryOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0
+                .vary
+                .pairs()
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_ref().map(|v| Text(v.clone())))),
+        )
+    }
+}
+
+/// A header value as a JSON string (checked to be text by [`is_text`]).
+struct Text(HeaderValue);
+
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.to_str().unwrap_or_default())
+    }
 }
 
 /// Parses a snapshot, keeping the entries still fresh at `now`. With a
@@ -436,6 +486,46 @@ mod tests {
     use super::*;
     use http::header::{CONTENT_TYPE, VARY};
 
+    /// The owned form of an entry, as the snapshot was written before
+    /// [`EntryOut`]: the reference the borrowed writer must match.
+    fn to_snapshot(key: &CacheKey, entry: &CachedResponse) -> Option<SnapshotEntry> {
+        let headers = entry
+            .headers
+            .iter()
+            .map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect::<Option<Vec<_>>>()?;
+        let vary = entry
+            .vary
+            .pairs()
+            .iter()
+            .map(|(n, v)| {
+                let value = match v {
+                    Some(v) => Some(v.to_str().ok()?.to_owned()),
+                    None => None,
+                };
+                Some((n.as_str().to_owned(), value))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(SnapshotEntry {
+            key: key.as_str().to_owned(),
+            status: entry.status.as_u16(),
+            headers,
+            body: BASE64.encode(&entry.body),
+            stored_at: unix_millis(entry.stored_at),
+            expires_at: entry.fresh_until.map(unix_millis),
+            initial_age: entry.initial_age.as_secs(),
+            vary,
+            rules: SnapshotRules {
+                forbids_stale: entry.rules.forbids_stale,
+                no_cache: entry.rules.no_cache,
+                immutable: entry.rules.immutable,
+                stale_while_revalidate: entry.rules.stale_while_revalidate.as_secs(),
+                stale_if_error: entry.rules.stale_if_error.as_secs(),
+            },
+            tags: entry.tags.iter().map(|t| t.to_string()).collect(),
+        })
+    }
+
     fn entry(stored_at: SystemTime, fresh_for: Option<u64>) -> CachedResponse {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -470,6 +560,49 @@ mod tests {
         assert_eq!(nice, 19);
         let here = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
         assert_ne!(here, 19, "only the writer's own thread is lowered");
+    }
+
+    #[test]
+    fn the_borrowed_writer_writes_what_the_owned_form_serializes_to() {
+        let key = CacheKey::from_text("http://o h/p?q");
+        let mut tagged = entry(SystemTime::now(), Some(60));
+        tagged.tags = vec![Box::from("a"), Box::from("b\"q")].into_boxed_slice();
+        for entry in [tagged, entry(SystemTime::now(), None)] {
+            let borrowed = serde_json::to_string(&EntryOut {
+                key: &key,
+                entry: &entry,
+            })
+            .unwrap();
+            let owned = serde_json::to_string(&to_snapshot(&key, &entry).unwrap()).unwrap();
+            assert_eq!(borrowed, owned);
+        }
+    }
+
+    #[test]
+    fn entries_with_non_text_headers_are_left_out() {
+        let now = SystemTime::now();
+        let mut opaque = HeaderMap::new();
+        opaque.insert("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let binary = CachedResponse::new(
+            StatusCode::OK,
+            opaque,
+            Bytes::from_static(b"b"),
+            now,
+            Some(Duration::from_secs(60)),
+            Duration::ZERO,
+            VaryValues::default(),
+            ReuseRules::default(),
+        );
+        let bytes = encode(&[
+            (CacheKey::from_text("o h/raw"), Arc::new(binary)),
+            (
+                CacheKey::from_text("o h/text"),
+                Arc::new(entry(now, Some(60))),
+            ),
+        ]);
+        let loaded = decode(&bytes, now, None).unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].0.as_str(), "o h/text");
     }
 
     #[test]
