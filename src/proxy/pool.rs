@@ -101,6 +101,9 @@ impl Pool {
         self: &Arc<Self>,
         mut request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Error> {
+        // HTTP/1.1 rewrites the target to origin form; a retry may go out
+        // over HTTP/2, which needs it absolute.
+        let target = request.uri().clone();
         // Kept connections may each turn out closed; after a few, a new one.
         let mut kept_tries = 0;
         loop {
@@ -135,7 +138,10 @@ impl Pool {
             match sent {
                 Ok(response) => return Ok(response),
                 Err(mut err) => match err.take_message() {
-                    Some(unsent) if reused => request = unsent,
+                    Some(unsent) if reused => {
+                        request = unsent;
+                        *request.uri_mut() = target.clone();
+                    }
                     _ => return Err(Error::OriginFailed(Box::new(err.into_error()))),
                 },
             }
