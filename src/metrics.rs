@@ -378,26 +378,16 @@ fn unix_seconds(time: SystemTime) -> i64 {
 
 /// The method label: common methods by name, the rest as OTHER.
 pub fn method_label(method: &http::Method) -> &'static str {
-    match *method {
-        http::Method::GET => "GET",
-        http::Method::HEAD => "HEAD",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::PATCH => "PATCH",
-        _ => "OTHER",
-    }
+    METHODS
+        .iter()
+        .find(|label| **label == method.as_str())
+        .unwrap_or(&"OTHER")
 }
 
 /// The status class label.
 pub fn status_label(status: http::StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
+    let class = usize::from(status.as_u16() / 100).clamp(1, STATUS_CLASSES.len());
+    STATUS_CLASSES[class - 1]
 }
 
 #[cfg(test)]
@@ -444,5 +434,25 @@ mod tests {
             }
         }
         assert!(route.slot("GET", "HIT", "6xx").is_none());
+    }
+
+    #[test]
+    fn labels_come_from_the_slot_tables() {
+        assert_eq!(method_label(&http::Method::GET), "GET");
+        assert_eq!(method_label(&http::Method::PATCH), "PATCH");
+        assert_eq!(method_label(&http::Method::OPTIONS), "OTHER");
+        for (code, class) in [
+            (100, "1xx"),
+            (204, "2xx"),
+            (304, "3xx"),
+            (404, "4xx"),
+            (599, "5xx"),
+            (999, "5xx"),
+        ] {
+            assert_eq!(
+                status_label(http::StatusCode::from_u16(code).unwrap()),
+                class
+            );
+        }
     }
 }

@@ -5,16 +5,22 @@
 
 mod common;
 
-use common::tls::{TestCa, tls_origin};
+use common::tls::{Seen, TestCa, tls_origin};
 use common::{TestProxy, get};
 use http::{StatusCode, Version};
 
-#[tokio::test]
-async fn https_origins_are_reached_with_sni_and_http2() {
+/// A TLS origin for `localhost` and a proxy that trusts its CA.
+async fn proxy_trusting_a_tls_origin() -> (TestProxy, Seen) {
     let ca = TestCa::new();
     let (addr, seen) = tls_origin(&ca).await;
     let origin = format!("https://localhost:{}", addr.port());
     let proxy = TestProxy::start_with(&origin, |c| c.origins[0].extra_roots = vec![ca.der()]).await;
+    (proxy, seen)
+}
+
+#[tokio::test]
+async fn https_origins_are_reached_with_sni_and_http2() {
+    let (proxy, seen) = proxy_trusting_a_tls_origin().await;
 
     let miss = get(&proxy.url("/secure")).await;
     assert_eq!(miss.status, StatusCode::OK);
@@ -30,10 +36,7 @@ async fn https_origins_are_reached_with_sni_and_http2() {
 
 #[tokio::test]
 async fn requests_to_an_http2_origin_share_one_connection() {
-    let ca = TestCa::new();
-    let (addr, seen) = tls_origin(&ca).await;
-    let origin = format!("https://localhost:{}", addr.port());
-    let proxy = TestProxy::start_with(&origin, |c| c.origins[0].extra_roots = vec![ca.der()]).await;
+    let (proxy, seen) = proxy_trusting_a_tls_origin().await;
     for path in ["/a", "/b", "/c"] {
         assert_eq!(get(&proxy.url(path)).await.x_cache(), "MISS");
     }

@@ -177,6 +177,15 @@ impl StoredHeaders {
         Some(value)
     }
 
+    /// Whether every value is text as [`HeaderValue::to_str`] has it
+    /// (visible ASCII and tabs): one pass over the shared buffer, no value
+    /// built.
+    pub fn is_text(&self) -> bool {
+        self.values
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    }
+
     /// How many header lines.
     pub fn len(&self) -> usize {
         self.fields.len()
@@ -192,6 +201,18 @@ impl StoredHeaders {
 mod tests {
     use super::*;
     use http::header::{CONTENT_TYPE, SET_COOKIE};
+
+    #[test]
+    fn is_text_agrees_with_to_str() {
+        for raw in [&b"text/plain"[..], b"a\tb", b"caf\xe9", b"\x80x", b""] {
+            let mut map = HeaderMap::new();
+            map.insert(CONTENT_TYPE, HeaderValue::from_bytes(raw).unwrap());
+            map.insert("x-other", HeaderValue::from_static("plain"));
+            let stored = StoredHeaders::from_map(&map);
+            let expected = map.values().all(|v| v.to_str().is_ok());
+            assert_eq!(stored.is_text(), expected, "{raw:?}");
+        }
+    }
 
     #[test]
     fn round_trips_through_a_map() {

@@ -124,7 +124,7 @@ pub fn encode(entries: &[(CacheKey, Arc<CachedResponse>)]) -> Vec<u8> {
 /// Whether every header and Vary value is text (a snapshot holds only
 /// text; other entries stay in memory and do not survive a restart).
 fn is_text(entry: &CachedResponse) -> bool {
-    entry.headers.iter().all(|(_, v)| v.to_str().is_ok())
+    entry.headers.is_text()
         && entry
             .vary
             .pairs()
@@ -190,17 +190,17 @@ impl Serialize for VaryOut<'_> {
                 .vary
                 .pairs()
                 .iter()
-                .map(|(name, value)| (name.as_str(), value.as_ref().map(|v| Text(v.clone())))),
+                .map(|(name, value)| (name.as_str(), value.as_ref().map(Text))),
         )
     }
 }
 
 /// A header value as a JSON string (checked to be text by [`is_text`]).
-struct Text(HeaderValue);
+struct Text<V>(V);
 
-impl Serialize for Text {
+impl<V: std::borrow::Borrow<HeaderValue>> Serialize for Text<V> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.0.to_str().unwrap_or_default())
+        serializer.serialize_str(self.0.borrow().to_str().unwrap_or_default())
     }
 }
 

@@ -56,7 +56,8 @@ struct Kept {
 
 struct Http1 {
     sender: http1::SendRequest<UpstreamBody>,
-    /// When it was last handed out.
+    /// When it last went back into the pool (its response head had
+    /// arrived; its body may still have been on the way).
     used: Instant,
 }
 
@@ -299,26 +300,15 @@ mod tests {
 
     #[test]
     fn host_leaves_out_the_default_port_only() {
-        assert_eq!(
-            upstream_host(&origin("http://a.test:80")).unwrap(),
-            "a.test"
-        );
-        assert_eq!(
-            upstream_host(&origin("https://a.test:443/v2")).unwrap(),
-            "a.test"
-        );
-        assert_eq!(
-            upstream_host(&origin("http://a.test:8080")).unwrap(),
-            "a.test:8080"
-        );
-        assert_eq!(
-            upstream_host(&origin("https://a.test:80")).unwrap(),
-            "a.test:80"
-        );
-        assert_eq!(
-            upstream_host(&origin("http://[::1]:3000")).unwrap(),
-            "[::1]:3000"
-        );
+        for (url, host) in [
+            ("http://a.test:80", "a.test"),
+            ("https://a.test:443/v2", "a.test"),
+            ("http://a.test:8080", "a.test:8080"),
+            ("https://a.test:80", "a.test:80"),
+            ("http://[::1]:3000", "[::1]:3000"),
+        ] {
+            assert_eq!(upstream_host(&origin(url)).unwrap(), host, "{url}");
+        }
     }
 
     #[test]
