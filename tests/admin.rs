@@ -246,6 +246,41 @@ async fn purges_by_url_prefix_tag_and_all_are_each_followed_by_a_miss() {
 }
 
 #[tokio::test]
+async fn a_revalidated_entry_keeps_its_tags_unless_the_304_names_new_ones() {
+    let origin = TestOrigin::start().await;
+    let route = |tag: Option<&str>| {
+        let route = Route::ok("body")
+            .header("cache-control", "no-cache")
+            .etag("\"e\"");
+        match tag {
+            Some(tag) => route.header("surrogate-key", tag),
+            None => route,
+        }
+    };
+    origin.route("/r", route(Some("first")));
+    let proxy = TestProxy::start(&origin.url()).await;
+    let purge = |tag: &'static str| {
+        let proxy = &proxy;
+        async move {
+            let body = format!("{{\"tag\":\"{tag}\"}}");
+            admin_json(proxy, Method::POST, "/purge", &body).await["purged"].as_u64()
+        }
+    };
+    assert_eq!(get(&proxy.url("/r")).await.x_cache(), "MISS");
+    // A 304 without tag fields: the entry keeps the tags it was stored with.
+    origin.route("/r", route(None));
+    assert_eq!(get(&proxy.url("/r")).await.x_cache(), "HIT");
+    assert_eq!(purge("first").await, Some(1));
+    assert_eq!(get(&proxy.url("/r")).await.x_cache(), "MISS");
+    // A 304 with its own tags: they replace the stored ones.
+    origin.route("/r", route(Some("second")));
+    assert_eq!(get(&proxy.url("/r")).await.x_cache(), "HIT");
+    assert_eq!(origin.statuses("/r"), vec![200, 304, 200, 304]);
+    assert_eq!(purge("first").await, Some(0));
+    assert_eq!(purge("second").await, Some(1));
+}
+
+#[tokio::test]
 async fn purged_entries_stay_gone_after_a_restart() {
     let origin = TestOrigin::start().await;
     origin.route("/keep", Route::ok("k"));

@@ -28,10 +28,10 @@ fn summary(url: &str, key: &CacheKey, entry: &CachedResponse) -> Value {
         "key": key.as_str(),
         "status": entry.status.as_u16(),
         "size": entry.body.len(),
-        "stored_at": unix_millis(entry.stored_at),
-        "expires_at": entry.fresh_until.map(unix_millis),
+        "stored_at": unix_millis(entry.stored_at()),
+        "expires_at": entry.fresh_until().map(unix_millis),
         "hits": entry.hits.get(),
-        "tags": entry.tags.iter().map(|t| &**t).collect::<Vec<_>>(),
+        "tags": entry.tags().iter().map(|t| &**t).collect::<Vec<_>>(),
     })
 }
 
@@ -83,7 +83,7 @@ pub fn entry(proxy: &Proxy, query: &str) -> Result<Value, String> {
                 })
                 .collect();
             let vary: Vec<(String, Option<String>)> = entry
-                .vary
+                .vary()
                 .pairs()
                 .iter()
                 .map(|(n, v)| {

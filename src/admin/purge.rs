@@ -42,7 +42,7 @@ pub fn run(proxy: &Proxy, purge: &Purge) -> Result<usize, String> {
             Ok(store.purge_where(|url, _| url.starts_with(&target)))
         }
         (None, None, Some(tag), None) => {
-            Ok(store.purge_where(|_, entry| entry.tags.iter().any(|t| &**t == tag)))
+            Ok(store.purge_where(|_, entry| entry.tags().iter().any(|t| &**t == tag)))
         }
         (None, None, None, Some(true)) => Ok(usize::try_from(store.clear()).unwrap_or(usize::MAX)),
         _ => {

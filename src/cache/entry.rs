@@ -2,7 +2,7 @@
 //! the response directives that govern its reuse once stale.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, ETAG, LAST_MODIFIED};
@@ -30,6 +30,11 @@ pub struct ReuseRules {
 
 /// One cached response. Shared as `Arc<CachedResponse>`; the body is
 /// `Bytes`, so serving a hit never copies it.
+///
+/// Kept small because there is one per entry: times are whole microseconds
+/// since the Unix epoch, the reuse windows whole seconds, and the rarely
+/// used `Vary` values and purge tags sit behind one optional pointer. With
+/// its `Arc` counts it fits mimalloc's 160-byte size class (a test checks).
 #[derive(Debug, Clone)]
 pub struct CachedResponse {
     /// The origin's status.
@@ -39,20 +44,54 @@ pub struct CachedResponse {
     pub headers: StoredHeaders,
     /// The complete body.
     pub body: Bytes,
-    /// When it was stored (our clock).
-    pub stored_at: SystemTime,
-    /// Until when it is fresh; `None`: until evicted or cleared.
-    pub fresh_until: Option<SystemTime>,
-    /// Its age when it arrived from the origin.
-    pub initial_age: Duration,
-    /// The request header values it was selected by.
-    pub vary: VaryValues,
-    /// How it may be reused once stale.
-    pub rules: ReuseRules,
-    /// Purge tags from the origin's `Surrogate-Key` / `Cache-Tag`.
-    pub tags: Box<[Box<str>]>,
     /// Times it answered a request (for inspection).
     pub hits: HitCount,
+    /// When it was stored (our clock), in microseconds since the epoch.
+    stored_at: u64,
+    /// Until when it is fresh, likewise; [`FOREVER`]: until evicted.
+    fresh_until: u64,
+    /// Its age in whole seconds when it arrived from the origin (`Age`
+    /// counts whole seconds).
+    initial_age: u32,
+    /// [`ReuseRules`]: its flags and its windows in whole seconds (apart,
+    /// so that the flags fill the struct's padding).
+    rule_flags: u8,
+    stale_while_revalidate: u32,
+    stale_if_error: u32,
+    /// `Vary` values and purge tags, when there are any.
+    extras: Option<Box<Extras>>,
+}
+
+/// `fresh_until` of an entry without expiry.
+const FOREVER: u64 = u64::MAX;
+
+const FORBIDS_STALE: u8 = 1;
+const NO_CACHE: u8 = 2;
+const IMMUTABLE: u8 = 4;
+
+/// What few entries have.
+#[derive(Debug, Clone, Default)]
+struct Extras {
+    vary: VaryValues,
+    tags: Box<[Box<str>]>,
+}
+
+/// No `Vary` values, for entries without extras.
+static NO_VARY: VaryValues = VaryValues::none();
+
+/// Seconds, saturating at `u32::MAX` (136 years).
+fn whole_seconds(duration: Duration) -> u32 {
+    u32::try_from(duration.as_secs()).unwrap_or(u32::MAX)
+}
+
+/// Microseconds since the epoch; times before it count as the epoch.
+fn micros(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(FOREVER - 1))
+}
+
+fn from_micros(micros: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(micros)
 }
 
 /// Times an entry answered a request. Kept inline (an `Arc` would be one
@@ -91,25 +130,85 @@ impl CachedResponse {
         if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
-        let headers = StoredHeaders::from_map(&headers);
-        CachedResponse {
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+        let stored_at = micros(stored_at);
+        let fresh_until = fresh_for.map_or(FOREVER, |d| {
+            let d = u64::try_from(d.as_micros()).unwrap_or(FOREVER);
+            stored_at.saturating_add(d).min(FOREVER - 1)
+        });
+        let mut entry = CachedResponse {
             status,
-            headers,
+            headers: StoredHeaders::from_map(&headers),
             body,
-            stored_at,
-            fresh_until: fresh_for.map(|d| stored_at + d),
-            initial_age,
-            vary,
-            rules,
-            tags: Box::default(),
             hits: HitCount::default(),
+            stored_at,
+            fresh_until,
+            initial_age: whole_seconds(initial_age),
+            rule_flags: flag(rules.forbids_stale, FORBIDS_STALE)
+                | flag(rules.no_cache, NO_CACHE)
+                | flag(rules.immutable, IMMUTABLE),
+            stale_while_revalidate: whole_seconds(rules.stale_while_revalidate),
+            stale_if_error: whole_seconds(rules.stale_if_error),
+            extras: None,
+        };
+        if !vary.pairs().is_empty() {
+            entry.extras_mut().vary = vary;
         }
+        entry
     }
 
     /// The same entry with purge tags.
     pub fn with_tags(mut self, tags: Vec<Box<str>>) -> Self {
-        self.tags = tags.into_boxed_slice();
+        if !tags.is_empty() || self.extras.is_some() {
+            self.extras_mut().tags = tags.into_boxed_slice();
+        }
         self
+    }
+
+    /// The same entry with other headers (a revalidation's merged ones).
+    pub fn with_headers(mut self, headers: StoredHeaders) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// When it was stored (our clock, to the microsecond).
+    pub fn stored_at(&self) -> SystemTime {
+        from_micros(self.stored_at)
+    }
+
+    /// Until when it is fresh; `None`: until evicted or cleared.
+    pub fn fresh_until(&self) -> Option<SystemTime> {
+        (self.fresh_until != FOREVER).then(|| from_micros(self.fresh_until))
+    }
+
+    /// Its age when it arrived from the origin, in whole seconds.
+    pub fn initial_age(&self) -> Duration {
+        Duration::from_secs(self.initial_age.into())
+    }
+
+    /// How it may be reused once stale.
+    pub fn rules(&self) -> ReuseRules {
+        ReuseRules {
+            forbids_stale: self.rule_flags & FORBIDS_STALE != 0,
+            no_cache: self.rule_flags & NO_CACHE != 0,
+            immutable: self.rule_flags & IMMUTABLE != 0,
+            stale_while_revalidate: Duration::from_secs(self.stale_while_revalidate.into()),
+            stale_if_error: Duration::from_secs(self.stale_if_error.into()),
+        }
+    }
+
+    /// The request header values it was selected by.
+    pub fn vary(&self) -> &VaryValues {
+        self.extras.as_ref().map_or(&NO_VARY, |extras| &extras.vary)
+    }
+
+    /// Purge tags from the origin's `Surrogate-Key` / `Cache-Tag`.
+    pub fn tags(&self) -> &[Box<str>] {
+        self.extras.as_ref().map_or(&[], |extras| &extras.tags)
     }
 
     /// Counts one more answer from this entry.
@@ -119,12 +218,12 @@ impl CachedResponse {
 
     /// Whether its freshness lifetime has not run out at `now`.
     pub fn is_fresh(&self, now: SystemTime) -> bool {
-        self.fresh_until.is_none_or(|until| now < until)
+        self.fresh_until().is_none_or(|until| now < until)
     }
 
     /// How long it has been stale at `now` (`None` while fresh).
     pub fn staleness(&self, now: SystemTime) -> Option<Duration> {
-        let until = self.fresh_until?;
+        let until = self.fresh_until()?;
         if now < until {
             return None;
         }
@@ -134,13 +233,15 @@ impl CachedResponse {
     /// Its current age (RFC 9111 section 4.2.3): the age it arrived with
     /// plus the time it has been stored.
     pub fn age(&self, now: SystemTime) -> Duration {
-        let resident = now.duration_since(self.stored_at).unwrap_or(Duration::ZERO);
-        self.initial_age.saturating_add(resident)
+        let resident = now
+            .duration_since(self.stored_at())
+            .unwrap_or(Duration::ZERO);
+        self.initial_age().saturating_add(resident)
     }
 
     /// How long it is still fresh at `now` (`None`: forever).
     pub fn remaining(&self, now: SystemTime) -> Option<Duration> {
-        self.fresh_until
+        self.fresh_until()
             .map(|until| until.duration_since(now).unwrap_or(Duration::ZERO))
     }
 
@@ -162,12 +263,13 @@ impl CachedResponse {
     /// Whether it may stand in for a failed origin at `now` (stale-if-error
     /// or the configured grace; never when stale responses are forbidden).
     pub fn usable_on_error(&self, now: SystemTime, grace: Duration) -> bool {
-        if self.rules.forbids_stale {
+        let rules = self.rules();
+        if rules.forbids_stale {
             return self.is_fresh(now);
         }
         match self.staleness(now) {
             None => true,
-            Some(stale) => stale <= self.rules.stale_if_error.max(grace),
+            Some(stale) => stale <= rules.stale_if_error.max(grace),
         }
     }
 
@@ -237,6 +339,55 @@ mod tests {
             },
         );
         assert!(!strict.usable_on_error(at(1061), Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn an_entry_fits_a_160_byte_allocation_with_its_arc_counts() {
+        // mimalloc's size classes around it are 128, 160 and 192 bytes.
+        assert!(std::mem::size_of::<CachedResponse>() + 16 <= 160);
+    }
+
+    #[test]
+    fn compact_fields_read_back_as_built() {
+        let rules = ReuseRules {
+            forbids_stale: true,
+            no_cache: false,
+            immutable: true,
+            stale_while_revalidate: Duration::from_secs(30),
+            stale_if_error: Duration::from_secs(u64::MAX),
+        };
+        let stored_at = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        let mut request = HeaderMap::new();
+        request.insert("accept-language", HeaderValue::from_static("de"));
+        let vary = VaryValues::capture(&[http::header::ACCEPT_LANGUAGE], &request);
+        let e = CachedResponse::new(
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::new(),
+            stored_at,
+            Some(Duration::from_millis(1500)),
+            Duration::from_millis(2900),
+            vary.clone(),
+            rules,
+        );
+        assert_eq!(e.stored_at(), stored_at);
+        assert_eq!(
+            e.fresh_until(),
+            Some(stored_at + Duration::from_millis(1500))
+        );
+        assert_eq!(e.initial_age(), Duration::from_secs(2), "whole seconds");
+        let read = e.rules();
+        assert!(read.forbids_stale && !read.no_cache && read.immutable);
+        assert_eq!(read.stale_while_revalidate, Duration::from_secs(30));
+        assert_eq!(read.stale_if_error, Duration::from_secs(u32::MAX.into()));
+        assert_eq!(e.vary(), &vary);
+        assert!(e.tags().is_empty());
+        let tagged = e.with_tags(vec!["a".into()]);
+        assert_eq!(tagged.tags(), &[Box::<str>::from("a")]);
+        assert_eq!(tagged.vary(), &vary, "tags keep the Vary values");
+        let plain = entry(None, ReuseRules::default());
+        assert!(plain.extras.is_none() && plain.vary().pairs().is_empty());
+        assert_eq!(plain.fresh_until(), None);
     }
 
     #[test]

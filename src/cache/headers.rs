@@ -1,6 +1,7 @@
 //! Stored response headers, compact: every value back to back in one
 //! buffer, and per field one byte naming a common header (or "the next
-//! uncommon name") and where its value ends: 8 bytes a field. A
+//! uncommon name", and whether the value is sensitive) and where its value
+//! ends: 5 bytes a field. A
 //! `HeaderMap` rounds its capacity up to a power of two and allocates every
 //! value apart (about 1.3 KB for a typical response), and even a list of
 //! `(HeaderName, HeaderValue)` pairs costs 72 bytes a field. A hit builds
@@ -11,8 +12,10 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue};
 
-/// Names stored as their index here (at most 255 of them).
-const COMMON: [HeaderName; 31] = [
+/// How many names are stored as an index (fewer than `UNCOMMON`).
+const COMMON_NAMES: usize = 31;
+/// Names stored as their index here.
+const COMMON: [HeaderName; COMMON_NAMES] = [
     header::ACCEPT_RANGES,
     header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
     header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -46,7 +49,10 @@ const COMMON: [HeaderName; 31] = [
     header::X_XSS_PROTECTION,
 ];
 /// The field's name is the next one in `StoredHeaders::uncommon`.
-const UNCOMMON: u8 = u8::MAX;
+const UNCOMMON: u8 = 0x7f;
+/// Set in `Field::name` when the value is sensitive.
+const SENSITIVE: u8 = 0x80;
+const _: () = assert!(COMMON_NAMES < UNCOMMON as usize);
 
 /// Response headers as stored with an entry.
 #[derive(Debug, Clone, Default)]
@@ -59,13 +65,15 @@ pub struct StoredHeaders {
 }
 
 /// One header line: its name and the end of its value in `values` (the
-/// start is the previous field's end).
+/// start is the previous field's end). Byte-aligned, so a list of them has
+/// no padding.
 #[derive(Debug, Clone, Copy)]
 struct Field {
-    /// An index into `COMMON`, or `UNCOMMON`.
+    /// An index into `COMMON`, or `UNCOMMON`; with `SENSITIVE` set for a
+    /// sensitive value.
     name: u8,
-    sensitive: bool,
-    end: u32,
+    /// Little-endian `u32`.
+    end: [u8; 4],
 }
 
 /// Where one field's value lies in `StoredHeaders::values`.
@@ -97,10 +105,10 @@ impl StoredHeaders {
                     UNCOMMON
                 }
             };
+            let sensitive = if value.is_sensitive() { SENSITIVE } else { 0 };
             fields.push(Field {
-                name,
-                sensitive: value.is_sensitive(),
-                end,
+                name: name | sensitive,
+                end: end.to_le_bytes(),
             });
         }
         StoredHeaders {
@@ -153,14 +161,14 @@ impl StoredHeaders {
         let mut start = 0;
         let mut uncommon = self.uncommon.iter();
         self.fields.iter().filter_map(move |field| {
-            let end = field.end as usize;
+            let end = u32::from_le_bytes(field.end) as usize;
             let line = Line {
                 start,
                 end,
-                sensitive: field.sensitive,
+                sensitive: field.name & SENSITIVE != 0,
             };
             start = end;
-            let name = match COMMON.get(usize::from(field.name)) {
+            let name = match COMMON.get(usize::from(field.name & !SENSITIVE)) {
                 Some(name) => name,
                 None => uncommon.next()?,
             };
@@ -230,7 +238,7 @@ mod tests {
         assert_eq!(stored.get_all(&SET_COOKIE).count(), 2);
         assert_eq!(stored.to_map(), map);
         assert!(StoredHeaders::default().is_empty());
-        assert_eq!(std::mem::size_of::<Field>(), 8);
+        assert_eq!(std::mem::size_of::<Field>(), 5);
     }
 
     #[test]

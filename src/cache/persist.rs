@@ -126,7 +126,7 @@ pub fn encode(entries: &[(CacheKey, Arc<CachedResponse>)]) -> Vec<u8> {
 fn is_text(entry: &CachedResponse) -> bool {
     entry.headers.is_text()
         && entry
-            .vary
+            .vary()
             .pairs()
             .iter()
             .all(|(_, v)| v.as_ref().is_none_or(|v| v.to_str().is_ok()))
@@ -145,23 +145,23 @@ impl Serialize for EntryOut<'_> {
         use serde::ser::SerializeStruct;
         let entry = self.entry;
         let rules = SnapshotRules {
-            forbids_stale: entry.rules.forbids_stale,
-            no_cache: entry.rules.no_cache,
-            immutable: entry.rules.immutable,
-            stale_while_revalidate: entry.rules.stale_while_revalidate.as_secs(),
-            stale_if_error: entry.rules.stale_if_error.as_secs(),
+            forbids_stale: entry.rules().forbids_stale,
+            no_cache: entry.rules().no_cache,
+            immutable: entry.rules().immutable,
+            stale_while_revalidate: entry.rules().stale_while_revalidate.as_secs(),
+            stale_if_error: entry.rules().stale_if_error.as_secs(),
         };
         let mut out = serializer.serialize_struct("SnapshotEntry", 10)?;
         out.serialize_field("key", self.key.as_str())?;
         out.serialize_field("status", &entry.status.as_u16())?;
         out.serialize_field("headers", &HeadersOut(entry))?;
         out.serialize_field("body", &BASE64.encode(&entry.body))?;
-        out.serialize_field("stored_at", &unix_millis(entry.stored_at))?;
-        out.serialize_field("expires_at", &entry.fresh_until.map(unix_millis))?;
-        out.serialize_field("initial_age", &entry.initial_age.as_secs())?;
+        out.serialize_field("stored_at", &unix_millis(entry.stored_at()))?;
+        out.serialize_field("expires_at", &entry.fresh_until().map(unix_millis))?;
+        out.serialize_field("initial_age", &entry.initial_age().as_secs())?;
         out.serialize_field("vary", &VaryOut(entry))?;
         out.serialize_field("rules", &rules)?;
-        out.serialize_field("tags", &entry.tags)?;
+        out.serialize_field("tags", &entry.tags())?;
         out.end()
     }
 }
@@ -187,7 +187,7 @@ impl Serialize for VaryOut<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(
             self.0
-                .vary
+                .vary()
                 .pairs()
                 .iter()
                 .map(|(name, value)| (name.as_str(), value.as_ref().map(Text))),
@@ -495,7 +495,7 @@ mod tests {
             .map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect::<Option<Vec<_>>>()?;
         let vary = entry
-            .vary
+            .vary()
             .pairs()
             .iter()
             .map(|(n, v)| {
@@ -511,18 +511,18 @@ mod tests {
             status: entry.status.as_u16(),
             headers,
             body: BASE64.encode(&entry.body),
-            stored_at: unix_millis(entry.stored_at),
-            expires_at: entry.fresh_until.map(unix_millis),
-            initial_age: entry.initial_age.as_secs(),
+            stored_at: unix_millis(entry.stored_at()),
+            expires_at: entry.fresh_until().map(unix_millis),
+            initial_age: entry.initial_age().as_secs(),
             vary,
             rules: SnapshotRules {
-                forbids_stale: entry.rules.forbids_stale,
-                no_cache: entry.rules.no_cache,
-                immutable: entry.rules.immutable,
-                stale_while_revalidate: entry.rules.stale_while_revalidate.as_secs(),
-                stale_if_error: entry.rules.stale_if_error.as_secs(),
+                forbids_stale: entry.rules().forbids_stale,
+                no_cache: entry.rules().no_cache,
+                immutable: entry.rules().immutable,
+                stale_while_revalidate: entry.rules().stale_while_revalidate.as_secs(),
+                stale_if_error: entry.rules().stale_if_error.as_secs(),
             },
-            tags: entry.tags.iter().map(|t| t.to_string()).collect(),
+            tags: entry.tags().iter().map(|t| t.to_string()).collect(),
         })
     }
 
@@ -565,8 +565,8 @@ mod tests {
     #[test]
     fn the_borrowed_writer_writes_what_the_owned_form_serializes_to() {
         let key = CacheKey::from_text("http://o h/p?q");
-        let mut tagged = entry(SystemTime::now(), Some(60));
-        tagged.tags = vec![Box::from("a"), Box::from("b\"q")].into_boxed_slice();
+        let tagged =
+            entry(SystemTime::now(), Some(60)).with_tags(vec![Box::from("a"), Box::from("b\"q")]);
         for entry in [tagged, entry(SystemTime::now(), None)] {
             let borrowed = serde_json::to_string(&EntryOut {
                 key: &key,
@@ -616,13 +616,13 @@ mod tests {
         assert_eq!(k, &key);
         assert_eq!(&e.body[..], b"\x00binary\xffbody");
         assert_eq!(e.headers.get(CONTENT_TYPE).unwrap(), "text/plain");
-        assert_eq!(e.initial_age, Duration::from_secs(3));
+        assert_eq!(e.initial_age(), Duration::from_secs(3));
         assert_eq!(
-            unix_millis(e.fresh_until.unwrap()),
+            unix_millis(e.fresh_until().unwrap()),
             unix_millis(now + Duration::from_secs(60))
         );
-        assert_eq!(e.vary.pairs().len(), 1);
-        assert_eq!(e.rules.stale_if_error, Duration::from_secs(9));
+        assert_eq!(e.vary().pairs().len(), 1);
+        assert_eq!(e.rules().stale_if_error, Duration::from_secs(9));
     }
 
     #[test]

@@ -86,7 +86,7 @@ struct Ceiling {
 impl Ceiling {
     fn usable_for(&self, value: &CachedResponse) -> Option<Duration> {
         let fresh = value.remaining(self.clock.now())?;
-        let rules = value.rules;
+        let rules = value.rules();
         let stale_use = rules
             .stale_while_revalidate
             .max(rules.stale_if_error)
@@ -168,7 +168,7 @@ impl Store {
         // touching the variant index.
         if let Some(entry) = self.entries.get(primary) {
             return entry
-                .vary
+                .vary()
                 .matches(request)
                 .then(|| (primary.clone(), entry));
         }
@@ -176,7 +176,7 @@ impl Store {
         let key = variant_key(primary, &VaryValues::capture(&index.names, request));
         drop(index);
         let entry = self.entries.get(&key)?;
-        entry.vary.matches(request).then_some((key, entry))
+        entry.vary().matches(request).then_some((key, entry))
     }
 
     /// Whether responses for `primary` vary (a lookup miss is a vary miss).
@@ -192,7 +192,7 @@ impl Store {
     /// Stores a response for `primary` (under its variant key when it
     /// varies); returns the key it is stored under.
     pub fn insert(&self, primary: CacheKey, entry: CachedResponse) -> CacheKey {
-        let key = self.place(primary, &entry.vary);
+        let key = self.place(primary, entry.vary());
         self.entries.insert(key.clone(), Arc::new(entry));
         self.touch();
         key
@@ -212,7 +212,12 @@ impl Store {
                 .variants
                 .entry(CacheKey::from_text(primary))
                 .or_default();
-            index.names = entry.vary.pairs().iter().map(|(n, _)| n.clone()).collect();
+            index.names = entry
+                .vary()
+                .pairs()
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect();
             index.keys.push(key.clone());
         }
         self.entries.insert(key, Arc::new(entry));

@@ -49,9 +49,14 @@ impl Vary {
 
 /// The request's values for the headers a response varies on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VaryValues(Box<[(HeaderName, Option<HeaderValue>)]>);
+pub struct VaryValues(Vec<(HeaderName, Option<HeaderValue>)>);
 
 impl VaryValues {
+    /// No values: the response does not vary.
+    pub const fn none() -> Self {
+        VaryValues(Vec::new())
+    }
+
     /// Captures `request`'s values for `fields`.
     pub fn capture(fields: &[HeaderName], request: &HeaderMap) -> Self {
         VaryValues(
@@ -64,7 +69,7 @@ impl VaryValues {
 
     /// Rebuilds captured values (from the snapshot).
     pub fn from_pairs(pairs: Vec<(HeaderName, Option<HeaderValue>)>) -> Self {
-        VaryValues(pairs.into_boxed_slice())
+        VaryValues(pairs)
     }
 
     /// The captured name/value pairs.

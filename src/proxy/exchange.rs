@@ -228,6 +228,7 @@ impl Exchange {
                     key.clone(),
                     entry,
                     &parts.headers,
+                    tags,
                     &asked.headers,
                     request_time,
                     response_time,
@@ -401,7 +402,7 @@ pub(super) fn fresh_for(lifetime: Lifetime) -> Option<std::time::Duration> {
 
 /// Seconds of freshness left; negative when stale; `None` for no expiry.
 fn ttl_of(entry: &CachedResponse, now: SystemTime) -> Option<i64> {
-    let until = entry.fresh_until?;
+    let until = entry.fresh_until()?;
     let signed = match until.duration_since(now) {
         Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
         Err(past) => -i64::try_from(past.duration().as_secs()).unwrap_or(i64::MAX),

@@ -22,7 +22,8 @@ use crate::error::Error;
 impl Exchange {
     /// Applies a 304 (or a matching HEAD response) to a stored entry
     /// (RFC 9111 sections 3.2 and 4.3.4): its headers replace the stored
-    /// ones except `Content-Length`, and freshness starts again.
+    /// ones except `Content-Length`, and freshness starts again. The entry
+    /// keeps its purge tags unless the fresh response names its own.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn refresh(
         &self,
@@ -30,6 +31,7 @@ impl Exchange {
         key: CacheKey,
         entry: &CachedResponse,
         fresh_headers: &HeaderMap,
+        fresh_tags: Vec<Box<str>>,
         request_headers: &HeaderMap,
         request_time: SystemTime,
         response_time: SystemTime,
@@ -68,19 +70,21 @@ impl Exchange {
                     response_time,
                     fresh_for(lifetime),
                     initial_age,
-                    entry.vary.clone(),
+                    entry.vary().clone(),
                     rules,
-                );
+                )
+                .with_tags(if fresh_tags.is_empty() {
+                    entry.tags().to_vec()
+                } else {
+                    fresh_tags
+                });
                 self.proxy.store.replace(key, refreshed.clone());
                 refreshed
             }
             Decision::Skip(_) => {
                 // Use the refreshed response this once, keep nothing.
                 self.proxy.store.invalidate(primary);
-                CachedResponse {
-                    headers: StoredHeaders::from_map(&merged),
-                    ..entry.clone()
-                }
+                entry.clone().with_headers(StoredHeaders::from_map(&merged))
             }
         }
     }
@@ -124,6 +128,7 @@ impl Exchange {
                     key.clone(),
                     entry,
                     response.headers(),
+                    Vec::new(),
                     &request_headers,
                     request_time,
                     response_time,
