@@ -326,11 +326,13 @@ impl Exchange {
     /// Reads the purge tags of a response and, unless configured to expose
     /// them, removes their fields.
     fn take_tags(&self, headers: &mut HeaderMap) -> Vec<Box<str>> {
-        let tags = tags::extract(headers, &self.runtime.tag_headers);
+        let names = &self.runtime.tag_headers;
+        if !headers::has_any(headers, names) {
+            return Vec::new();
+        }
+        let tags = tags::extract(headers, names);
         if !self.runtime.expose_tags {
-            for name in &self.runtime.tag_headers {
-                headers.remove(name);
-            }
+            headers::remove_all(headers, names);
         }
         tags
     }
@@ -359,9 +361,7 @@ impl Exchange {
         };
         headers::forward_request_headers(&mut parts.headers, &forwarded);
         if for_cache {
-            for name in CLIENT_CONDITIONS {
-                parts.headers.remove(name);
-            }
+            headers::remove_all(&mut parts.headers, &CLIENT_CONDITIONS);
         }
         Ok(Request::from_parts(parts, body))
     }

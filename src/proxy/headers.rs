@@ -79,6 +79,22 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes every field named in `names`, after one pass over the present
+/// names has found any of them: usually none is there, and comparing names
+/// costs less than hashing each absent one to probe for it.
+pub fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
+    if has_any(headers, names) {
+        for name in names {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Whether any field named in `names` is present (one pass, no hashing).
+pub fn has_any(headers: &HeaderMap, names: &[HeaderName]) -> bool {
+    headers.keys().any(|name| names.contains(name))
+}
+
 /// Where `name` is in [`HOP_BY_HOP`] (names are lower case).
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     Some(match name.as_str() {
@@ -114,9 +130,7 @@ pub struct Forwarded<'a> {
 pub fn forward_request_headers(headers: &mut HeaderMap, forwarded: &Forwarded<'_>) {
     remove_hop_by_hop(headers);
     headers.remove(HOST);
-    for name in URL_OVERRIDES {
-        headers.remove(name);
-    }
+    remove_all(headers, &URL_OVERRIDES);
     let xff = match headers.get(X_FORWARDED_FOR) {
         Some(previous) => {
             let mut joined = Vec::with_capacity(previous.len() + 2 + forwarded.client_ip.len());
@@ -190,6 +204,27 @@ mod tests {
         remove_hop_by_hop(&mut h);
         let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["server"]);
+    }
+
+    #[test]
+    fn remove_all_removes_every_line_of_the_named_fields_and_nothing_else() {
+        let names = [
+            HeaderName::from_static("surrogate-key"),
+            http::header::IF_NONE_MATCH,
+        ];
+        let mut h = map(&[
+            ("surrogate-key", "a"),
+            ("surrogate-key", "b"),
+            ("if-none-match", "\"x\""),
+            ("server", "nginx"),
+        ]);
+        assert!(has_any(&h, &names));
+        remove_all(&mut h, &names);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["server"]);
+        assert!(!has_any(&h, &names));
+        remove_all(&mut h, &names);
+        assert_eq!(h.len(), 1);
     }
 
     #[test]
