@@ -6,6 +6,8 @@
 //! ignored. Delta-seconds that overflow become 2^31 (section 1.2.2); an
 //! invalid one counts as 0, so the response is treated as stale.
 
+use std::borrow::Cow;
+
 use http::header::{CACHE_CONTROL, PRAGMA};
 use http::{HeaderMap, HeaderName};
 
@@ -70,6 +72,11 @@ impl CacheControl {
     /// this cache knows replaces `Cache-Control` entirely; else
     /// `Cache-Control`.
     pub fn for_response(headers: &HeaderMap, targets: &[HeaderName]) -> Self {
+        // Usually no targeted field is there: one pass over the present
+        // names costs less than hashing each target to probe for it.
+        if !headers.keys().any(|name| targets.contains(name)) {
+            return Self::from_headers(headers);
+        }
         targets
             .iter()
             .filter_map(|target| Self::from_field(headers, target))
@@ -83,7 +90,8 @@ impl CacheControl {
         values.peek()?;
         let mut cc = CacheControl::default();
         for value in values {
-            for (name, arg) in directives(value.as_bytes()) {
+            let line = String::from_utf8_lossy(value.as_bytes());
+            for (name, arg) in directives(&line) {
                 cc.apply(&name, arg.as_deref());
             }
         }
@@ -168,26 +176,33 @@ pub fn delta_seconds(arg: Option<&str>) -> u32 {
     }
 }
 
-/// Splits one header line into lower-cased directive names and their
-/// unquoted arguments. Commas inside quoted strings do not split.
-fn directives(line: &[u8]) -> Vec<(String, Option<String>)> {
-    let text = String::from_utf8_lossy(line);
-    let mut out = Vec::new();
-    let mut rest = text.as_ref();
-    while !rest.is_empty() {
-        let (item, next) = split_item(rest);
-        rest = next;
-        let item = item.trim();
-        if item.is_empty() {
-            continue;
+/// The directives of one field line, in order: names lower-cased and
+/// arguments unquoted, borrowed from the line unless that changes them
+/// (nothing is allocated for the usual `public, max-age=3600`). Commas
+/// inside quoted strings do not split.
+fn directives(line: &str) -> impl Iterator<Item = (Cow<'_, str>, Option<Cow<'_, str>>)> {
+    let mut rest = line;
+    std::iter::from_fn(move || {
+        while !rest.is_empty() {
+            let (item, next) = split_item(rest);
+            rest = next;
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            let (name, arg) = match item.split_once('=') {
+                Some((n, a)) => (n.trim(), Some(unquote(a.trim()))),
+                None => (item, None),
+            };
+            let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(name.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(name)
+            };
+            return Some((name, arg));
         }
-        let (name, arg) = match item.split_once('=') {
-            Some((n, a)) => (n.trim(), Some(unquote(a.trim()))),
-            None => (item, None),
-        };
-        out.push((name.to_ascii_lowercase(), arg));
-    }
-    out
+        None
+    })
 }
 
 /// Returns the text up to the first comma outside quotes, and the rest.
@@ -206,7 +221,7 @@ fn split_item(text: &str) -> (&str, &str) {
     (text, "")
 }
 
-fn unquote(arg: &str) -> String {
+fn unquote(arg: &str) -> Cow<'_, str> {
     match arg.strip_prefix('"').and_then(|a| a.strip_suffix('"')) {
         Some(inner) => {
             let mut out = String::with_capacity(inner.len());
@@ -220,9 +235,9 @@ fn unquote(arg: &str) -> String {
                     out.push(c);
                 }
             }
-            out
+            Cow::Owned(out)
         }
-        None => arg.to_owned(),
+        None => Cow::Borrowed(arg),
     }
 }
 
