@@ -9,7 +9,6 @@
 //! kernel's backlog.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -281,11 +280,7 @@ impl Connection {
             tls,
         };
         let proxy = self.proxy;
-        let service = service_fn(move |request| {
-            let proxy = proxy.clone();
-            let conn = conn.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(request, conn).await) }
-        });
+        let service = service_fn(move |request| proxy.handle(request, conn.clone()));
         let connection = self
             .builder
             .serve_connection(TokioIo::new(io), service)

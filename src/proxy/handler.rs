@@ -3,7 +3,10 @@
 //! finish the response headers (`Via`, `X-Cache`, `Cache-Status`). The
 //! handler asks the cache and the upstream; neither calls back into it.
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use http::header::RANGE;
 use http::{HeaderName, Method, Request, Response, Version};
@@ -15,6 +18,7 @@ use super::exchange::{Exchange, Served, upstream_body};
 use super::headers;
 use super::request;
 use super::respond::error_response;
+use super::upstream::UpstreamBody;
 use super::{ClientConn, Proxy};
 use crate::cache::CacheKey;
 use crate::cache::control::CacheControl;
@@ -27,43 +31,106 @@ use crate::runtime::Runtime;
 /// `Cache-Status` (RFC 9211).
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
-pub(super) async fn handle(
-    proxy: &Arc<Proxy>,
-    request: Request<Incoming>,
-    conn: ClientConn,
-) -> Response<LoggedBody> {
-    let record = AccessRecord::start(
+/// Answers one request: at once when the cache can (nothing is awaited,
+/// and the future hyper keeps is the finished response), else through a
+/// boxed trip to the origin.
+pub(super) fn handle(proxy: &Arc<Proxy>, request: Request<Incoming>, conn: ClientConn) -> Handling {
+    let mut record = AccessRecord::start(
         conn.peer.clone(),
         request.method().clone(),
         request::path_and_query(&request),
     );
-    let mut record = record;
     let runtime = proxy.runtime();
     let method = request.method().clone();
-    let (response, cache) = match serve(proxy, runtime, request, conn, &mut record).await {
-        Ok(served) => served,
-        Err(err) => {
-            match &err {
-                Error::BadRequest(_)
-                | Error::NoRoute
-                | Error::NotCached
-                | Error::MethodNotAllowed => {
-                    tracing::debug!(client = record.client(), error = %err, "refused request");
-                }
-                _ => {
-                    tracing::warn!(client = record.client(), error = %err.chain(), "request failed")
-                }
+    let step = serve(proxy, runtime, request, conn, &mut record);
+    let finish = Finish { record, method };
+    match step {
+        Step::Done(result) => Handling(State::Ready(Some(finish.respond(proxy, result)))),
+        Step::Origin(trip) => Handling(State::Origin {
+            trip,
+            proxy: proxy.clone(),
+            finish: Some(finish),
+        }),
+    }
+}
+
+/// The response to one request, as hyper awaits it. Small: a hit's is the
+/// response itself, a miss's the boxed origin trip and what the answer
+/// still needs (hyper moves this future on every request).
+pub struct Handling(State);
+
+enum State {
+    Ready(Option<Response<LoggedBody>>),
+    Origin {
+        trip: OriginTrip,
+        proxy: Arc<Proxy>,
+        finish: Option<Finish>,
+    },
+}
+
+/// What a request that goes to the origin still has to do there.
+type OriginTrip = Pin<Box<dyn Future<Output = Result<Served, Error>> + Send>>;
+
+impl Future for Handling {
+    type Output = Result<Response<LoggedBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let response = match &mut self.get_mut().0 {
+            State::Ready(response) => response.take(),
+            State::Origin {
+                trip,
+                proxy,
+                finish,
+            } => {
+                let result = std::task::ready!(trip.as_mut().poll(cx));
+                finish.take().map(|finish| finish.respond(proxy, result))
             }
-            (error_response(&err), CacheStatus::Error)
+        };
+        match response {
+            Some(response) => Poll::Ready(Ok(response)),
+            // Polled again after it completed (hyper never does): the
+            // `Future` contract lets it stay pending.
+            None => Poll::Pending,
         }
-    };
-    let (mut parts, body) = response.into_parts();
-    headers::finish_response_headers(&mut parts.headers, parts.version, cache.is_hit());
-    parts.headers.insert(CACHE_STATUS, cache.header_value());
-    parts.version = Version::HTTP_11;
-    let status = parts.status;
-    count(proxy.metrics(), &record, &method, status, cache);
-    Response::from_parts(parts, LoggedBody::new(body, record, status, cache))
+    }
+}
+
+/// Turns what `serve` produced into the client's response: errors become
+/// responses, the proxy's headers are added, the request is counted, and
+/// the access line is written when the body ends.
+struct Finish {
+    record: AccessRecord,
+    method: Method,
+}
+
+impl Finish {
+    fn respond(self, proxy: &Proxy, result: Result<Served, Error>) -> Response<LoggedBody> {
+        let Finish { record, method } = self;
+        let (response, cache) = match result {
+            Ok(served) => served,
+            Err(err) => {
+                match &err {
+                    Error::BadRequest(_)
+                    | Error::NoRoute
+                    | Error::NotCached
+                    | Error::MethodNotAllowed => {
+                        tracing::debug!(client = record.client(), error = %err, "refused request");
+                    }
+                    _ => {
+                        tracing::warn!(client = record.client(), error = %err.chain(), "request failed")
+                    }
+                }
+                (error_response(&err), CacheStatus::Error)
+            }
+        };
+        let (mut parts, body) = response.into_parts();
+        headers::finish_response_headers(&mut parts.headers, parts.version, cache.is_hit());
+        parts.headers.insert(CACHE_STATUS, cache.header_value());
+        parts.version = Version::HTTP_11;
+        let status = parts.status;
+        count(proxy.metrics(), &record, &method, status, cache);
+        Response::from_parts(parts, LoggedBody::new(body, record, status, cache))
+    }
 }
 
 fn count(
@@ -100,26 +167,39 @@ fn count(
     }
 }
 
-/// Every call to the origin is boxed: the future hyper keeps per request
-/// (and moves on every request) stays small for hits, which never await
-/// one.
-async fn serve(
+/// What [`serve`] found: the answer, or a trip to the origin for it.
+enum Step {
+    Done(Result<Served, Error>),
+    Origin(OriginTrip),
+}
+
+impl From<Error> for Step {
+    fn from(err: Error) -> Self {
+        Step::Done(Err(err))
+    }
+}
+
+/// Checks, routes and looks up a request without waiting for anything;
+/// every call to the origin is a boxed future, so a hit never builds one.
+fn serve(
     proxy: &Arc<Proxy>,
     runtime: Arc<Runtime>,
     request: Request<Incoming>,
     conn: ClientConn,
     record: &mut AccessRecord,
-) -> Result<Served, Error> {
+) -> Step {
     if request.method() == Method::CONNECT || request.method() == Method::TRACE {
-        return Err(Error::MethodNotAllowed);
+        return Error::MethodNotAllowed.into();
     }
     let default_port = if conn.tls { 443 } else { 80 };
-    let authority = request::authority(&request, default_port)?;
+    let authority = match request::authority(&request, default_port) {
+        Ok(authority) => authority,
+        Err(err) => return err.into(),
+    };
     record.host = Some(authority.clone());
-    let route = runtime
-        .route(&authority, request.uri().path())
-        .cloned()
-        .ok_or(Error::NoRoute)?;
+    let Some(route) = runtime.route(&authority, request.uri().path()).cloned() else {
+        return Error::NoRoute.into();
+    };
     record.route = Some(route.clone());
     let primary = CacheKey::new(
         &route.origin_id,
@@ -137,21 +217,26 @@ async fn serve(
     };
     let method = request.method().clone();
     if policy == Policy::Bypass {
-        let response = Box::pin(exchange.pass(upstream_body(request))).await?;
-        return Ok((response, CacheStatus::pass(Fwd::Bypass, "bypass")));
+        return pass(exchange, upstream_body(request), Fwd::Bypass, "bypass");
     }
     if method != Method::GET && method != Method::HEAD {
-        let response = Box::pin(exchange.pass(upstream_body(request))).await?;
-        let status = response.status();
-        if !method.is_safe() && (status.is_success() || status.is_redirection()) {
-            exchange.invalidate_after(&primary, response.headers());
-        }
-        return Ok((response, CacheStatus::pass(Fwd::Method, "method")));
+        return Step::Origin(Box::pin(async move {
+            let response = exchange.pass(upstream_body(request)).await?;
+            let status = response.status();
+            if !method.is_safe() && (status.is_success() || status.is_redirection()) {
+                exchange.invalidate_after(&primary, response.headers());
+            }
+            Ok((response, CacheStatus::pass(Fwd::Method, "method")))
+        }));
     }
     if !hyper::body::Body::is_end_stream(request.body()) {
         // A body could change the response without changing the key.
-        let response = Box::pin(exchange.pass(upstream_body(request))).await?;
-        return Ok((response, CacheStatus::pass(Fwd::Request, "request-body")));
+        return pass(
+            exchange,
+            upstream_body(request),
+            Fwd::Request,
+            "request-body",
+        );
     }
 
     let head = method == Method::HEAD;
@@ -166,7 +251,12 @@ async fn serve(
         match reuse::judge(&entry, &directives, exchange.now()) {
             Verdict::Serve { stale } => {
                 let detail = stale.then_some("max-stale");
-                return Ok(exchange.answer_from(&entry, request.headers(), head, detail));
+                return Step::Done(Ok(exchange.answer_from(
+                    &entry,
+                    request.headers(),
+                    head,
+                    detail,
+                )));
             }
             Verdict::ServeWhileRevalidating => {
                 let (parts, _) = request.into_parts();
@@ -177,7 +267,7 @@ async fn serve(
                     Some("stale-while-revalidate"),
                 );
                 exchange.refresh_in_background(&parts, primary, (key, entry));
-                return Ok(served);
+                return Step::Done(Ok(served));
             }
             Verdict::Revalidate | Verdict::Refetch => {
                 let asked = directives.no_cache
@@ -189,16 +279,29 @@ async fn serve(
         }
     }
     if directives.only_if_cached {
-        return Err(Error::NotCached);
+        return Error::NotCached.into();
     }
     let request = upstream_body(request);
     if head {
-        return Box::pin(exchange.head(request, primary, stale, fwd)).await;
+        return Step::Origin(Box::pin(async move {
+            exchange.head(request, primary, stale, fwd).await
+        }));
     }
     if stale.is_none() && request.headers().contains_key(RANGE) {
         // A partial answer is never stored; the range goes to the origin.
-        let response = Box::pin(exchange.pass(request)).await?;
-        return Ok((response, CacheStatus::pass(Fwd::Request, "range")));
+        return pass(exchange, request, Fwd::Request, "range");
     }
-    Box::pin(exchange.fetch(request, primary, stale, fwd, &directives)).await
+    Step::Origin(Box::pin(async move {
+        exchange
+            .fetch(request, primary, stale, fwd, &directives)
+            .await
+    }))
+}
+
+/// Relays `request` without storing the answer.
+fn pass(exchange: Exchange, request: Request<UpstreamBody>, fwd: Fwd, why: &'static str) -> Step {
+    Step::Origin(Box::pin(async move {
+        let response = exchange.pass(request).await?;
+        Ok((response, CacheStatus::pass(fwd, why)))
+    }))
 }

@@ -22,7 +22,7 @@ pub mod upstream;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use http::{Request, Response};
+use http::Request;
 use hyper::body::Incoming;
 
 use crate::cache::Store;
@@ -30,7 +30,7 @@ use crate::cache::coalesce::Coalescer;
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
-use access_log::LoggedBody;
+pub use handler::Handling;
 pub use peer::Peer;
 
 /// The connection a request arrived on.
@@ -85,11 +85,7 @@ impl Proxy {
     }
 
     /// Answers one client request. Never fails: errors become responses.
-    pub async fn handle(
-        self: &Arc<Self>,
-        request: Request<Incoming>,
-        conn: ClientConn,
-    ) -> Response<LoggedBody> {
-        handler::handle(self, request, conn).await
+    pub fn handle(self: &Arc<Self>, request: Request<Incoming>, conn: ClientConn) -> Handling {
+        handler::handle(self, request, conn)
     }
 }
