@@ -277,7 +277,7 @@ impl CachedResponse {
     pub fn weight(&self, key_len: usize) -> u32 {
         let headers: usize = self
             .headers
-            .iter()
+            .raw()
             .map(|(name, value)| name.as_str().len() + value.len() + 32)
             .sum();
         let total = key_len + headers + self.body.len() + 160;

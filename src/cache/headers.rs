@@ -155,6 +155,14 @@ impl StoredHeaders {
             .filter_map(|(name, line)| Some((name, self.value(line)?)))
     }
 
+    /// Every name and the bytes of its value, in order, without building a
+    /// `HeaderValue`: the shared buffer is read, not shared (for the
+    /// weigher and the snapshot; only answers need values of their own).
+    pub fn raw(&self) -> impl Iterator<Item = (&HeaderName, &[u8])> {
+        self.lines()
+            .filter_map(|(name, line)| Some((name, self.values.get(line.start..line.end)?)))
+    }
+
     /// Every field's name and where its value lies, without building the
     /// value: lookups by name only build the values they return.
     fn lines(&self) -> impl Iterator<Item = (&HeaderName, Line)> {
@@ -263,6 +271,12 @@ mod tests {
         assert!(!stored.contains(&http::header::ETAG));
         assert!(!stored.contains(&HeaderName::from_static("x-fourth")));
         assert!(stored.get("set-cookie").unwrap().is_sensitive());
+        let raw: Vec<_> = stored.raw().map(|(n, v)| (n.clone(), v.to_vec())).collect();
+        let built: Vec<_> = got
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(raw, built, "raw bytes are the values, in order");
         assert!(!stored.get("content-type").unwrap().is_sensitive());
     }
 }

@@ -174,8 +174,8 @@ impl Serialize for HeadersOut<'_> {
         serializer.collect_seq(
             self.0
                 .headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), Text(value))),
+                .raw()
+                .map(|(name, value)| (name.as_str(), RawText(value))),
         )
     }
 }
@@ -201,6 +201,19 @@ struct Text<V>(V);
 impl<V: std::borrow::Borrow<HeaderValue>> Serialize for Text<V> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.0.borrow().to_str().unwrap_or_default())
+    }
+}
+
+/// A stored value's bytes as a JSON string. Entries are written only when
+/// every value is text ([`StoredHeaders::is_text`]), so this is the same
+/// string [`HeaderValue::to_str`] gives.
+///
+/// [`StoredHeaders::is_text`]: super::headers::StoredHeaders::is_text
+struct RawText<'a>(&'a [u8]);
+
+impl Serialize for RawText<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(std::str::from_utf8(self.0).unwrap_or_default())
     }
 }
 
