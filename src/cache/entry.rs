@@ -388,6 +388,22 @@ mod tests {
         let plain = entry(None, ReuseRules::default());
         assert!(plain.extras.is_none() && plain.vary().pairs().is_empty());
         assert_eq!(plain.fresh_until(), None);
+        let huge = CachedResponse::new(
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::new(),
+            stored_at,
+            Some(Duration::MAX),
+            Duration::MAX,
+            VaryValues::default(),
+            ReuseRules::default(),
+        );
+        assert!(
+            huge.fresh_until().is_some_and(|until| until > stored_at),
+            "a lifetime past the representable saturates, it does not become 'forever'"
+        );
+        assert!(huge.is_fresh(stored_at + Duration::from_secs(100 * 365 * 86_400)));
+        assert_eq!(huge.initial_age(), Duration::from_secs(u32::MAX.into()));
     }
 
     #[test]

@@ -77,6 +77,30 @@ struct SnapshotRules {
     stale_if_error: u64,
 }
 
+impl From<ReuseRules> for SnapshotRules {
+    fn from(rules: ReuseRules) -> Self {
+        SnapshotRules {
+            forbids_stale: rules.forbids_stale,
+            no_cache: rules.no_cache,
+            immutable: rules.immutable,
+            stale_while_revalidate: rules.stale_while_revalidate.as_secs(),
+            stale_if_error: rules.stale_if_error.as_secs(),
+        }
+    }
+}
+
+impl From<&SnapshotRules> for ReuseRules {
+    fn from(rules: &SnapshotRules) -> Self {
+        ReuseRules {
+            forbids_stale: rules.forbids_stale,
+            no_cache: rules.no_cache,
+            immutable: rules.immutable,
+            stale_while_revalidate: Duration::from_secs(rules.stale_while_revalidate),
+            stale_if_error: Duration::from_secs(rules.stale_if_error),
+        }
+    }
+}
+
 /// The document as written: entries are converted one at a time while
 /// serializing, so a write never holds a second copy of the whole cache.
 struct SnapshotOut<'a> {
@@ -144,13 +168,7 @@ impl Serialize for EntryOut<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let entry = self.entry;
-        let rules = SnapshotRules {
-            forbids_stale: entry.rules().forbids_stale,
-            no_cache: entry.rules().no_cache,
-            immutable: entry.rules().immutable,
-            stale_while_revalidate: entry.rules().stale_while_revalidate.as_secs(),
-            stale_if_error: entry.rules().stale_if_error.as_secs(),
-        };
+        let rules = SnapshotRules::from(entry.rules());
         let mut out = serializer.serialize_struct("SnapshotEntry", 10)?;
         out.serialize_field("key", self.key.as_str())?;
         out.serialize_field("status", &entry.status.as_u16())?;
@@ -275,13 +293,7 @@ fn from_snapshot(e: SnapshotEntry, ttl: Option<Duration>) -> Option<(CacheKey, C
         fresh_for,
         Duration::from_secs(e.initial_age),
         VaryValues::from_pairs(vary),
-        ReuseRules {
-            forbids_stale: e.rules.forbids_stale,
-            no_cache: e.rules.no_cache,
-            immutable: e.rules.immutable,
-            stale_while_revalidate: Duration::from_secs(e.rules.stale_while_revalidate),
-            stale_if_error: Duration::from_secs(e.rules.stale_if_error),
-        },
+        ReuseRules::from(&e.rules),
     )
     .with_tags(e.tags.into_iter().map(String::into_boxed_str).collect());
     Some((CacheKey::from_text(&e.key), entry))
@@ -528,13 +540,7 @@ mod tests {
             expires_at: entry.fresh_until().map(unix_millis),
             initial_age: entry.initial_age().as_secs(),
             vary,
-            rules: SnapshotRules {
-                forbids_stale: entry.rules().forbids_stale,
-                no_cache: entry.rules().no_cache,
-                immutable: entry.rules().immutable,
-                stale_while_revalidate: entry.rules().stale_while_revalidate.as_secs(),
-                stale_if_error: entry.rules().stale_if_error.as_secs(),
-            },
+            rules: entry.rules().into(),
             tags: entry.tags().iter().map(|t| t.to_string()).collect(),
         })
     }

@@ -35,9 +35,10 @@ pub fn judge(entry: &CachedResponse, request: &CacheControl, now: SystemTime) ->
         }
     };
     let fresh = entry.is_fresh(now);
+    let rules = entry.rules();
     // RFC 8246: a fresh immutable response needs no revalidation on reload.
-    let reload = request.no_cache && !(entry.rules().immutable && fresh);
-    if reload || entry.rules().no_cache {
+    let reload = request.no_cache && !(rules.immutable && fresh);
+    if reload || rules.no_cache {
         return needs_validation();
     }
     let age = entry.age(now);
@@ -52,7 +53,7 @@ pub fn judge(entry: &CachedResponse, request: &CacheControl, now: SystemTime) ->
     if fresh && !too_old && !too_close_to_expiry {
         return Verdict::Serve { stale: false };
     }
-    if entry.rules().forbids_stale || too_old || too_close_to_expiry {
+    if rules.forbids_stale || too_old || too_close_to_expiry {
         return needs_validation();
     }
     let staleness = entry.staleness(now).unwrap_or(Duration::ZERO);
@@ -61,7 +62,7 @@ pub fn judge(entry: &CachedResponse, request: &CacheControl, now: SystemTime) ->
             return Verdict::Serve { stale: true };
         }
     }
-    let swr = entry.rules().stale_while_revalidate;
+    let swr = rules.stale_while_revalidate;
     if !swr.is_zero() && staleness <= swr {
         return Verdict::ServeWhileRevalidating;
     }
