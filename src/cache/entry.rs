@@ -32,9 +32,9 @@ pub struct ReuseRules {
 /// `Bytes`, so serving a hit never copies it.
 ///
 /// Kept small because there is one per entry: times are whole microseconds
-/// since the Unix epoch, the reuse windows whole seconds, and the rarely
-/// used `Vary` values and purge tags sit behind one optional pointer. With
-/// its `Arc` counts it fits mimalloc's 160-byte size class (a test checks).
+/// since the Unix epoch, and the rarely used `Vary` values, purge tags and
+/// stale windows (whole seconds) sit behind one optional pointer. With its
+/// `Arc` counts it fits mimalloc's 128-byte size class (a test checks).
 #[derive(Debug, Clone)]
 pub struct CachedResponse {
     /// The origin's status.
@@ -53,12 +53,9 @@ pub struct CachedResponse {
     /// Its age in whole seconds when it arrived from the origin (`Age`
     /// counts whole seconds).
     initial_age: u32,
-    /// [`ReuseRules`]: its flags and its windows in whole seconds (apart,
-    /// so that the flags fill the struct's padding).
+    /// [`ReuseRules`]' flags (its windows are extras).
     rule_flags: u8,
-    stale_while_revalidate: u32,
-    stale_if_error: u32,
-    /// `Vary` values and purge tags, when there are any.
+    /// `Vary` values, purge tags and stale windows, when there are any.
     extras: Option<Box<Extras>>,
 }
 
@@ -74,6 +71,9 @@ const IMMUTABLE: u8 = 4;
 struct Extras {
     vary: VaryValues,
     tags: Box<[Box<str>]>,
+    /// [`ReuseRules`]' windows, in whole seconds.
+    stale_while_revalidate: u32,
+    stale_if_error: u32,
 }
 
 /// No `Vary` values, for entries without extras.
@@ -147,12 +147,18 @@ impl CachedResponse {
             rule_flags: flag(rules.forbids_stale, FORBIDS_STALE)
                 | flag(rules.no_cache, NO_CACHE)
                 | flag(rules.immutable, IMMUTABLE),
-            stale_while_revalidate: whole_seconds(rules.stale_while_revalidate),
-            stale_if_error: whole_seconds(rules.stale_if_error),
             extras: None,
         };
         if !vary.pairs().is_empty() {
             entry.extras_mut().vary = vary;
+        }
+        let windows = (
+            whole_seconds(rules.stale_while_revalidate),
+            whole_seconds(rules.stale_if_error),
+        );
+        if windows != (0, 0) {
+            let extras = entry.extras_mut();
+            (extras.stale_while_revalidate, extras.stale_if_error) = windows;
         }
         entry
     }
@@ -192,12 +198,15 @@ impl CachedResponse {
 
     /// How it may be reused once stale.
     pub fn rules(&self) -> ReuseRules {
+        let (while_revalidate, if_error) = self.extras.as_ref().map_or((0, 0), |extras| {
+            (extras.stale_while_revalidate, extras.stale_if_error)
+        });
         ReuseRules {
             forbids_stale: self.rule_flags & FORBIDS_STALE != 0,
             no_cache: self.rule_flags & NO_CACHE != 0,
             immutable: self.rule_flags & IMMUTABLE != 0,
-            stale_while_revalidate: Duration::from_secs(self.stale_while_revalidate.into()),
-            stale_if_error: Duration::from_secs(self.stale_if_error.into()),
+            stale_while_revalidate: Duration::from_secs(while_revalidate.into()),
+            stale_if_error: Duration::from_secs(if_error.into()),
         }
     }
 
@@ -342,9 +351,9 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_fits_a_160_byte_allocation_with_its_arc_counts() {
-        // mimalloc's size classes around it are 128, 160 and 192 bytes.
-        assert!(std::mem::size_of::<CachedResponse>() + 16 <= 160);
+    fn an_entry_fits_a_128_byte_allocation_with_its_arc_counts() {
+        // mimalloc's size classes around it are 112, 128 and 160 bytes.
+        assert!(std::mem::size_of::<CachedResponse>() + 16 <= 128);
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! Stored response headers, compact: every value back to back in one
-//! buffer, and per field one byte naming a common header (or "the next
-//! uncommon name", and whether the value is sensitive) and where its value
-//! ends: 5 bytes a field. A
+//! Stored response headers, compact: one buffer holds every value back to
+//! back, then per field 5 bytes (one byte naming a common header, or "the
+//! next uncommon name", with a bit for a sensitive value; and where its
+//! value ends), then the field count. A
 //! `HeaderMap` rounds its capacity up to a power of two and allocates every
 //! value apart (about 1.3 KB for a typical response), and even a list of
 //! `(HeaderName, HeaderValue)` pairs costs 72 bytes a field. A hit builds
@@ -54,15 +54,26 @@ const UNCOMMON: u8 = 0x7f;
 const SENSITIVE: u8 = 0x80;
 const _: () = assert!(COMMON_NAMES < UNCOMMON as usize);
 
-/// Response headers as stored with an entry.
+/// Bytes a field takes in the block.
+const FIELD_BYTES: usize = std::mem::size_of::<Field>();
+/// Bytes of the field count at the block's end.
+const COUNT_BYTES: usize = 2;
+
+/// Response headers as stored with an entry: one allocation for the
+/// usual response (40 bytes inline, a test checks).
 #[derive(Debug, Clone, Default)]
 pub struct StoredHeaders {
-    /// Every value, in order, back to back.
-    values: Bytes,
-    fields: Box<[Field]>,
+    /// Every value, in order, back to back; then every [`Field`]; then
+    /// the number of fields (`u16`, little-endian). Empty when there are
+    /// no fields.
+    block: Bytes,
     /// Names not in `COMMON`, in order (usually none: no allocation).
-    uncommon: Box<[HeaderName]>,
+    uncommon: Option<Box<Uncommon>>,
 }
+
+/// The names of fields stored as `UNCOMMON`, in order.
+#[derive(Debug, Clone)]
+struct Uncommon(Box<[HeaderName]>);
 
 /// One header line: its name and the end of its value in `values` (the
 /// start is the previous field's end). Byte-aligned, so a list of them has
@@ -85,18 +96,28 @@ struct Line {
 }
 
 impl StoredHeaders {
-    /// Copies `map`'s values into one exact buffer. Header blocks past
-    /// 4 GiB (impossible through hyper's limits) are cut at the field that
-    /// overflows.
+    /// Copies `map`'s values and fields into one exact buffer. Header
+    /// blocks past 4 GiB of values or 65,535 fields (impossible through
+    /// hyper's limits) are cut at the field that overflows.
     pub fn from_map(map: &HeaderMap) -> Self {
-        let mut values = BytesMut::with_capacity(map.iter().map(|(_, v)| v.len()).sum());
-        let mut fields = Vec::with_capacity(map.len());
-        let mut uncommon = Vec::new();
-        for (name, value) in map {
-            let Ok(end) = u32::try_from(values.len() + value.len()) else {
+        if map.is_empty() {
+            return StoredHeaders::default();
+        }
+        let values_len: usize = map.iter().map(|(_, v)| v.len()).sum();
+        let mut block = BytesMut::with_capacity(values_len + map.len() * FIELD_BYTES + COUNT_BYTES);
+        let mut kept: u16 = 0;
+        for (_, value) in map {
+            if u32::try_from(block.len() + value.len()).is_err() || kept == u16::MAX {
                 break;
-            };
-            values.extend_from_slice(value.as_bytes());
+            }
+            block.extend_from_slice(value.as_bytes());
+            kept += 1;
+        }
+        let mut uncommon = Vec::new();
+        let mut end: u32 = 0;
+        for (name, value) in map.iter().take(usize::from(kept)) {
+            // Within u32: the values were kept only while their sum fit.
+            end = end.saturating_add(u32::try_from(value.len()).unwrap_or(u32::MAX));
             let index = COMMON.iter().position(|common| common == name);
             let name = match index.and_then(|i| u8::try_from(i).ok()) {
                 Some(index) => index,
@@ -106,23 +127,50 @@ impl StoredHeaders {
                 }
             };
             let sensitive = if value.is_sensitive() { SENSITIVE } else { 0 };
-            fields.push(Field {
-                name: name | sensitive,
-                end: end.to_le_bytes(),
-            });
+            block.extend_from_slice(&[name | sensitive]);
+            block.extend_from_slice(&end.to_le_bytes());
         }
+        block.extend_from_slice(&kept.to_le_bytes());
         StoredHeaders {
-            values: values.freeze(),
-            fields: fields.into_boxed_slice(),
-            uncommon: uncommon.into_boxed_slice(),
+            block: block.freeze(),
+            uncommon: (!uncommon.is_empty())
+                .then(|| Box::new(Uncommon(uncommon.into_boxed_slice()))),
         }
+    }
+
+    /// How many fields, read from the block's end.
+    fn count(&self) -> usize {
+        match self.block.len().checked_sub(COUNT_BYTES) {
+            Some(at) => usize::from(u16::from_le_bytes([self.block[at], self.block[at + 1]])),
+            None => 0,
+        }
+    }
+
+    /// Where the values end and the fields begin.
+    fn values_end(&self) -> usize {
+        self.block
+            .len()
+            .saturating_sub(COUNT_BYTES + self.count() * FIELD_BYTES)
+    }
+
+    /// The stored fields, in order.
+    fn fields(&self) -> impl Iterator<Item = Field> + '_ {
+        let end = self.block.len().saturating_sub(COUNT_BYTES);
+        self.block
+            .get(self.values_end()..end)
+            .unwrap_or_default()
+            .chunks_exact(FIELD_BYTES)
+            .map(|bytes| Field {
+                name: bytes[0],
+                end: [bytes[1], bytes[2], bytes[3], bytes[4]],
+            })
     }
 
     /// A `HeaderMap` with these headers, for a response: with room for
     /// the fields the proxy adds (`Age`, `Via`, `X-Cache`, `Cache-Status`,
     /// `Content-Range`), so adding them never grows and rehashes the map.
     pub fn to_map(&self) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.fields.len() + 5);
+        let mut map = HeaderMap::with_capacity(self.count() + 5);
         for (name, value) in self.iter() {
             map.append(name.clone(), value);
         }
@@ -160,16 +208,20 @@ impl StoredHeaders {
     /// weigher and the snapshot; only answers need values of their own).
     pub fn raw(&self) -> impl Iterator<Item = (&HeaderName, &[u8])> {
         self.lines()
-            .filter_map(|(name, line)| Some((name, self.values.get(line.start..line.end)?)))
+            .filter_map(|(name, line)| Some((name, self.block.get(line.start..line.end)?)))
     }
 
     /// Every field's name and where its value lies, without building the
     /// value: lookups by name only build the values they return.
     fn lines(&self) -> impl Iterator<Item = (&HeaderName, Line)> {
         let mut start = 0;
-        let mut uncommon = self.uncommon.iter();
-        self.fields.iter().filter_map(move |field| {
+        let values_end = self.values_end();
+        let mut uncommon = self.uncommon.iter().flat_map(|names| names.0.iter());
+        self.fields().filter_map(move |field| {
             let end = u32::from_le_bytes(field.end) as usize;
+            if end > values_end {
+                return None;
+            }
             let line = Line {
                 start,
                 end,
@@ -188,7 +240,7 @@ impl StoredHeaders {
     /// valid `HeaderValue` when it was stored.
     fn value(&self, line: Line) -> Option<HeaderValue> {
         let mut value =
-            HeaderValue::from_maybe_shared(self.values.slice(line.start..line.end)).ok()?;
+            HeaderValue::from_maybe_shared(self.block.slice(line.start..line.end)).ok()?;
         value.set_sensitive(line.sensitive);
         Some(value)
     }
@@ -197,19 +249,19 @@ impl StoredHeaders {
     /// (visible ASCII and tabs): one pass over the shared buffer, no value
     /// built.
     pub fn is_text(&self) -> bool {
-        self.values
+        self.block[..self.values_end()]
             .iter()
             .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
     }
 
     /// How many header lines.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.count()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.count() == 0
     }
 }
 
@@ -247,6 +299,7 @@ mod tests {
         assert_eq!(stored.to_map(), map);
         assert!(StoredHeaders::default().is_empty());
         assert_eq!(std::mem::size_of::<Field>(), 5);
+        assert_eq!(std::mem::size_of::<StoredHeaders>(), 40);
     }
 
     #[test]
@@ -264,7 +317,7 @@ mod tests {
         let expected: Vec<_> = map.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
         let got: Vec<_> = stored.iter().map(|(n, v)| (n.clone(), v)).collect();
         assert_eq!(got, expected);
-        assert_eq!(stored.uncommon.len(), 4);
+        assert_eq!(stored.uncommon.as_ref().map_or(0, |names| names.0.len()), 4);
         assert!(
             stored.contains(&SET_COOKIE) && stored.contains(&HeaderName::from_static("x-third"))
         );
@@ -278,5 +331,43 @@ mod tests {
             .collect();
         assert_eq!(raw, built, "raw bytes are the values, in order");
         assert!(!stored.get("content-type").unwrap().is_sensitive());
+    }
+
+    #[test]
+    fn no_fields_take_no_buffer() {
+        let stored = StoredHeaders::from_map(&HeaderMap::new());
+        assert!(stored.is_empty() && stored.block.is_empty());
+        assert_eq!(stored.to_map(), HeaderMap::new());
+        let mut empty_value = HeaderMap::new();
+        empty_value.insert("x-empty", HeaderValue::from_static(""));
+        assert_eq!(StoredHeaders::from_map(&empty_value).to_map(), empty_value);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_header_map_round_trips(
+            fields in proptest::collection::vec(
+                (0usize..6, proptest::collection::vec(
+                    proptest::sample::select(b"ab \t\x80\xff09".to_vec()), 0..40), proptest::bool::ANY),
+                0..24,
+            )
+        ) {
+            let names = ["content-type", "etag", "x-one", "x-two", "set-cookie", "date"];
+            let mut map = HeaderMap::new();
+            for (name, value, sensitive) in fields {
+                let mut value = HeaderValue::from_bytes(&value).unwrap();
+                value.set_sensitive(sensitive);
+                map.append(HeaderName::from_static(names[name]), value);
+            }
+            let stored = StoredHeaders::from_map(&map);
+            proptest::prop_assert_eq!(stored.len(), map.len());
+            let got: Vec<_> = stored.iter().map(|(n, v)| (n.clone(), v.is_sensitive(), v)).collect();
+            let expected: Vec<_> = map.iter().map(|(n, v)| (n.clone(), v.is_sensitive(), v.clone())).collect();
+            proptest::prop_assert_eq!(got, expected);
+            proptest::prop_assert_eq!(
+                stored.is_text(),
+                map.values().all(|v| v.to_str().is_ok())
+            );
+        }
     }
 }
