@@ -1,5 +1,6 @@
-//! The in-memory store: moka, bounded in bytes by a weigher, with the
-//! variants of a URL (`Vary`) side by side.
+//! The in-memory store: moka, bounded in bytes by a weigher and evicting
+//! the least recently used entries, with the variants of a URL (`Vary`)
+//! side by side.
 //!
 //! Freshness is judged by the entry itself against our
 //! [`crate::clock::Clock`]; moka's own per-entry expiry is only a ceiling
@@ -21,6 +22,7 @@ use dashmap::DashMap;
 use http::{HeaderMap, HeaderName};
 use moka::Expiry;
 use moka::notification::RemovalCause;
+use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
@@ -138,6 +140,11 @@ impl Store {
                 }
             })
             .max_capacity(max_bytes)
+            // LRU, as nginx and Varnish: moka's default TinyLFU admits a
+            // newcomer only if it is read more often than all the entries it
+            // would displace together, so a full cache of small entries
+            // refuses a large response however hot it is.
+            .eviction_policy(EvictionPolicy::lru())
             .weigher(|key: &CacheKey, value: &Arc<CachedResponse>| value.weight(key.as_str().len()))
             .expire_after(Ceiling {
                 clock: clock.clone(),
@@ -471,6 +478,26 @@ mod tests {
                 .lookup(&primary, &lang("en"))
                 .map(|(_, e)| e.body.len()),
             Some(5)
+        );
+    }
+
+    #[test]
+    fn a_full_cache_of_small_entries_still_takes_a_large_one() {
+        let store = store(1 << 20);
+        for i in 0..2_000 {
+            let key = CacheKey::from_text(&format!("small-{i}"));
+            store.insert(key.clone(), entry(1_000));
+            // Read once, as a hit would: a frequency-based admission filter
+            // then holds every small entry above a newcomer.
+            store.lookup(&key, &HeaderMap::new());
+        }
+        store.usage();
+        let large = CacheKey::from_text("large");
+        store.insert(large.clone(), entry(64 * 1024));
+        store.usage();
+        assert!(
+            store.lookup(&large, &HeaderMap::new()).is_some(),
+            "the newest response is kept; the least recently used ones make room"
         );
     }
 }
