@@ -164,7 +164,8 @@ async fn cached_entries_survive_a_reload() {
 
     let with_ttl = format!("{}[cache]\nttl = 600\n", config(LISTENER, &a, &b, "a"));
     proxy.edit(&with_ttl);
-    assert!(FileProxy::next_reload(&mut events).await.result.is_ok());
+    let summary = FileProxy::next_reload(&mut events).await.result.unwrap();
+    assert!(summary.contains("cache.ttl: none -> 10m"), "{summary}");
     assert_eq!(get_as(&proxy.url("/kept"), "h").await.x_cache(), "HIT");
     assert_eq!(a.hits("/kept"), 1);
 }
@@ -201,4 +202,55 @@ async fn a_kubernetes_style_symlink_swap_is_picked_up() {
     assert!(event.result.is_ok(), "{event:?}");
     assert_eq!(body_of(&url).await, "from b");
     running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_edit_applies_while_other_files_in_the_directory_keep_changing() {
+    let (a, b) = origins().await;
+    let proxy = FileProxy::start(&config(LISTENER, &a, &b, "a")).await;
+    let mut events = proxy.running().reload_events();
+    // The snapshot and a log beside the config, written more often than
+    // any debounce waits, for as long as the test runs.
+    let dir = proxy.path.parent().unwrap().to_owned();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writing = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !writing.load(std::sync::atomic::Ordering::Relaxed) {
+            n += 1;
+            std::fs::write(dir.join("proxy.log"), format!("line {n}\n")).unwrap();
+            std::fs::write(dir.join("cache.json.tmp-1"), n.to_string()).unwrap();
+            std::fs::rename(dir.join("cache.json.tmp-1"), dir.join("other.json")).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    });
+    proxy.edit(&config(LISTENER, &a, &b, "b"));
+    let event = FileProxy::next_reload(&mut events).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(event.result.is_ok(), "{event:?}");
+    assert_eq!(body_of(&proxy.url("/")).await, "from b");
+    assert_eq!(
+        event.attempt, 1,
+        "the other files' writes caused no reload attempt of their own"
+    );
+}
+
+#[tokio::test]
+async fn a_removed_config_file_is_reported_and_the_old_config_keeps_serving() {
+    let (a, b) = origins().await;
+    let proxy = FileProxy::start(&config(LISTENER, &a, &b, "a")).await;
+    let mut events = proxy.running().reload_events();
+
+    std::fs::remove_file(&proxy.path).unwrap();
+    let error = FileProxy::next_reload(&mut events)
+        .await
+        .result
+        .unwrap_err();
+    assert!(error.contains("proxy.toml was removed"), "{error}");
+    assert_eq!(body_of(&proxy.url("/")).await, "from a");
+
+    proxy.edit(&config(LISTENER, &a, &b, "b"));
+    assert!(FileProxy::next_reload(&mut events).await.result.is_ok());
+    assert_eq!(body_of(&proxy.url("/")).await, "from b");
 }

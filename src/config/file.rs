@@ -85,6 +85,8 @@ pub struct OriginSection {
     pub url: String,
     /// Response-header timeout.
     pub timeout: Option<DurationValue>,
+    /// Time between two reads of the response body.
+    pub read_timeout: Option<DurationValue>,
     /// TCP + TLS connect timeout.
     pub connect_timeout: Option<DurationValue>,
     /// Extra PEM CA certificates to trust.

@@ -47,6 +47,9 @@ pub struct Origin {
     pub base_path: String,
     /// Time allowed for the origin's response headers.
     pub timeout: Duration,
+    /// Time allowed between two reads of the response body; then the
+    /// client's response is cut and nothing is stored.
+    pub read_timeout: Duration,
     /// Time allowed for the TCP (and TLS) connection.
     pub connect_timeout: Duration,
     /// Certificate authorities trusted for this origin besides the public
@@ -103,6 +106,7 @@ impl Origin {
             authority,
             base_path,
             timeout,
+            read_timeout: timeout,
             connect_timeout: timeout.min(Duration::from_secs(10)),
             extra_roots: Vec::new(),
             pool_idle_timeout: Duration::from_secs(90),

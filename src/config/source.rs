@@ -49,6 +49,7 @@ impl Overrides {
                 name: "default".into(),
                 url: url.clone(),
                 timeout: None,
+                read_timeout: None,
                 connect_timeout: None,
                 ca_file: None,
                 pool_idle_timeout: None,

@@ -201,6 +201,14 @@ fn validate_origin(section: &OriginSection, key: &str, base_dir: &Path) -> Resul
     let mut origin =
         Origin::parse(&section.url, timeout).map_err(|e| invalid(&format!("{key}.url"), e))?;
     origin.name = section.name.clone();
+    if let Some(t) = &section.read_timeout {
+        origin.read_timeout = duration(
+            &format!("{key}.read_timeout"),
+            t,
+            Duration::from_secs(1),
+            DAY,
+        )?;
+    }
     if let Some(t) = &section.connect_timeout {
         origin.connect_timeout = duration(
             &format!("{key}.connect_timeout"),
