@@ -71,9 +71,20 @@ fn main() {
     let size = std::fs::metadata(&path).unwrap().len();
 
     let started = Instant::now();
-    let loaded = persist::load(&path, SystemTime::now(), None);
+    let limits = persist::LoadLimits {
+        max_file_bytes: u64::MAX,
+        max_object_size: u64::MAX,
+    };
+    let mut loaded = 0;
+    persist::load(
+        &path,
+        SystemTime::now(),
+        limits,
+        |_| persist::Placement::Ttl(None),
+        |_, _| loaded += 1,
+    );
     let load = started.elapsed();
-    assert_eq!(loaded.len(), ENTRIES);
+    assert_eq!(loaded, ENTRIES);
 
     println!(
         "snapshot of {written} x 1 KiB entries: write {:.0} ms, load {:.0} ms, {:.1} MB on disk",

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::Admin;
 use crate::cache::Store;
-use crate::cache::persist::{self, Snapshotter};
+use crate::cache::persist::{self, LoadLimits, Snapshotter, files};
 use crate::cache::store::Retention;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigSource};
@@ -85,15 +86,7 @@ async fn start_inner(
         .and_then(|(_, l)| l.local_addr().ok())
         .ok_or_else(|| Error::Config("no listeners".into()))?;
 
-    let path = config.cache.file.clone();
-    let (now, ttl) = (clock.now(), config.cache.ttl);
-    let restored = tokio::task::spawn_blocking(move || persist::load(&path, now, ttl))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let restored_count = restored.len();
-    for (key, entry) in restored {
-        store.restore(key, entry);
-    }
+    let restored = restore(&config, &proxy, clock.now()).await?;
 
     let snapshotter = Arc::new(Snapshotter::new(
         store.clone(),
@@ -117,7 +110,7 @@ async fn start_inner(
         addresses = ?listeners.addresses().iter().map(|(_, bound)| bound.to_string()).collect::<Vec<_>>(),
         origins = ?config.origins.iter().map(|o| o.id()).collect::<Vec<_>>(),
         cache_file = %config.cache.file.display(),
-        restored = restored_count,
+        restored,
         "listening"
     );
     let mut tasks = vec![
@@ -146,6 +139,48 @@ async fn start_inner(
         cancel,
         tasks,
     })
+}
+
+/// Cleans the temp files a killed process left and restores the snapshot
+/// into the store, streamed, off the runtime threads; returns how many
+/// entries came back.
+async fn restore(config: &Config, proxy: &Arc<Proxy>, now: SystemTime) -> Result<usize, Error> {
+    let path = config.cache.file.clone();
+    let limits = LoadLimits {
+        max_file_bytes: config
+            .cache
+            .max_size
+            .saturating_mul(2)
+            .saturating_add(16 << 20),
+        max_object_size: config.cache.max_object_size,
+    };
+    let runtime = proxy.runtime();
+    let store = proxy.store().clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let removed = files::remove_stale_temps(&path);
+        if removed > 0 {
+            tracing::info!(removed, "removed temp files that an earlier process left");
+        }
+        persist::load(
+            &path,
+            now,
+            limits,
+            |key| runtime.placement_of(key),
+            |key, entry| store.restore(key, entry),
+        )
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    let dropped = report.invalid + report.unrouted;
+    if dropped > 0 {
+        tracing::warn!(
+            invalid = report.invalid,
+            unrouted = report.unrouted,
+            "snapshot entries dropped: they failed a check, or no route serves them now"
+        );
+        proxy.metrics().snapshot_dropped.inc_by(dropped as u64);
+    }
+    Ok(report.restored)
 }
 
 impl RunningProxy {

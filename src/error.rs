@@ -28,6 +28,18 @@ pub enum Error {
     /// The origin closed or broke the exchange before sending headers.
     #[error("origin failed before sending a response")]
     OriginFailed(#[source] BoxError),
+    /// The origin's response framing is ambiguous (never relayed).
+    #[error("origin sent an ambiguous response: {0}")]
+    OriginProtocol(&'static str),
+    /// The client sent its request body too slowly.
+    #[error("client sent its request body too slowly")]
+    ClientBodyTimeout,
+    /// The request target is longer than the limit.
+    #[error("request target longer than {0} bytes")]
+    UriTooLong(usize),
+    /// The request head has more fields or bytes than the limits.
+    #[error("request header fields too large: {0}")]
+    HeadersTooLarge(&'static str),
     /// The client asked for `only-if-cached` and nothing usable is stored.
     #[error("only-if-cached and nothing usable is stored")]
     NotCached,
@@ -111,7 +123,12 @@ impl Error {
     /// The status a client sees when this error ends a request.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::OriginConnect(_) | Error::OriginFailed(_) => StatusCode::BAD_GATEWAY,
+            Error::OriginConnect(_) | Error::OriginFailed(_) | Error::OriginProtocol(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+            Error::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::OriginTimeout(_) | Error::NotCached => StatusCode::GATEWAY_TIMEOUT,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::NoRoute => StatusCode::NOT_FOUND,
@@ -136,6 +153,10 @@ impl Error {
             Error::OriginConnect(_)
             | Error::OriginTimeout(_)
             | Error::OriginFailed(_)
+            | Error::OriginProtocol(_)
+            | Error::ClientBodyTimeout
+            | Error::UriTooLong(_)
+            | Error::HeadersTooLarge(_)
             | Error::BadRequest(_)
             | Error::NoRoute
             | Error::MethodNotAllowed
@@ -172,6 +193,120 @@ impl Error {
     }
 }
 
+/// How an origin failed: the `kind` label of
+/// `caching_proxy_origin_errors_total` and of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginFailure {
+    /// TCP connect refused, host unreachable or not resolved.
+    Connect,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// No connection or no response headers within the timeout.
+    Timeout,
+    /// The connection closed before a response (or a whole one) came.
+    Closed,
+    /// The connection was reset.
+    Reset,
+    /// The response could not be parsed, or its framing is ambiguous.
+    Protocol,
+    /// The body paused longer than the read timeout.
+    BodyTimeout,
+    /// The body broke off after the headers.
+    BodyBroken,
+    /// Anything else.
+    Other,
+}
+
+impl OriginFailure {
+    /// Every kind, for metrics tables.
+    pub const ALL: [OriginFailure; 9] = [
+        OriginFailure::Connect,
+        OriginFailure::Tls,
+        OriginFailure::Timeout,
+        OriginFailure::Closed,
+        OriginFailure::Reset,
+        OriginFailure::Protocol,
+        OriginFailure::BodyTimeout,
+        OriginFailure::BodyBroken,
+        OriginFailure::Other,
+    ];
+
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OriginFailure::Connect => "connect",
+            OriginFailure::Tls => "tls",
+            OriginFailure::Timeout => "timeout",
+            OriginFailure::Closed => "closed",
+            OriginFailure::Reset => "reset",
+            OriginFailure::Protocol => "protocol",
+            OriginFailure::BodyTimeout => "body_timeout",
+            OriginFailure::BodyBroken => "body_broken",
+            OriginFailure::Other => "other",
+        }
+    }
+
+    /// Classifies an error from sending a request to an origin, by the
+    /// types in its cause chain (never by message text).
+    pub fn of(err: &Error) -> Self {
+        match err {
+            Error::OriginTimeout(_) => OriginFailure::Timeout,
+            Error::OriginProtocol(_) => OriginFailure::Protocol,
+            Error::OriginConnect(cause) if in_chain::<rustls::Error>(cause.as_ref()) => {
+                OriginFailure::Tls
+            }
+            Error::OriginConnect(_) => OriginFailure::Connect,
+            Error::OriginFailed(cause) => Self::of_exchange(cause.as_ref()),
+            _ => OriginFailure::Other,
+        }
+    }
+
+    /// A failure after the connection was made.
+    fn of_exchange(cause: &(dyn std::error::Error + 'static)) -> Self {
+        let reset = |e: &io::Error| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            )
+        };
+        if find_in_chain::<io::Error>(cause).is_some_and(reset) {
+            return OriginFailure::Reset;
+        }
+        match find_in_chain::<hyper::Error>(cause) {
+            Some(e) if e.is_parse() || e.is_parse_status() => OriginFailure::Protocol,
+            Some(e) if e.is_incomplete_message() || e.is_closed() || e.is_canceled() => {
+                OriginFailure::Closed
+            }
+            Some(e) if e.is_timeout() => OriginFailure::Timeout,
+            _ => OriginFailure::Other,
+        }
+    }
+}
+
+/// The first `T` in `err`'s cause chain, looking inside `io::Error`s too
+/// (their `source` skips the error they wrap).
+pub fn find_in_chain<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        if let Some(inner) = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            if let Some(found) = find_in_chain::<T>(inner) {
+                return Some(found);
+            }
+        }
+        cause = e.source();
+    }
+    None
+}
+
+fn in_chain<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    find_in_chain::<T>(err).is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +328,39 @@ mod tests {
         let denied = Error::from_bind(addr, io::Error::from(io::ErrorKind::PermissionDenied));
         assert!(denied.to_string().contains("port >= 1024"));
         assert_eq!(in_use.exit_code(), 1);
+    }
+
+    #[test]
+    fn origin_failures_are_classified_by_type() {
+        let tls = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+        );
+        assert_eq!(
+            OriginFailure::of(&Error::OriginConnect(Box::new(tls))),
+            OriginFailure::Tls
+        );
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            OriginFailure::of(&Error::OriginConnect(Box::new(refused))),
+            OriginFailure::Connect
+        );
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            OriginFailure::of(&Error::OriginFailed(Box::new(reset))),
+            OriginFailure::Reset
+        );
+        assert_eq!(
+            OriginFailure::of(&Error::OriginTimeout(Duration::from_secs(1))),
+            OriginFailure::Timeout
+        );
+        assert_eq!(
+            OriginFailure::of(&Error::OriginProtocol("x")),
+            OriginFailure::Protocol
+        );
+        let labels: std::collections::HashSet<_> =
+            OriginFailure::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(labels.len(), OriginFailure::ALL.len());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::cache::Store;
 use crate::clock::unix_millis;
+use crate::error::OriginFailure;
 
 /// A label value shared without copying (route and origin names).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -94,8 +95,15 @@ pub struct OriginLabels {
 pub struct OriginErrorLabels {
     /// The origin's name.
     pub origin: Name,
-    /// connect, timeout or reset.
+    /// [`OriginFailure::as_str`].
     pub kind: &'static str,
+}
+
+/// Labels of `caching_proxy_client_closed_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route's name (`-` when none matched).
+    pub route: Name,
 }
 
 /// Labels of `caching_proxy_config_reloads_total`.
@@ -118,6 +126,8 @@ pub struct Metrics {
     pub origin_latency: Family<OriginLabels, Histogram, fn() -> Histogram>,
     /// Origin failures by kind.
     pub origin_errors: Family<OriginErrorLabels, Counter>,
+    /// Requests whose client went away before the answer (nginx's 499).
+    client_closed: Family<RouteLabels, Counter>,
     /// Answers from the cache.
     pub hits: Counter,
     /// Cacheable requests that went to the origin.
@@ -136,6 +146,8 @@ pub struct Metrics {
     pub snapshot_failures: Counter,
     /// Snapshot write duration.
     pub snapshot_duration: Histogram,
+    /// Snapshot entries dropped at start (failed a check, or unrouted).
+    pub snapshot_dropped: Counter,
     /// Size of the last snapshot written.
     pub snapshot_bytes: Gauge,
     /// Configuration reloads by result.
@@ -174,6 +186,7 @@ impl Metrics {
             all_requests: Counter::default(),
             origin_latency: Family::new_with_constructor(latency_histogram),
             origin_errors: Family::default(),
+            client_closed: Family::default(),
             hits: Counter::default(),
             misses: Counter::default(),
             stale_served: Counter::default(),
@@ -184,6 +197,7 @@ impl Metrics {
             snapshot_failures: Counter::default(),
             snapshot_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             snapshot_bytes: Gauge::default(),
+            snapshot_dropped: Counter::default(),
             reloads: Family::default(),
             last_reload: Gauge::default(),
             cache_entries: Gauge::default(),
@@ -199,6 +213,11 @@ impl Metrics {
             "origin_errors",
             "Origin failures by kind",
             metrics.origin_errors.clone(),
+        );
+        registry.register(
+            "client_closed_requests",
+            "Requests whose client went away before the answer (logged as 499)",
+            metrics.client_closed.clone(),
         );
         registry.register("cache_hits", "Answers from the cache", metrics.hits.clone());
         registry.register(
@@ -257,6 +276,11 @@ impl Metrics {
             metrics.snapshot_bytes.clone(),
         );
         registry.register(
+            "snapshot_dropped_entries",
+            "Snapshot entries dropped at start: they failed a check or no route serves them",
+            metrics.snapshot_dropped.clone(),
+        );
+        registry.register(
             "config_reloads",
             "Configuration reloads by result",
             metrics.reloads.clone(),
@@ -298,6 +322,14 @@ impl Metrics {
         self.all_requests.inc();
     }
 
+    /// Counts a request whose client went away before its answer.
+    pub fn client_closed(&self, route: Option<&RouteCounters>) {
+        let route = route.unwrap_or(&self.unrouted).route.clone();
+        self.client_closed
+            .get_or_create(&RouteLabels { route })
+            .inc();
+    }
+
     /// Records a configuration reload.
     pub fn reloaded(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
@@ -317,13 +349,18 @@ impl Metrics {
     }
 
     /// Records an origin failure.
-    pub fn origin_failed(&self, origin: &Arc<str>, kind: &'static str) {
+    pub fn origin_failed(&self, origin: &Arc<str>, kind: OriginFailure) {
+        self.origin_error_counter(origin, kind).inc();
+    }
+
+    /// The counter of one origin's failures of one kind, to hold.
+    pub fn origin_error_counter(&self, origin: &Arc<str>, kind: OriginFailure) -> Counter {
         self.origin_errors
             .get_or_create(&OriginErrorLabels {
                 origin: Name(origin.clone()),
-                kind,
+                kind: kind.as_str(),
             })
-            .inc();
+            .clone()
     }
 
     /// The Prometheus text exposition, with the cache gauges read now.
@@ -362,6 +399,7 @@ impl Metrics {
                 "writes": self.snapshot_writes.get(),
                 "failures": self.snapshot_failures.get(),
                 "last_bytes": self.snapshot_bytes.get(),
+                "dropped_on_load": self.snapshot_dropped.get(),
             },
             "config": {
                 "reloads_ok": reloads("ok"),

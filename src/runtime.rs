@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio_rustls::TlsAcceptor;
 
+use crate::cache::CacheKey;
+use crate::cache::persist::Placement;
 use crate::config::{Config, HostMatch, Policy};
 use crate::error::Error;
 use crate::metrics::{Metrics, RouteCounters};
@@ -125,6 +127,23 @@ impl Runtime {
     /// The route for a normalized authority and a path.
     pub fn route(&self, authority: &str, path: &str) -> Option<&Arc<Route>> {
         self.router.find(authority, path)
+    }
+
+    /// Whether a restored entry's key is still served, and with which TTL
+    /// cap: its route must lead to the same origin and cache.
+    pub fn placement_of(&self, key: &CacheKey) -> Placement {
+        let text = CacheKey::primary_of(key.as_str());
+        let Some((origin, url)) = text.split_once(' ') else {
+            return Placement::Unrouted;
+        };
+        let (authority, target) = url.split_at(url.find('/').unwrap_or(url.len()));
+        let path = target.split('?').next().unwrap_or(target);
+        match self.route(authority, path) {
+            Some(route) if &*route.origin_id == origin && route.policy != Policy::Bypass => {
+                Placement::Ttl(route.ttl)
+            }
+            _ => Placement::Unrouted,
+        }
     }
 
     /// The TLS acceptor of the listener configured at `address`, if it

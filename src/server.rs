@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
 use crate::error::Error;
-use crate::proxy::{ClientConn, Peer, Proxy};
+use crate::proxy::timed_body::MinRate;
+use crate::proxy::{ClientConn, Peer, Proxy, RequestLimits};
 
 /// Linux's "address family not supported" (no IPv6 in this kernel).
 const EAFNOSUPPORT: i32 = 97;
@@ -185,15 +186,29 @@ pub async fn serve(
     cancel: CancellationToken,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The request head is bounded where it is read: hyper answers a longer
+    // one (its read buffer's limit) or one with more fields 431 and
+    // closes, before reading further.
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
+    let request_limits = RequestLimits {
+        body_rate: MinRate {
+            grace: limits.client_body_timeout,
+            bytes_per_second: limits.client_body_min_rate,
+        },
+        max_uri_bytes: limits.max_uri_bytes,
+        max_headers: limits.max_headers,
+    };
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
 
@@ -228,6 +243,7 @@ pub async fn serve(
             builder: builder.clone(),
             watcher: graceful.watcher(),
             handshake_timeout: limits.header_read_timeout,
+            limits: request_limits,
             peer,
         };
         tokio::spawn(async move {
@@ -252,6 +268,7 @@ struct Connection {
     builder: auto::Builder<TokioExecutor>,
     watcher: Watcher,
     handshake_timeout: Duration,
+    limits: RequestLimits,
     peer: Peer,
 }
 
@@ -278,6 +295,7 @@ impl Connection {
         let conn = ClientConn {
             peer: self.peer.clone(),
             tls,
+            limits: self.limits,
         };
         let proxy = self.proxy;
         let service = service_fn(move |request| proxy.handle(request, conn.clone()));

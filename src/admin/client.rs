@@ -145,7 +145,7 @@ pub async fn clear_cache(cache_file: &Path) -> Result<ClearOutcome, Error> {
             Err(err) => return Err(err),
         }
     }
-    let empty = encode(&[]);
+    let empty = encode(std::iter::empty());
     let path = cache_file.to_owned();
     tokio::task::spawn_blocking(move || write_atomic(&path, &empty))
         .await

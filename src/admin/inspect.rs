@@ -2,6 +2,7 @@
 //! what a request for a URL would get and why.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -44,20 +45,58 @@ pub fn keys(proxy: &Proxy, query: &str) -> Value {
         .and_then(|l| l.parse().ok())
         .unwrap_or(DEFAULT_LIMIT)
         .min(MAX_LIMIT);
-    let mut found: Vec<(String, Value)> = proxy
-        .store()
-        .entries()
-        .into_iter()
-        .filter_map(|(key, entry)| {
-            let url = key.url().to_owned();
-            url.contains(&filter)
-                .then(|| (url.clone(), summary(&url, &key, &entry)))
-        })
+    // The first `limit` URLs in order, kept in a bounded heap: a listing
+    // of a large cache holds `limit` entries, not all of them.
+    let mut first = std::collections::BinaryHeap::with_capacity(limit + 1);
+    let mut total = 0;
+    for (key, entry) in proxy.store().iter() {
+        let url = key.url();
+        if !url.contains(&filter) {
+            continue;
+        }
+        total += 1;
+        first.push(Listed {
+            url: url.to_owned(),
+            key,
+            entry,
+        });
+        if first.len() > limit {
+            first.pop();
+        }
+    }
+    let entries: Vec<Value> = first
+        .into_sorted_vec()
+        .iter()
+        .map(|listed| summary(&listed.url, &listed.key, &listed.entry))
         .collect();
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    let total = found.len();
-    let entries: Vec<Value> = found.into_iter().take(limit).map(|(_, v)| v).collect();
     json!({ "total": total, "entries": entries })
+}
+
+/// An entry in a listing, ordered by URL.
+struct Listed {
+    url: String,
+    key: CacheKey,
+    entry: Arc<CachedResponse>,
+}
+
+impl PartialEq for Listed {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url
+    }
+}
+
+impl Eq for Listed {}
+
+impl PartialOrd for Listed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Listed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.url.cmp(&other.url)
+    }
 }
 
 /// `?url=...`: every stored variant of a URL, with headers.
@@ -67,8 +106,7 @@ pub fn entry(proxy: &Proxy, query: &str) -> Result<Value, String> {
     let now = proxy.store().clock().now();
     let variants: Vec<Value> = proxy
         .store()
-        .entries()
-        .into_iter()
+        .iter()
         .filter(|(key, _)| key.url() == target)
         .map(|(key, entry)| {
             let mut value = summary(&target, &key, &entry);

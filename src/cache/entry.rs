@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
+use super::footprint::{SHARED_COUNT, allocated};
 use super::headers::StoredHeaders;
 use super::vary::VaryValues;
 
@@ -171,6 +172,18 @@ impl CachedResponse {
         self
     }
 
+    /// The same entry, fresh for at most `cap` after it was stored (a
+    /// route's TTL).
+    pub fn capped(mut self, cap: Option<Duration>) -> Self {
+        if let Some(cap) = cap {
+            let cap = u64::try_from(cap.as_micros()).unwrap_or(FOREVER);
+            self.fresh_until = self
+                .fresh_until
+                .min(self.stored_at.saturating_add(cap).min(FOREVER - 1));
+        }
+        self
+    }
+
     /// The same entry with other headers (a revalidation's merged ones).
     pub fn with_headers(mut self, headers: StoredHeaders) -> Self {
         self.headers = headers;
@@ -282,15 +295,25 @@ impl CachedResponse {
         }
     }
 
-    /// Approximate bytes it occupies, for the cache's byte bound.
-    pub fn weight(&self, key_len: usize) -> u32 {
-        let headers: usize = self
-            .headers
-            .raw()
-            .map(|(name, value)| name.as_str().len() + value.len() + 32)
-            .sum();
-        let total = key_len + headers + self.body.len() + 160;
-        u32::try_from(total).unwrap_or(u32::MAX)
+    /// Bytes its own allocations take: itself with its `Arc` counts, its
+    /// body (with the count sharing it adds), header block and extras.
+    pub fn heap_bytes(&self) -> usize {
+        let own = allocated(size_of::<Self>() + 16);
+        let body = match self.body.len() {
+            0 => 0,
+            len => allocated(len) + SHARED_COUNT,
+        };
+        let extras = self.extras.as_deref().map_or(0, |extras| {
+            allocated(size_of::<Extras>())
+                + extras.vary.heap_bytes()
+                + allocated(size_of_val::<[Box<str>]>(&extras.tags))
+                + extras
+                    .tags
+                    .iter()
+                    .map(|t| allocated(t.len()))
+                    .sum::<usize>()
+        });
+        own + body + self.headers.heap_bytes() + extras
     }
 }
 
@@ -419,7 +442,7 @@ mod tests {
     fn content_length_matches_the_body() {
         let e = entry(None, ReuseRules::default());
         assert_eq!(e.headers.get(CONTENT_LENGTH).unwrap(), "5");
-        assert!(e.weight(10) > 5);
+        assert!(e.heap_bytes() > 5);
         assert!(!e.has_validators());
     }
 }

@@ -9,6 +9,8 @@
 //! are reference-counted clones, values are slices of the shared buffer.
 
 use bytes::{Bytes, BytesMut};
+
+use super::footprint::{SHARED_COUNT, allocated};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue};
 
@@ -267,6 +269,25 @@ impl StoredHeaders {
         self.block[..self.values_end()]
             .iter()
             .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    }
+
+    /// Bytes its allocations take: the block (and the count the first
+    /// shared value adds to it), and the uncommon names.
+    pub fn heap_bytes(&self) -> usize {
+        let block = match self.block.len() {
+            0 => 0,
+            len => allocated(len) + SHARED_COUNT,
+        };
+        let uncommon = self.uncommon.as_deref().map_or(0, |names| {
+            allocated(size_of::<Uncommon>())
+                + allocated(size_of_val::<[HeaderName]>(&names.0))
+                + names
+                    .0
+                    .iter()
+                    .map(|n| allocated(n.as_str().len()) + SHARED_COUNT)
+                    .sum::<usize>()
+        });
+        block + uncommon
     }
 
     /// How many header lines.

@@ -8,7 +8,10 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
 
-/// Identifies one stored resource (before `Vary`).
+/// Separates a primary key from its variant's hash in a variant key.
+const VARIANT_SEPARATOR: char = '\u{1f}';
+
+/// Identifies one stored resource (before `Vary`), or one variant of it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey(Arc<str>);
 
@@ -25,6 +28,41 @@ impl CacheKey {
         CacheKey(key.into())
     }
 
+    /// The key of one variant of `primary`: its text, the separator and a
+    /// hash of the request values that select it.
+    pub fn variant(primary: &CacheKey, values_hash: u64) -> Self {
+        let mut hex = [0u8; 16];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            *digit = b"0123456789abcdef"[((values_hash >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        let hex = std::str::from_utf8(&hex).unwrap_or_default();
+        let mut key = String::with_capacity(primary.0.len() + 1 + hex.len());
+        key.push_str(&primary.0);
+        key.push(VARIANT_SEPARATOR);
+        key.push_str(hex);
+        CacheKey(key.into())
+    }
+
+    /// Whether `text` is a variant key.
+    pub fn is_variant(text: &str) -> bool {
+        text.contains(VARIANT_SEPARATOR)
+    }
+
+    /// The primary key part of a key's text (all of it for a primary key).
+    pub fn primary_of(text: &str) -> &str {
+        text.split_once(VARIANT_SEPARATOR)
+            .map_or(text, |(primary, _)| primary)
+    }
+
+    /// The primary key of this key (itself if it is one).
+    pub fn primary(&self) -> CacheKey {
+        if Self::is_variant(&self.0) {
+            CacheKey::from_text(Self::primary_of(&self.0))
+        } else {
+            self.clone()
+        }
+    }
+
     /// Rebuilds a key from its text (the snapshot stores it so).
     pub fn from_text(text: &str) -> Self {
         CacheKey(text.into())
@@ -38,7 +76,7 @@ impl CacheKey {
     /// `authority/path?query`, without the origin and any variant suffix.
     pub fn url(&self) -> &str {
         let rest = self.0.split_once(' ').map_or(&*self.0, |(_, rest)| rest);
-        rest.split('\u{1f}').next().unwrap_or(rest)
+        Self::primary_of(rest)
     }
 }
 
@@ -82,6 +120,18 @@ mod tests {
         let a = CacheKey::new("http://o", "h", "/p?a=1&b=2");
         let b = CacheKey::new("http://o", "h", "/p?b=2&a=1");
         assert_ne!(a, b, "query order is significant to origins");
+    }
+
+    #[test]
+    fn variant_keys_name_their_primary() {
+        let primary = CacheKey::new("http://o", "h", "/p");
+        let variant = CacheKey::variant(&primary, 0x0123_4567_89ab_cdef);
+        assert_eq!(variant.as_str(), "http://o h/p\u{1f}0123456789abcdef");
+        assert!(CacheKey::is_variant(variant.as_str()));
+        assert!(!CacheKey::is_variant(primary.as_str()));
+        assert_eq!(variant.primary(), primary);
+        assert_eq!(primary.primary(), primary);
+        assert_eq!(variant.url(), "h/p");
     }
 
     #[test]

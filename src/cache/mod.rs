@@ -8,6 +8,7 @@ pub mod coalesce;
 pub mod conditional;
 pub mod control;
 pub mod entry;
+pub mod footprint;
 pub mod freshness;
 pub mod headers;
 pub mod key;
@@ -18,6 +19,7 @@ pub mod reuse;
 pub mod store;
 pub mod tags;
 pub mod vary;
+pub mod weight;
 
 pub use entry::{CachedResponse, ReuseRules};
 pub use key::CacheKey;

@@ -1,6 +1,6 @@
-//! The in-memory store: moka, bounded in bytes by a weigher and evicting
-//! the least recently used entries, with the variants of a URL (`Vary`)
-//! side by side.
+//! The in-memory store: moka, bounded in bytes by a weigher that counts
+//! what an entry really costs ([`super::weight`]) and evicting the least
+//! recently used entries, with the variants of a URL (`Vary`) side by side.
 //!
 //! Freshness is judged by the entry itself against our
 //! [`crate::clock::Clock`]; moka's own per-entry expiry is only a ceiling
@@ -8,16 +8,26 @@
 //! plus its stale windows, plus (if it can be revalidated) the `keep` time.
 //! Every change wakes the snapshot writer.
 //!
-//! A response that varies is stored under `primary key + variant hash`; a
-//! small index maps the primary key to the header names it varies on and
-//! the variant keys stored, so that a lookup finds the right variant and an
-//! invalidation removes them all. URLs that do not vary cost one index miss.
+//! moka applies inserts and evicts in batches (every 64 writes, or 300 ms
+//! later): with large responses that let the cache run tens of megabytes
+//! past its bound. A maintenance thread of the store's own applies them
+//! as soon as the bytes inserted since the last run pass a sixty-fourth
+//! of the bound, off the request threads.
+//!
+//! A response that varies is stored under a variant key (primary key +
+//! hash of the request values it was selected by); a small index maps the
+//! primary key to the header names it varies on and the variant keys
+//! stored, so that a lookup finds the right variant and an invalidation
+//! removes them all. A variant that leaves moka for any reason (evicted,
+//! expired, removed) leaves the index too. URLs that do not vary cost one
+//! index miss.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use http::{HeaderMap, HeaderName};
 use moka::Expiry;
@@ -31,10 +41,9 @@ use super::entry::CachedResponse;
 use super::freshness::clamp;
 use super::key::CacheKey;
 use super::vary::VaryValues;
+use super::weight;
 use crate::clock::SharedClock;
 
-/// Separates a primary key from its variant hash.
-const VARIANT_SEPARATOR: char = '\u{1f}';
 /// Why-not-stored notes kept, for `explain` and to skip coalescing for
 /// URLs that were just uncacheable (Varnish's hit-for-miss).
 const NOT_STORED_NOTES: u64 = 10_000;
@@ -42,9 +51,15 @@ const NOT_STORED_NOTES: u64 = 10_000;
 const NOT_STORED_FOR: Duration = Duration::from_secs(120);
 /// Variants kept per URL; the oldest goes first.
 const MAX_VARIANTS: usize = 32;
+/// The maintenance thread runs at least this often (expired entries go).
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(1);
+/// Inserted bytes that wake the maintenance thread: this part of the bound.
+const FLUSH_FRACTION: u64 = 64;
+/// ... but not less than this, so that small caches do not flush per insert.
+const MIN_FLUSH_BYTES: u64 = 256 * 1024;
 
 /// How long unusable-looking entries are kept for later use.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retention {
     /// Stale entries may stand in for a failing origin this long.
     pub grace: Duration,
@@ -58,12 +73,16 @@ struct VariantIndex {
     keys: Vec<CacheKey>,
 }
 
+type Variants = DashMap<CacheKey, VariantIndex>;
+
 /// The shared, bounded response cache. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     entries: Cache<CacheKey, Arc<CachedResponse>>,
     not_stored: Cache<CacheKey, &'static str>,
-    variants: Arc<DashMap<CacheKey, VariantIndex>>,
+    variants: Arc<Variants>,
+    retention: Arc<ArcSwap<Retention>>,
+    maintenance: Arc<Maintenance>,
     /// Counts changes; every subscriber (the snapshot writer, tests) sees
     /// the latest count.
     changes: Arc<watch::Sender<u64>>,
@@ -82,19 +101,20 @@ impl std::fmt::Debug for Store {
 /// moka's expiry: how long an entry can still be of use when (re)inserted.
 struct Ceiling {
     clock: SharedClock,
-    retention: Retention,
+    retention: Arc<ArcSwap<Retention>>,
 }
 
 impl Ceiling {
     fn usable_for(&self, value: &CachedResponse) -> Option<Duration> {
         let fresh = value.remaining(self.clock.now())?;
         let rules = value.rules();
+        let retention = **self.retention.load();
         let stale_use = rules
             .stale_while_revalidate
             .max(rules.stale_if_error)
-            .max(self.retention.grace);
+            .max(retention.grace);
         let keep = if value.has_validators() {
-            self.retention.keep
+            retention.keep
         } else {
             Duration::ZERO
         };
@@ -125,6 +145,57 @@ impl Expiry<CacheKey, Arc<CachedResponse>> for Ceiling {
     }
 }
 
+/// Wakes the store's maintenance thread when enough has been inserted.
+struct Maintenance {
+    inserted: AtomicU64,
+    flush_at: u64,
+    wake: SyncSender<()>,
+}
+
+impl Maintenance {
+    /// Starts the thread that applies `entries`' pending inserts and
+    /// evictions; it ends when the last handle to the store is dropped.
+    fn start(entries: Cache<CacheKey, Arc<CachedResponse>>, max_bytes: u64) -> Self {
+        let (wake, woken) = mpsc::sync_channel::<()>(1);
+        let spawned = std::thread::Builder::new()
+            .name("cache-maintenance".into())
+            .spawn(move || {
+                loop {
+                    match woken.recv_timeout(MAINTENANCE_EVERY) {
+                        Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    // One run applies a bounded batch; a burst of large
+                    // inserts may need a few.
+                    for _ in 0..8 {
+                        entries.run_pending_tasks();
+                        if entries.weighted_size() <= max_bytes {
+                            break;
+                        }
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::warn!(error = %err, "no cache maintenance thread; evictions may lag inserts");
+        }
+        Maintenance {
+            inserted: AtomicU64::new(0),
+            flush_at: (max_bytes / FLUSH_FRACTION).max(MIN_FLUSH_BYTES),
+            wake,
+        }
+    }
+
+    /// Counts `bytes` inserted; past the threshold, wakes the thread.
+    fn inserted(&self, bytes: u64) {
+        let before = self.inserted.fetch_add(bytes, Ordering::Relaxed);
+        if before.saturating_add(bytes) >= self.flush_at {
+            self.inserted.store(0, Ordering::Relaxed);
+            // A full channel already holds a wake-up.
+            let _ = self.wake.try_send(());
+        }
+    }
+}
+
 impl Store {
     /// An empty store holding at most `max_bytes`.
     pub fn new(
@@ -133,10 +204,16 @@ impl Store {
         retention: Retention,
         evictions: Counter,
     ) -> Self {
+        let variants: Arc<Variants> = Arc::default();
+        let index = variants.clone();
+        let retention = Arc::new(ArcSwap::from_pointee(retention));
         let entries = Cache::builder()
-            .eviction_listener(move |_key, _value, cause| {
+            .eviction_listener(move |key: Arc<CacheKey>, _value, cause| {
                 if cause == RemovalCause::Size {
                     evictions.inc();
+                }
+                if cause != RemovalCause::Replaced {
+                    forget_variant(&index, &key);
                 }
             })
             .max_capacity(max_bytes)
@@ -145,22 +222,30 @@ impl Store {
             // would displace together, so a full cache of small entries
             // refuses a large response however hot it is.
             .eviction_policy(EvictionPolicy::lru())
-            .weigher(|key: &CacheKey, value: &Arc<CachedResponse>| value.weight(key.as_str().len()))
+            .weigher(|key: &CacheKey, value: &Arc<CachedResponse>| weight::of_entry(key, value))
             .expire_after(Ceiling {
                 clock: clock.clone(),
-                retention,
+                retention: retention.clone(),
             })
             .build();
         Store {
+            maintenance: Arc::new(Maintenance::start(entries.clone(), max_bytes)),
             entries,
             not_stored: Cache::builder()
                 .max_capacity(NOT_STORED_NOTES)
                 .time_to_live(NOT_STORED_FOR)
                 .build(),
-            variants: Arc::default(),
+            variants,
+            retention,
             changes: Arc::new(watch::Sender::new(0)),
             clock,
         }
+    }
+
+    /// Changes how long stale entries are kept (a reload): applies to
+    /// entries stored from now on.
+    pub fn set_retention(&self, retention: Retention) {
+        self.retention.store(Arc::new(retention));
     }
 
     /// The stored response for `primary` that a request with `request`
@@ -179,9 +264,11 @@ impl Store {
                 .matches(request)
                 .then(|| (primary.clone(), entry));
         }
-        let index = self.variants.get(primary)?;
-        let key = variant_key(primary, &VaryValues::capture(&index.names, request));
-        drop(index);
+        let values = {
+            let index = self.variants.get(primary)?;
+            VaryValues::capture(&index.names, request)
+        };
+        let key = variant_key(primary, &values);
         let entry = self.entries.get(&key)?;
         entry.vary().matches(request).then_some((key, entry))
     }
@@ -200,38 +287,34 @@ impl Store {
     /// varies); returns the key it is stored under.
     pub fn insert(&self, primary: CacheKey, entry: CachedResponse) -> CacheKey {
         let key = self.place(primary, entry.vary());
-        self.entries.insert(key.clone(), Arc::new(entry));
+        self.put(key.clone(), entry);
         self.touch();
         key
     }
 
     /// Replaces the entry stored under `key` (a 304 refreshed it).
     pub fn replace(&self, key: CacheKey, entry: CachedResponse) {
-        self.entries.insert(key, Arc::new(entry));
+        self.put(key, entry);
         self.touch();
     }
 
-    /// Puts back an entry from the snapshot under its stored key (no
-    /// snapshot write follows).
+    /// Puts back an entry from the snapshot (no snapshot write follows).
+    /// A variant's key is made anew from its values, so that a snapshot
+    /// written with another hash still finds its variants.
     pub fn restore(&self, key: CacheKey, entry: CachedResponse) {
-        if let Some((primary, _)) = key.as_str().split_once(VARIANT_SEPARATOR) {
-            let mut index = self
-                .variants
-                .entry(CacheKey::from_text(primary))
-                .or_default();
-            index.names = entry
-                .vary()
-                .pairs()
-                .iter()
-                .map(|(n, _)| n.clone())
-                .collect();
-            index.keys.push(key.clone());
-        }
+        let key = self.place(key.primary(), entry.vary());
+        self.put(key, entry);
+    }
+
+    fn put(&self, key: CacheKey, entry: CachedResponse) {
+        let bytes = weight::of_entry(&key, &entry);
         self.entries.insert(key, Arc::new(entry));
+        self.maintenance.inserted(u64::from(bytes));
     }
 
     /// The key for a response that varies as `vary` says, updating the
-    /// variant index.
+    /// variant index. moka is called only after the index's lock is
+    /// released: its removal listener takes that lock too.
     fn place(&self, primary: CacheKey, vary: &VaryValues) -> CacheKey {
         if vary.pairs().is_empty() {
             if let Some((_, old)) = self.variants.remove(&primary) {
@@ -241,22 +324,28 @@ impl Store {
         }
         let names: Vec<HeaderName> = vary.pairs().iter().map(|(n, _)| n.clone()).collect();
         let key = variant_key(&primary, vary);
-        let mut index = self.variants.entry(primary.clone()).or_default();
-        if index.names != names {
-            // The origin changed what it varies on: old variants are unreachable.
-            index
-                .keys
-                .drain(..)
-                .for_each(|k| self.entries.invalidate(&k));
-            index.names = names;
-            self.entries.invalidate(&primary);
-        }
-        if !index.keys.contains(&key) {
-            if index.keys.len() >= MAX_VARIANTS {
-                let oldest = index.keys.remove(0);
-                self.entries.invalidate(&oldest);
+        let (unreachable, was_plain) = {
+            let mut index = self.variants.entry(primary.clone()).or_default();
+            let mut unreachable = Vec::new();
+            let was_plain = index.keys.is_empty();
+            if index.names != names {
+                // The origin changed what it varies on: old variants are
+                // unreachable.
+                unreachable.append(&mut index.keys);
+                index.names = names;
             }
-            index.keys.push(key.clone());
+            if !index.keys.contains(&key) {
+                if index.keys.len() >= MAX_VARIANTS {
+                    unreachable.push(index.keys.remove(0));
+                }
+                index.keys.push(key.clone());
+            }
+            (unreachable, was_plain)
+        };
+        unreachable.iter().for_each(|k| self.entries.invalidate(k));
+        if was_plain {
+            // A response that did not vary may be stored under the primary key.
+            self.entries.invalidate(&primary);
         }
         key
     }
@@ -274,17 +363,13 @@ impl Store {
     }
 
     /// Removes every entry for which `matches(url, entry)` holds (`url` is
-    /// `authority/path?query`); returns how many.
+    /// `authority/path?query`); returns how many. Walks the whole cache:
+    /// call it off the runtime threads.
     pub fn purge_where(&self, matches: impl Fn(&str, &CachedResponse) -> bool) -> usize {
         let mut removed = 0;
-        for (key, entry) in self.entries() {
+        for (key, entry) in self.iter() {
             if matches(key.url(), &entry) && self.entries.remove(&key).is_some() {
                 removed += 1;
-                if let Some((primary, _)) = key.as_str().split_once(VARIANT_SEPARATOR) {
-                    if let Some(mut index) = self.variants.get_mut(&CacheKey::from_text(primary)) {
-                        index.keys.retain(|k| *k != key);
-                    }
-                }
             }
         }
         if removed > 0 {
@@ -317,18 +402,24 @@ impl Store {
         count
     }
 
-    /// Every live entry, for the snapshot.
-    pub fn entries(&self) -> Vec<(CacheKey, Arc<CachedResponse>)> {
+    /// Every live entry, one at a time (the snapshot writer and the admin
+    /// API walk the cache without holding all of it at once).
+    pub fn iter(&self) -> impl Iterator<Item = (CacheKey, Arc<CachedResponse>)> + '_ {
         self.entries
             .iter()
             .map(|(key, value)| ((*key).clone(), value))
-            .collect()
     }
 
-    /// Entry count and weighted bytes (after pending maintenance).
+    /// Entry count and weighted bytes (after pending maintenance). Waits
+    /// for moka's maintenance lock: call it off the runtime threads.
     pub fn usage(&self) -> (u64, u64) {
         self.entries.run_pending_tasks();
         (self.entries.entry_count(), self.entries.weighted_size())
+    }
+
+    /// URLs in the `Vary` index (for tests and inspection).
+    pub fn varying_urls(&self) -> usize {
+        self.variants.len()
     }
 
     /// Marks the store changed.
@@ -348,19 +439,37 @@ impl Store {
     }
 }
 
-/// `primary + separator + hash of the variant's request values`. A hash
-/// collision cannot serve a wrong variant: lookups compare the stored
-/// values too.
-fn variant_key(primary: &CacheKey, values: &VaryValues) -> CacheKey {
-    let mut hasher = DefaultHasher::new();
-    for (name, value) in values.pairs() {
-        name.as_str().hash(&mut hasher);
-        value.as_ref().map(|v| v.as_bytes()).hash(&mut hasher);
+/// Removes a variant that left moka from its URL's index line, and the
+/// line once it lists none.
+fn forget_variant(index: &Variants, key: &CacheKey) {
+    let text = key.as_str();
+    if !CacheKey::is_variant(text) {
+        return;
     }
-    CacheKey::from_text(&format!(
-        "{primary}{VARIANT_SEPARATOR}{:016x}",
-        hasher.finish()
-    ))
+    index.remove_if_mut(CacheKey::primary_of(text), |_, line| {
+        line.keys.retain(|k| k != key);
+        line.keys.is_empty()
+    });
+}
+
+/// `primary + separator + hash of the variant's request values`, with a
+/// hash that is the same in every build (the key is written to the
+/// snapshot). A collision cannot serve a wrong variant: lookups compare
+/// the stored values too.
+fn variant_key(primary: &CacheKey, values: &VaryValues) -> CacheKey {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for (name, value) in values.pairs() {
+        hasher.update(name.as_str().as_bytes());
+        match value {
+            // A length prefix keeps ("a", "bc") apart from ("ab", "c").
+            Some(value) => {
+                hasher.update(&(value.len() as u64).to_le_bytes());
+                hasher.update(value.as_bytes());
+            }
+            None => hasher.update(&u64::MAX.to_le_bytes()),
+        }
+    }
+    CacheKey::variant(primary, hasher.digest())
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 use http::header::VARY;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::footprint::{SHARED_COUNT, allocated};
+
 /// What a response's `Vary` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Vary {
@@ -75,6 +77,18 @@ impl VaryValues {
     /// The captured name/value pairs.
     pub fn pairs(&self) -> &[(HeaderName, Option<HeaderValue>)] {
         &self.0
+    }
+
+    /// Bytes its allocations take (the pairs and each value's buffer).
+    pub fn heap_bytes(&self) -> usize {
+        let pairs = allocated(self.0.capacity() * size_of::<(HeaderName, Option<HeaderValue>)>());
+        let values: usize = self
+            .0
+            .iter()
+            .filter_map(|(_, value)| value.as_ref())
+            .map(|value| allocated(value.len()) + SHARED_COUNT)
+            .sum();
+        pairs + values
     }
 
     /// Whether `request` selects the same variant.

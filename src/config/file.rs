@@ -147,6 +147,16 @@ pub struct LimitsSection {
     pub header_read_timeout: Option<DurationValue>,
     /// Time for in-flight requests at shutdown.
     pub shutdown_grace: Option<DurationValue>,
+    /// Bytes of a request head at most.
+    pub max_header_bytes: Option<SizeValue>,
+    /// Header fields of a request at most.
+    pub max_headers: Option<u32>,
+    /// Bytes of a request target at most.
+    pub max_uri_bytes: Option<SizeValue>,
+    /// Longest pause in a request body, and the grace before its rate counts.
+    pub client_body_timeout: Option<DurationValue>,
+    /// Bytes per second a request body must average.
+    pub client_body_min_rate: Option<SizeValue>,
 }
 
 /// Seconds as a number, or a human duration (`"90s"`, `"5m"`, `"1h"`).

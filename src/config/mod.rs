@@ -161,6 +161,19 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// In-flight requests get this long to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// A request head (request line and fields) larger than this is
+    /// answered 431 before more of it is read.
+    pub max_header_bytes: usize,
+    /// A request with more header fields is answered 431.
+    pub max_headers: usize,
+    /// A request target longer than this is answered 414.
+    pub max_uri_bytes: usize,
+    /// A client's request body may pause this long, and must keep up
+    /// `client_body_min_rate` after it (else 408).
+    pub client_body_timeout: Duration,
+    /// Bytes per second a request body must average after the timeout
+    /// (0: only pauses are limited).
+    pub client_body_min_rate: u64,
 }
 
 impl Default for Limits {
@@ -169,6 +182,11 @@ impl Default for Limits {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            max_uri_bytes: 8 * 1024,
+            client_body_timeout: Duration::from_secs(20),
+            client_body_min_rate: 500,
         }
     }
 }

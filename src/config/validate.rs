@@ -354,6 +354,33 @@ fn validate_limits(raw: &FileConfig) -> Result<Limits, Error> {
             Duration::from_secs(3600),
         )?;
     }
+    if let Some(size) = &section.max_header_bytes {
+        limits.max_header_bytes =
+            bounded_bytes("limits.max_header_bytes", size, 8 * 1024, 1024 * 1024)?;
+    }
+    if let Some(n) = section.max_headers {
+        if !(1..=10_000).contains(&n) {
+            return Err(invalid("limits.max_headers", "must be between 1 and 10000"));
+        }
+        limits.max_headers = n as usize;
+    }
+    if let Some(size) = &section.max_uri_bytes {
+        limits.max_uri_bytes = bounded_bytes("limits.max_uri_bytes", size, 256, 1024 * 1024)?;
+    }
+    if let Some(t) = &section.client_body_timeout {
+        limits.client_body_timeout = duration(
+            "limits.client_body_timeout",
+            t,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        )?;
+    }
+    if let Some(rate) = &section.client_body_min_rate {
+        limits.client_body_min_rate = match rate {
+            SizeValue::Bytes(0) => 0,
+            other => bytes("limits.client_body_min_rate", other)?,
+        };
+    }
     if let Some(t) = &section.shutdown_grace {
         limits.shutdown_grace = duration(
             "limits.shutdown_grace",
@@ -436,6 +463,18 @@ pub(super) fn duration(
         ));
     }
     Ok(parsed)
+}
+
+/// A size in bytes within `min..=max`.
+fn bounded_bytes(key: &str, value: &SizeValue, min: u64, max: u64) -> Result<usize, Error> {
+    let parsed = bytes(key, value)?;
+    if parsed < min || parsed > max {
+        return Err(invalid(
+            key,
+            format!("must be between {min} and {max} bytes"),
+        ));
+    }
+    usize::try_from(parsed).map_err(|_| invalid(key, "too large"))
 }
 
 fn bytes(key: &str, value: &SizeValue) -> Result<u64, Error> {

@@ -24,6 +24,7 @@ use serde::{Serialize, Serializer};
 use super::Peer;
 use super::body::ProxyBody;
 use super::cache_status::CacheStatus;
+use super::timed_body::BodyError;
 use crate::cli::LogFormat;
 use crate::runtime::Route;
 use crate::telemetry::{AccessSink, timestamp};
@@ -97,6 +98,8 @@ pub struct LoggedBody {
     cache: CacheStatus,
     bytes: u64,
     finished: bool,
+    /// The client went away before the answer: never complete.
+    abandoned: bool,
 }
 
 impl LoggedBody {
@@ -114,18 +117,27 @@ impl LoggedBody {
             cache,
             bytes: 0,
             finished: false,
+            abandoned: false,
         }
+    }
+
+    /// The line for a request whose client went away before its answer
+    /// (written when this is dropped, at once).
+    pub fn abandoned(record: AccessRecord, status: StatusCode, cache: CacheStatus) -> Self {
+        let mut body = LoggedBody::new(ProxyBody::Empty, record, status, cache);
+        body.abandoned = true;
+        body
     }
 }
 
 impl Body for LoggedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
@@ -171,7 +183,7 @@ impl Drop for LoggedBody {
             origin_ms: record.origin_time.millis(),
             duration_ms: record.started.elapsed().as_micros() as f64 / 1000.0,
             bytes: self.bytes,
-            complete: self.finished || self.inner.is_end_stream(),
+            complete: !self.abandoned && (self.finished || self.inner.is_end_stream()),
         };
         match AccessSink::get() {
             // The log line's own time stamp, like tracing's; not a cache

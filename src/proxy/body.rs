@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
+use super::timed_body::{BodyError, OriginBody};
 use crate::cache::coalesce::FillGuard;
 use crate::cache::vary::VaryValues;
 use crate::cache::{CacheKey, CachedResponse, ReuseRules, Store};
@@ -27,8 +27,9 @@ pub enum ProxyBody {
     Empty,
     /// A complete body, sent in one frame.
     Full(Option<Bytes>),
-    /// An origin body passed through.
-    Stream(Incoming),
+    /// An origin body passed through (boxed: a hit's response, which hyper
+    /// moves around, stays as small as it was).
+    Stream(Box<OriginBody>),
     /// An origin body passed through and stored when complete.
     Tee(Box<TeeBody>),
 }
@@ -46,16 +47,16 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Stream(incoming) => Pin::new(incoming).poll_frame(cx),
+            ProxyBody::Stream(origin) => Pin::new(origin.as_mut()).poll_frame(cx),
             ProxyBody::Tee(tee) => Pin::new(tee.as_mut()).poll_frame(cx),
         }
     }
@@ -111,20 +112,24 @@ pub struct Fill {
 /// An origin body forwarded to the client and collected for the cache.
 #[derive(Debug)]
 pub struct TeeBody {
-    inner: Incoming,
-    chunks: Vec<Bytes>,
-    collected: usize,
+    inner: OriginBody,
+    collected: BytesMut,
     limit: usize,
     fill: Option<Fill>,
 }
 
 impl TeeBody {
     /// Tees `inner` into `fill`, giving up on storing past `limit` bytes.
-    pub fn new(inner: Incoming, limit: usize, fill: Fill) -> Self {
+    /// `expected` is the length the origin announced: the buffer is made
+    /// that size once.
+    pub fn new(inner: OriginBody, limit: usize, fill: Fill, expected: Option<u64>) -> Self {
+        let expected = expected
+            .and_then(|len| usize::try_from(len).ok())
+            .filter(|len| *len <= limit)
+            .unwrap_or(0);
         TeeBody {
             inner,
-            chunks: Vec::new(),
-            collected: 0,
+            collected: BytesMut::with_capacity(expected),
             limit,
             fill: Some(fill),
         }
@@ -132,12 +137,12 @@ impl TeeBody {
 
     fn give_up(&mut self) {
         self.fill = None;
-        self.chunks = Vec::new();
+        self.collected = BytesMut::new();
     }
 
     fn complete(&mut self) {
         let Some(fill) = self.fill.take() else { return };
-        let body = concat(std::mem::take(&mut self.chunks), self.collected);
+        let body = exact(std::mem::take(&mut self.collected));
         let entry = CachedResponse::new(
             fill.status,
             fill.headers,
@@ -158,23 +163,25 @@ impl TeeBody {
 
 impl Body for TeeBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     if this.fill.is_some() {
-                        this.collected += data.len();
-                        if this.collected > this.limit {
+                        if this.collected.len() + data.len() > this.limit {
                             this.give_up();
                         } else {
-                            this.chunks.push(data.clone());
+                            // Copied now, not kept as a slice: a chunk from
+                            // hyper shares its read buffer, which would stay
+                            // allocated as long as the chunk does.
+                            this.collected.extend_from_slice(data);
                             // hyper stops polling once a Content-Length body
                             // is written, so the last chunk may be the end.
                             if this.inner.is_end_stream() {
@@ -201,15 +208,15 @@ impl Body for TeeBody {
     }
 }
 
-/// Joins chunks into one exactly sized `Bytes`. Always a copy (once, on
-/// the miss path): a chunk from hyper is a slice of its read buffer, and
-/// keeping the slice would keep the whole buffer alive in the cache.
-fn concat(chunks: Vec<Bytes>, total: usize) -> Bytes {
-    let mut joined = BytesMut::with_capacity(total);
-    for chunk in chunks {
-        joined.extend_from_slice(&chunk);
+/// The collected body in a buffer of its own size: as collected when the
+/// buffer was made to measure (the announced length), else copied once
+/// more so that the cache does not keep a grown buffer's spare room.
+fn exact(collected: BytesMut) -> Bytes {
+    if collected.capacity() - collected.len() > collected.len() / 16 {
+        Bytes::copy_from_slice(&collected)
+    } else {
+        collected.freeze()
     }
-    joined.freeze()
 }
 
 #[cfg(test)]
@@ -217,15 +224,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn concat_joins_chunks_into_an_exact_buffer() {
-        let joined = concat(vec![Bytes::from_static(b"abc")], 3);
-        assert_eq!(&joined[..], b"abc");
-        let joined = concat(
-            vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")],
-            4,
+    fn a_stored_body_keeps_no_spare_room() {
+        let mut grown = BytesMut::with_capacity(4096);
+        grown.extend_from_slice(b"abcd");
+        let body = exact(grown);
+        assert_eq!(&body[..], b"abcd");
+        assert!(
+            BytesMut::from(body).capacity() < 64,
+            "copied out of the grown buffer"
         );
-        assert_eq!(&joined[..], b"abcd");
-        assert!(concat(Vec::new(), 0).is_empty());
+        let mut measured = BytesMut::with_capacity(4);
+        measured.extend_from_slice(b"abcd");
+        assert_eq!(&exact(measured)[..], b"abcd");
+        assert!(exact(BytesMut::new()).is_empty());
     }
 
     #[tokio::test]

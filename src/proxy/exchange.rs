@@ -18,6 +18,7 @@ use super::body::{Fill, ProxyBody, TeeBody};
 use super::cache_status::{CacheStatus, Fwd};
 use super::headers::{self, Forwarded};
 use super::respond::{declared_length, from_cache};
+use super::timed_body::{ClientBody, MinRate, OriginBody};
 use super::upstream::UpstreamBody;
 use super::{ClientConn, Proxy};
 use crate::cache::coalesce::{FillGuard, FillState, Role};
@@ -103,7 +104,7 @@ impl Exchange {
     }
 
     /// Sends to the route's origin, noting how long the headers took.
-    async fn send(&self, request: Request<UpstreamBody>) -> Result<Response<Incoming>, Error> {
+    async fn send(&self, request: Request<UpstreamBody>) -> Result<Response<OriginBody>, Error> {
         let started = std::time::Instant::now();
         let result = self.route.upstream.send(request).await;
         self.origin_time.set(started.elapsed());
@@ -120,7 +121,10 @@ impl Exchange {
         let (mut parts, body) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
         self.take_tags(&mut parts.headers);
-        Ok(Response::from_parts(parts, ProxyBody::Stream(body)))
+        Ok(Response::from_parts(
+            parts,
+            ProxyBody::Stream(Box::new(body)),
+        ))
     }
 
     /// Fetches a GET for the cache; concurrent misses for the URL wait for
@@ -268,9 +272,10 @@ impl Exchange {
         let decision = self.decide(&input);
         let limit = self.runtime.max_object_size;
         let (body, status) = match decision {
-            Decision::Store { .. } if declared_length(&parts.headers) > Some(limit) => {
-                (ProxyBody::Stream(body), CacheStatus::pass(fwd, "too-large"))
-            }
+            Decision::Store { .. } if declared_length(&parts.headers) > Some(limit) => (
+                ProxyBody::Stream(Box::new(body)),
+                CacheStatus::pass(fwd, "too-large"),
+            ),
             Decision::Store {
                 lifetime,
                 initial_age,
@@ -299,7 +304,8 @@ impl Exchange {
                     guard,
                 };
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-                let tee = TeeBody::new(body, limit, fill);
+                let expected = declared_length(&parts.headers);
+                let tee = TeeBody::new(body, limit, fill, expected);
                 (
                     ProxyBody::Tee(Box::new(tee)),
                     CacheStatus::Miss {
@@ -315,7 +321,7 @@ impl Exchange {
                     self.proxy.store.note_not_stored(primary, why.as_str());
                 }
                 (
-                    ProxyBody::Stream(body),
+                    ProxyBody::Stream(Box::new(body)),
                     CacheStatus::pass(fwd, why.as_str()),
                 )
             }
@@ -367,9 +373,10 @@ impl Exchange {
     }
 }
 
-/// The client's body-carrying request as an upstream request.
-pub(super) fn upstream_body(request: Request<Incoming>) -> Request<UpstreamBody> {
-    request.map(Either::Left)
+/// The client's body-carrying request as an upstream request, its body
+/// held to the listener's minimum rate.
+pub(super) fn upstream_body(request: Request<Incoming>, rate: MinRate) -> Request<UpstreamBody> {
+    request.map(|body| Either::Left(ClientBody::new(body, rate)))
 }
 
 /// The answers RFC 5861 lets a stale response stand in for.

@@ -95,6 +95,24 @@ impl Future for Handling {
     }
 }
 
+impl Drop for Handling {
+    fn drop(&mut self) {
+        // hyper drops the future when the client goes away first.
+        if let State::Origin { proxy, finish, .. } = &mut self.0 {
+            if let Some(finish) = finish.take() {
+                finish.abandoned(proxy);
+            }
+        }
+    }
+}
+
+/// What nginx logs for a request whose client closed the connection
+/// before the answer.
+const CLIENT_CLOSED: http::StatusCode = match http::StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => http::StatusCode::BAD_REQUEST,
+};
+
 /// Turns what `serve` produced into the client's response: errors become
 /// responses, the proxy's headers are added, the request is counted, and
 /// the access line is written when the body ends.
@@ -113,7 +131,10 @@ impl Finish {
                     Error::BadRequest(_)
                     | Error::NoRoute
                     | Error::NotCached
-                    | Error::MethodNotAllowed => {
+                    | Error::MethodNotAllowed
+                    | Error::UriTooLong(_)
+                    | Error::HeadersTooLarge(_)
+                    | Error::ClientBodyTimeout => {
                         tracing::debug!(client = record.client(), error = %err, "refused request");
                     }
                     _ => {
@@ -130,6 +151,33 @@ impl Finish {
         let status = parts.status;
         count(proxy.metrics(), &record, &method, status, cache);
         Response::from_parts(parts, LoggedBody::new(body, record, status, cache))
+    }
+}
+
+impl Finish {
+    /// Logs and counts a request whose client went away during the origin
+    /// trip (499, as nginx has it).
+    fn abandoned(self, proxy: &Proxy) {
+        let Finish { record, method } = self;
+        tracing::debug!(
+            client = record.client(),
+            "client went away before the answer"
+        );
+        proxy
+            .metrics()
+            .client_closed(record.route.as_ref().map(|route| &route.counters));
+        count(
+            proxy.metrics(),
+            &record,
+            &method,
+            CLIENT_CLOSED,
+            CacheStatus::Error,
+        );
+        drop(LoggedBody::abandoned(
+            record,
+            CLIENT_CLOSED,
+            CacheStatus::Error,
+        ));
     }
 }
 
@@ -191,6 +239,9 @@ fn serve(
     if request.method() == Method::CONNECT || request.method() == Method::TRACE {
         return Error::MethodNotAllowed.into();
     }
+    if let Err(err) = request::within_limits(&request, &conn.limits) {
+        return err.into();
+    }
     let default_port = if conn.tls { 443 } else { 80 };
     let authority = match request::authority(&request, default_port) {
         Ok(authority) => authority,
@@ -216,6 +267,8 @@ fn serve(
         origin_time: record.origin_time.clone(),
     };
     let method = request.method().clone();
+    let rate = exchange.conn.limits.body_rate;
+    let upstream_body = move |request| upstream_body(request, rate);
     if policy == Policy::Bypass {
         return pass(exchange, upstream_body(request), Fwd::Bypass, "bypass");
     }

@@ -17,6 +17,7 @@ mod pool;
 pub mod request;
 mod respond;
 mod revalidate;
+pub mod timed_body;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -40,6 +41,20 @@ pub struct ClientConn {
     pub peer: Peer,
     /// Whether it came over TLS.
     pub tls: bool,
+    /// Its listener's limits on requests.
+    pub limits: RequestLimits,
+}
+
+/// What a listener allows a request (the head's byte size is bounded where
+/// hyper reads it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// How fast request bodies must come.
+    pub body_rate: timed_body::MinRate,
+    /// Longest request target (414 beyond).
+    pub max_uri_bytes: usize,
+    /// Most header fields (431 beyond).
+    pub max_headers: usize,
 }
 
 /// The shared state of the request path.

@@ -1,7 +1,9 @@
 //! Client request checks: the authority a request is keyed and forwarded
 //! by, and its path. Malformed requests are refused here with 400.
 
-use http::Request;
+use http::{Request, Version};
+
+use super::RequestLimits;
 use http::header::HOST;
 use http::uri::Authority;
 
@@ -80,12 +82,30 @@ pub fn normalize(authority: &Authority, default_port: u16) -> Result<String, Err
             normalized.push(':');
             normalized.push_str(itoa::Buffer::new().format(port.as_u16()));
         }
-        None if authority.as_str().ends_with(':') => {
+        // A colon after the host (past an IPv6 literal's brackets) with no
+        // port that parses: empty, or above 65535.
+        None if authority.as_str()[host.len()..].contains(':') => {
             return Err(Error::BadRequest("invalid port in Host"));
         }
         None => {}
     }
     Ok(normalized)
+}
+
+/// Checks what hyper's parser does not bound by itself: the target's
+/// length (414), and for HTTP/2 the number of fields (431; HTTP/1.1's are
+/// capped where they are parsed).
+pub fn within_limits<B>(request: &Request<B>, limits: &RequestLimits) -> Result<(), Error> {
+    let uri = request.uri();
+    let target = uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if target > limits.max_uri_bytes {
+        return Err(Error::UriTooLong(limits.max_uri_bytes));
+    }
+    if request.version() == Version::HTTP_2 && request.headers().len() > limits.max_headers {
+        return Err(Error::HeadersTooLarge("too many header fields"));
+    }
+    Ok(())
 }
 
 /// The path and raw query the client asked for (`/` if none).
@@ -190,7 +210,17 @@ mod tests {
 
     #[test]
     fn bad_hosts_are_refused() {
-        for hosts in [&[][..], &["a", "b"], &["a b"], &["user@h"], &[""], &["h:"]] {
+        for hosts in [
+            &[][..],
+            &["a", "b"],
+            &["a b"],
+            &["user@h"],
+            &[""],
+            &["h:"],
+            &["h:65536"],
+            &["h:99999"],
+            &["[::1]:70000"],
+        ] {
             let err = authority(&with_hosts(hosts), 80).unwrap_err();
             assert_eq!(
                 err.status(),

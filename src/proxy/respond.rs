@@ -103,7 +103,9 @@ pub(super) fn error_response(err: &Error) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if status == StatusCode::BAD_REQUEST {
+    // After a malformed or oversized request, or a body left unread, the
+    // connection's state is unknown: close it.
+    if matches!(status.as_u16(), 400 | 408 | 414 | 431) {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     response

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Request, Response, Version};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
@@ -14,13 +15,14 @@ use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 
 use super::pool::Pool;
+use super::timed_body::{BodyFailures, ClientBody, OriginBody, caused_by_slow_client};
 use crate::config::Origin;
-use crate::error::Error;
+use crate::error::{Error, OriginFailure};
 use crate::metrics::Metrics;
 
-/// A request body towards the origin: the client's, or none (background
-/// revalidation).
-pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+/// A request body towards the origin: the client's (held to a minimum
+/// rate), or none (background revalidation).
+pub type UpstreamBody = Either<ClientBody, Empty<Bytes>>;
 
 /// A connection pool to one origin.
 #[derive(Debug, Clone)]
@@ -29,6 +31,8 @@ pub struct Upstream {
     name: Arc<str>,
     metrics: Metrics,
     pool: Arc<Pool>,
+    /// Counts bodies that did not end well (held: no label lookup).
+    body_failures: BodyFailures,
 }
 
 impl Upstream {
@@ -45,8 +49,13 @@ impl Upstream {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
+        let name: Arc<str> = origin.name.as_str().into();
         Ok(Upstream {
-            name: origin.name.as_str().into(),
+            body_failures: BodyFailures {
+                stalled: metrics.origin_error_counter(&name, OriginFailure::BodyTimeout),
+                broken: metrics.origin_error_counter(&name, OriginFailure::BodyBroken),
+            },
+            name,
             pool: Arc::new(Pool::new(&origin, connector)?),
             origin: Arc::new(origin),
             metrics,
@@ -59,28 +68,59 @@ impl Upstream {
     }
 
     /// Sends `request` (absolute URI, headers prepared) and waits for the
-    /// response headers, at most the origin's timeout.
+    /// response headers, at most the origin's timeout. The body that comes
+    /// back is cut if the origin pauses longer than its read timeout.
     pub async fn send(
         &self,
         mut request: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, Error> {
+    ) -> Result<Response<OriginBody>, Error> {
         // The pool picks HTTP/1.1 or HTTP/2 per connection; the client's own
         // version must not force one.
         *request.version_mut() = Version::HTTP_11;
         let timeout = self.origin.timeout;
         let started = std::time::Instant::now();
         let result = match tokio::time::timeout(timeout, self.pool.send(request)).await {
-            Ok(result) => result,
+            Ok(Ok(response)) => check_framing(response),
+            Ok(Err(err)) => Err(err),
             Err(_) => Err(Error::OriginTimeout(timeout)),
         };
-        match &result {
-            Ok(_) => self.metrics.origin_answered(&self.name, started.elapsed()),
-            Err(Error::OriginTimeout(_)) => self.metrics.origin_failed(&self.name, "timeout"),
-            Err(Error::OriginConnect(_)) => self.metrics.origin_failed(&self.name, "connect"),
-            Err(_) => self.metrics.origin_failed(&self.name, "reset"),
-        }
-        result
+        let result = match result {
+            Ok(response) => {
+                self.metrics.origin_answered(&self.name, started.elapsed());
+                let read_timeout = self.origin.read_timeout;
+                let failures = self.body_failures.clone();
+                return Ok(response.map(|body| OriginBody::new(body, read_timeout, failures)));
+            }
+            Err(Error::OriginFailed(cause)) if caused_by_slow_client(cause.as_ref()) => {
+                // Not the origin's fault: the client's body stalled.
+                return Err(Error::ClientBodyTimeout);
+            }
+            Err(err) => err,
+        };
+        self.metrics
+            .origin_failed(&self.name, OriginFailure::of(&result));
+        Err(result)
     }
+}
+
+/// Refuses a response whose framing is ambiguous (RFC 9112 section 6.3:
+/// `Transfer-Encoding` with `Content-Length`, or several different
+/// lengths): relaying or storing it could let one message be read as two.
+fn check_framing(response: Response<Incoming>) -> Result<Response<Incoming>, Error> {
+    let headers = response.headers();
+    let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
+    let ambiguous = match lengths.next() {
+        None => false,
+        Some(first) => {
+            headers.contains_key(TRANSFER_ENCODING) || lengths.any(|other| other != first)
+        }
+    };
+    if ambiguous {
+        return Err(Error::OriginProtocol(
+            "both Transfer-Encoding and Content-Length, or several lengths",
+        ));
+    }
+    Ok(response)
 }
 
 /// rustls with the ring provider (chosen explicitly, so that no other

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, watch};
 
+use crate::cache::store::Retention;
 use crate::config::{Config, ConfigSource};
 use crate::error::Error;
 use crate::proxy::Proxy;
@@ -130,6 +131,11 @@ impl Reloader {
         let added: Vec<SocketAddr> = bound.iter().map(|(address, _)| *address).collect();
         let routes_before = self.proxy.runtime().route_names();
         self.proxy.swap_runtime(Arc::new(runtime));
+        // The store's expiry ceiling reads these, the request path the runtime's copy.
+        self.proxy.store().set_retention(Retention {
+            grace: config.cache.grace,
+            keep: config.cache.keep,
+        });
         live.listeners.start(bound, &config.limits);
         let removed = live.listeners.stop_unwanted(&wanted);
         let summary = changes::describe(

@@ -41,6 +41,7 @@ pub struct Route {
     echo: bool,
     chunk_size: Option<usize>,
     etag: Option<String>,
+    stall_after: Option<usize>,
 }
 
 impl Route {
@@ -53,6 +54,7 @@ impl Route {
             echo: false,
             chunk_size: None,
             etag: None,
+            stall_after: None,
         }
     }
 
@@ -83,6 +85,13 @@ impl Route {
     pub fn etag(mut self, tag: &str) -> Self {
         self.etag = Some(tag.to_owned());
         self.headers.push(("etag".into(), tag.into()));
+        self
+    }
+
+    /// Announces the whole body, sends its first `bytes`, then stops
+    /// sending without closing: a stalled origin.
+    pub fn stall_after(mut self, bytes: usize) -> Self {
+        self.stall_after = Some(bytes);
         self
     }
 
@@ -276,10 +285,11 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
     } else {
         route.body.clone()
     };
-    let body = match route.chunk_size {
+    let mut body = match route.chunk_size {
         Some(size) => TestBody::chunked(body, size),
         None => TestBody::full(body),
     };
+    body.stall_after = route.stall_after;
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::from_u16(route.status).unwrap();
     for (name, value) in &route.headers {
@@ -291,23 +301,30 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
     response
 }
 
-/// A body sent whole (with Content-Length) or in chunks (without).
+/// A body sent whole (with Content-Length) or in chunks (without); maybe
+/// stalling after some bytes.
 pub struct TestBody {
     rest: Bytes,
     chunk: Option<usize>,
+    announced: u64,
+    stall_after: Option<usize>,
 }
 
 impl TestBody {
     fn full(bytes: Bytes) -> Self {
         TestBody {
+            announced: bytes.len() as u64,
             rest: bytes,
             chunk: None,
+            stall_after: None,
         }
     }
     fn chunked(bytes: Bytes, size: usize) -> Self {
         TestBody {
+            announced: bytes.len() as u64,
             rest: bytes,
             chunk: Some(size),
+            stall_after: None,
         }
     }
 }
@@ -324,14 +341,26 @@ impl Body for TestBody {
         if this.rest.is_empty() {
             return Poll::Ready(None);
         }
-        let n = this.chunk.unwrap_or(this.rest.len()).min(this.rest.len());
+        let mut n = this.chunk.unwrap_or(this.rest.len()).min(this.rest.len());
+        if let Some(left) = this.stall_after.as_mut() {
+            if *left == 0 {
+                // Never woken: the origin just stops sending.
+                return Poll::Pending;
+            }
+            n = n.min(*left);
+            *left -= n;
+        }
         Poll::Ready(Some(Ok(Frame::data(this.rest.split_to(n)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
         match self.chunk {
             Some(_) => http_body::SizeHint::default(),
-            None => http_body::SizeHint::with_exact(self.rest.len() as u64),
+            None => http_body::SizeHint::with_exact(self.announced),
         }
     }
 }

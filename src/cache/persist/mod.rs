@@ -1,0 +1,31 @@
+//! `cache.json`: the snapshot that lets the cache survive restarts.
+//!
+//! Format, version 1:
+//! `{"version":1,"entries":[{"key","status","headers":[[name,value]],
+//! "body":base64,"stored_at":ms,"expires_at":ms|null,"initial_age":s,
+//! "vary":[[name,value|null]],"rules":{...},"tags":[...]}]}`, times in
+//! wall-clock Unix milliseconds.
+//!
+//! - [`encode`] writes entries one at a time from the live cache (a write
+//!   never holds a second copy of it, nor entries moka has let go of).
+//! - [`decode`] reads the file as a stream and restores each entry that
+//!   passes the checks a fresh origin response would; a file that is not
+//!   a version-1 snapshot, or larger than a full cache can write, is moved
+//!   aside and the proxy starts empty.
+//! - [`files`]: atomic writes (temp file, fsync, rename, mode 0600), the
+//!   temp files a killed process left, and moving a bad file aside.
+//! - [`writer`]: the write-behind and the shutdown write.
+
+pub mod decode;
+pub mod encode;
+pub mod files;
+mod format;
+pub mod writer;
+
+pub use decode::{Limits as LoadLimits, LoadReport, Placement, load};
+pub use encode::{encode, encode_into};
+pub use files::{write_atomic, write_atomic_with};
+pub use writer::Snapshotter;
+
+/// The snapshot format this build reads and writes.
+pub const VERSION: u32 = 1;

@@ -1,0 +1,191 @@
+//! The snapshot writer: write-behind after changes (on its own thread at
+//! the lowest CPU priority, paced by its own duration), on request, and at
+//! shutdown. A write that fails (disk full, read-only directory) leaves
+//! the previous snapshot intact; the first failure is logged, the rest
+//! are counted.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::encode::encode_into;
+use super::files::write_atomic_with;
+use crate::cache::store::Store;
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+/// Write-behind waits at least this many times the last write's duration.
+const WRITE_PACING: u32 = 10;
+
+/// Writes the store's snapshot; one write at a time per process.
+#[derive(Debug)]
+pub struct Snapshotter {
+    store: Store,
+    writes: watch::Sender<u64>,
+    metrics: Metrics,
+    path: PathBuf,
+    write_lock: Mutex<()>,
+    /// The last write failed (its error was logged).
+    failing: AtomicBool,
+}
+
+impl Snapshotter {
+    /// A writer of `store` to `path`.
+    pub fn new(store: Store, path: PathBuf, metrics: Metrics) -> Self {
+        Snapshotter {
+            store,
+            writes: watch::Sender::new(0),
+            metrics,
+            path,
+            write_lock: Mutex::new(()),
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts completed writes (for whoever needs to know the file is
+    /// current, such as tests).
+    pub fn writes(&self) -> watch::Receiver<u64> {
+        self.writes.subscribe()
+    }
+
+    /// The snapshot path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the snapshot now. Blocking: call from a blocking thread.
+    pub fn write_now(&self) -> Result<usize, Error> {
+        let _serialized = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
+        let written =
+            write_atomic_with(&self.path, |writer| encode_into(self.store.iter(), writer));
+        self.metrics.snapshot_writes.inc();
+        self.metrics
+            .snapshot_duration
+            .observe(started.elapsed().as_secs_f64());
+        let written = match written {
+            Ok(written) => written,
+            Err(source) => {
+                self.metrics.snapshot_failures.inc();
+                return Err(Error::CacheFile {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        self.writes
+            .send_modify(|count| *count = count.wrapping_add(1));
+        if let Ok(meta) = fs::metadata(&self.path) {
+            self.metrics
+                .snapshot_bytes
+                .set(i64::try_from(meta.len()).unwrap_or(i64::MAX));
+        }
+        Ok(written)
+    }
+
+    /// Writes the snapshot on its own thread, at the lowest CPU priority,
+    /// and logs the outcome; returns how long it took. On a busy core the
+    /// requests run first and the write waits (the pacing in [`run`]
+    /// stretches accordingly); on an idle one it runs at full speed.
+    ///
+    /// [`run`]: Snapshotter::run
+    pub async fn write_in_background(self: &Arc<Self>) -> Duration {
+        let this = self.clone();
+        let started = std::time::Instant::now();
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot-writer".into())
+            .spawn(move || {
+                yield_cpu_to_requests();
+                let _ = done.send(this.write_now());
+            });
+        let result = match spawned {
+            Ok(_) => outcome
+                .await
+                .map_err(|_| "the writer thread ended early".to_owned()),
+            Err(e) => Err(format!("cannot start the writer thread: {e}")),
+        };
+        let elapsed = started.elapsed();
+        match result {
+            Ok(Ok(entries)) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(entries, "cache snapshot written again");
+                }
+                tracing::debug!(
+                    entries,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "cache snapshot written"
+                );
+            }
+            // Said once, not at every change while the disk stays full or
+            // the directory read-only; `snapshot_failures_total` counts.
+            Ok(Err(e)) if self.failing.swap(true, Ordering::Relaxed) => {
+                tracing::debug!(error = %e.chain(), "cache snapshot not written");
+            }
+            Ok(Err(e)) => tracing::error!(
+                error = %e.chain(),
+                "cache snapshot not written; the previous one is kept, and the cache serves on from memory"
+            ),
+            Err(e) => tracing::error!(error = %e, "cache snapshot task failed"),
+        }
+        elapsed
+    }
+
+    /// Writes the snapshot `delay` after changes, until `cancel` fires.
+    /// A write costs time in proportion to the cache's size, so under
+    /// constant change the next one waits at least ten times as long as the
+    /// last took: snapshots never take more than about a tenth of a core.
+    pub async fn run(self: Arc<Self>, delay: Duration, cancel: CancellationToken) {
+        let mut changes = self.store.changes();
+        let mut pause = delay;
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = cancel.cancelled() => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = cancel.cancelled() => return,
+            }
+            let took = self.write_in_background().await;
+            pause = delay.max(took.saturating_mul(WRITE_PACING));
+        }
+    }
+}
+
+/// Gives the calling thread the lowest scheduling priority (nice 19: about
+/// 1.5% of a core when requests want it all). Best effort: without
+/// permission the thread keeps its priority.
+fn yield_cpu_to_requests() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let thread = rustix::thread::gettid();
+        if let Err(err) = rustix::process::setpriority_process(Some(thread), 19) {
+            tracing::debug!(error = %err, "cannot lower the snapshot writer's priority");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_snapshot_writer_runs_at_the_lowest_priority() {
+        let nice = std::thread::spawn(|| {
+            yield_cpu_to_requests();
+            rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(nice, 19);
+        let here = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        assert_ne!(here, 19, "only the writer's own thread is lowered");
+    }
+}

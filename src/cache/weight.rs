@@ -1,0 +1,40 @@
+//! What an entry really costs in memory, for the store's byte bound: each
+//! allocation it owns rounded up to the allocator's size class, moka's own
+//! bookkeeping for it, its key, and its share of the `Vary` index.
+//!
+//! The constants were measured, not assumed: `bench/memory.py` compares
+//! the store's count with the growth of the process's RSS per entry held
+//! (small entries, where the overhead dominates), and the store test
+//! `the_weight_of_an_entry_covers_its_allocations` checks the parts that
+//! can be counted exactly.
+
+use super::entry::CachedResponse;
+use super::footprint::allocated;
+use super::key::CacheKey;
+
+/// moka's bookkeeping per entry: entry info 64, deque nodes 48,
+/// timer-wheel node 40, bucket array ~38, key and value handles 32 + 32,
+/// access-order node 24, bucket 16 (massif on a build with the system
+/// allocator), rounded up to the allocator's size classes.
+pub const MOKA_PER_ENTRY: usize = 320;
+
+/// One URL's line in the `Vary` index, charged to each of its variants:
+/// the map slot (its key and the two vectors' heads, 64 bytes, at the
+/// map's load factor), the key's text it keeps alive, the vectors' buffers.
+const VARIANT_INDEX_LINE: usize = 96 + 32 + 32;
+
+/// The bytes `entry` stored under `key` keeps allocated, as the store's
+/// weigher counts them (saturating at `u32::MAX`).
+pub fn of_entry(key: &CacheKey, entry: &CachedResponse) -> u32 {
+    let text = key.as_str();
+    // The key's `Arc<str>`: two counts and the text.
+    let key_bytes = allocated(16 + text.len());
+    let index = if CacheKey::is_variant(text) {
+        // The primary key's text is kept by the index line.
+        VARIANT_INDEX_LINE + allocated(16 + CacheKey::primary_of(text).len())
+    } else {
+        0
+    };
+    let total = MOKA_PER_ENTRY + key_bytes + index + entry.heap_bytes();
+    u32::try_from(total).unwrap_or(u32::MAX)
+}
