@@ -234,10 +234,19 @@ impl RunningProxy {
             }
         }
         let snapshotter = self.snapshotter.clone();
-        let entries = tokio::task::spawn_blocking(move || snapshotter.write_now())
+        let written = tokio::task::spawn_blocking(move || snapshotter.write_now())
             .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
-        tracing::info!(entries, "cache snapshot written; stopped");
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        match written {
+            Ok(entries) => tracing::info!(entries, "cache snapshot written; stopped"),
+            // A full disk or a read-only directory is no reason to fail a
+            // clean stop: the previous snapshot is intact (writes are
+            // atomic) and says what it said.
+            Err(err) => tracing::error!(
+                error = %err.chain(),
+                "final cache snapshot not written; the previous one is kept; stopped"
+            ),
+        }
         Ok(())
     }
 }

@@ -36,8 +36,18 @@ fn cache_file(cli: &Cli) -> Result<PathBuf, Error> {
 /// `--clear-cache`.
 pub async fn clear(cli: &Cli) -> Result<(), Error> {
     let cache_file = cache_file(cli)?;
-    match clear_cache(&cache_file).await? {
-        ClearOutcome::Instance { purged } => tracing::debug!(purged, "running instance cleared"),
+    match clear_cache(&cache_file, cli.admin).await? {
+        ClearOutcome::Instance {
+            purged,
+            snapshot_error,
+        } => {
+            tracing::debug!(purged, "running instance cleared");
+            if let Some(why) = snapshot_error {
+                eprintln!(
+                    "warning: the running instance emptied its memory but could not rewrite its snapshot ({why}); entries in it come back at its next start"
+                );
+            }
+        }
         ClearOutcome::FileOnly => {}
     }
     println!("Cache cleared successfully");

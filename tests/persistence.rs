@@ -115,8 +115,14 @@ async fn clear_cache_empties_a_running_instance() {
     get(&proxy.url("/x")).await;
     assert_eq!(get(&proxy.url("/x")).await.x_cache(), "HIT");
 
-    let outcome = clear_cache(&proxy.cache_file).await.unwrap();
-    assert_eq!(outcome, ClearOutcome::Instance { purged: 1 });
+    let outcome = clear_cache(&proxy.cache_file, None).await.unwrap();
+    assert_eq!(
+        outcome,
+        ClearOutcome::Instance {
+            purged: 1,
+            snapshot_error: None
+        }
+    );
     assert_eq!(get(&proxy.url("/x")).await.x_cache(), "MISS");
     assert_eq!(origin.hits("/x"), 2);
 }
@@ -126,9 +132,207 @@ async fn clear_cache_without_an_instance_empties_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cache.json");
     std::fs::write(&file, b"{\"version\":1,\"entries\":[{\"key\":\"k\"}]}").unwrap();
-    assert_eq!(clear_cache(&file).await.unwrap(), ClearOutcome::FileOnly);
+    assert_eq!(
+        clear_cache(&file, None).await.unwrap(),
+        ClearOutcome::FileOnly
+    );
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
         "{\"version\":1,\"entries\":[]}"
     );
+}
+
+/// A snapshot document with `entries` (JSON objects, written out).
+fn snapshot(entries: &[String]) -> String {
+    format!("{{\"version\":1,\"entries\":[{}]}}", entries.join(","))
+}
+
+/// One entry for `key`, stored now, fresh for an hour.
+fn entry(key: &str, status: u16, headers: &str, body_base64: &str) -> String {
+    let now = caching_proxy::clock::unix_millis(std::time::SystemTime::now());
+    format!(
+        r#"{{"key":"{key}","status":{status},"headers":{headers},"body":"{body_base64}","stored_at":{now},"expires_at":{}}}"#,
+        now + 3_600_000
+    )
+}
+
+async fn start_on_file(origin: &TestOrigin, file: &std::path::Path) -> TestProxy {
+    TestProxy::start_on(
+        &origin.url(),
+        file.to_owned(),
+        Arc::new(ManualClock::default()),
+        |_| {},
+    )
+    .await
+}
+
+#[tokio::test]
+async fn snapshot_entries_are_checked_like_origin_responses() {
+    let origin = TestOrigin::start().await;
+    for path in ["/switch", "/length", "/good"] {
+        origin.route(path, Route::ok("from origin"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.json");
+    let key = |path: &str| format!("{} cache.test{path}", origin.url());
+    std::fs::write(
+        &file,
+        snapshot(&[
+            entry(&key("/switch"), 101, "[]", ""),
+            entry(
+                &key("/length"),
+                200,
+                r#"[["content-length","999"],["transfer-encoding","chunked"]]"#,
+                "aGk=",
+            ),
+            entry(&key("/good"), 200, "[]", "aGk="),
+        ]),
+    )
+    .unwrap();
+    let proxy = start_on_file(&origin, &file).await;
+
+    let switch = get_as(&proxy.url("/switch"), "cache.test").await;
+    assert_eq!(
+        (switch.status.as_u16(), switch.x_cache()),
+        (200, "MISS"),
+        "a 101 is never served from the file"
+    );
+    let length = get_as(&proxy.url("/length"), "cache.test").await;
+    assert_eq!(length.x_cache(), "HIT");
+    assert_eq!(
+        length.header("content-length"),
+        Some("2"),
+        "framing rebuilt from the body"
+    );
+    assert_eq!(length.header("transfer-encoding"), None);
+    assert_eq!(&length.body[..], b"hi");
+    assert_eq!(
+        get_as(&proxy.url("/good"), "cache.test").await.x_cache(),
+        "HIT"
+    );
+    let stats = get(&format!("http://{}/stats", proxy.running().admin_addr())).await;
+    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+    assert_eq!(stats["snapshot"]["dropped_on_load"], 1);
+}
+
+#[tokio::test]
+async fn an_oversized_file_or_a_directory_is_moved_aside_unread() {
+    let origin = TestOrigin::start().await;
+    origin.route("/x", Route::ok("x"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.json");
+    // A small cache: a file past 2 x 1 MiB + 16 MiB cannot be its snapshot.
+    std::fs::write(&file, vec![b' '; 20 << 20]).unwrap();
+    let small = |c: &mut caching_proxy::config::Config| {
+        c.cache.max_size = 1 << 20;
+        c.cache.max_object_size = 1 << 19;
+    };
+    let mut proxy = TestProxy::start_on(
+        &origin.url(),
+        file.clone(),
+        Arc::new(ManualClock::default()),
+        small,
+    )
+    .await;
+    assert!(!file.exists(), "moved aside");
+    assert_eq!(get(&proxy.url("/x")).await.x_cache(), "MISS");
+    proxy.stop().await;
+
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let mut proxy = start_on_file(&origin, &file).await;
+    assert!(
+        !file.is_dir(),
+        "the directory is moved aside like a corrupt file"
+    );
+    get(&proxy.url("/x")).await;
+    proxy.stop().await;
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        written.contains("/x"),
+        "the stop wrote a snapshot where the directory was"
+    );
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".corrupt-")
+        })
+        .count();
+    assert_eq!(aside, 2);
+}
+
+#[tokio::test]
+async fn temp_files_a_killed_process_left_are_removed_at_start() {
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.json");
+    // What `kill -9` during a write leaves: the temp file of a pid that
+    // no longer runs.
+    let stale = dir.path().join("cache.json.tmp-4294967294");
+    std::fs::write(&stale, b"{\"version\":1,\"entr").unwrap();
+    let _proxy = start_on_file(&origin, &file).await;
+    assert!(!stale.exists());
+}
+
+#[tokio::test]
+async fn a_route_with_a_longer_ttl_keeps_it_across_a_restart() {
+    let origin = TestOrigin::start().await;
+    origin.route(
+        "/long/x",
+        Route::ok("long").header("cache-control", "max-age=300"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.json");
+    let clock = Arc::new(ManualClock::default());
+    let routes = |c: &mut caching_proxy::config::Config| {
+        c.set_ttl(Some(Duration::from_secs(60)));
+        let mut long = c.routes[0].clone();
+        long.name = "long".into();
+        long.path_prefix = "/long/".into();
+        long.ttl = Some(Duration::from_secs(600));
+        c.routes.insert(0, long);
+    };
+    let mut first = TestProxy::start_on(&origin.url(), file.clone(), clock.clone(), routes).await;
+    assert_eq!(get_as(&first.url("/long/x"), "h").await.x_cache(), "MISS");
+    first.stop().await;
+
+    clock.advance(Duration::from_secs(120));
+    let second = TestProxy::start_on(&origin.url(), file, clock, routes).await;
+    assert_eq!(
+        get_as(&second.url("/long/x"), "h").await.x_cache(),
+        "HIT",
+        "fresh for 300 s under a 600 s route, whatever [cache] ttl says"
+    );
+}
+
+#[tokio::test]
+async fn a_variant_written_with_another_hash_is_still_found() {
+    let origin = TestOrigin::start().await;
+    origin.route(
+        "/v",
+        Route::ok("from origin").header("vary", "accept-language"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.json");
+    // As an older build wrote it: its own hash after the separator.
+    let key = format!("{} cache.test/v\\u001f0123456789abcdef", origin.url());
+    let variant = entry(&key, 200, r#"[["vary","accept-language"]]"#, "ZGU=").replace(
+        r#""expires_at""#,
+        r#""vary":[["accept-language","de"]],"expires_at""#,
+    );
+    std::fs::write(&file, snapshot(&[variant])).unwrap();
+    let proxy = start_on_file(&origin, &file).await;
+    let request = http::Request::get(proxy.url("/v"))
+        .header("host", "cache.test")
+        .header("accept-language", "de")
+        .body(http_body_util::Full::default())
+        .unwrap();
+    let answer = common::send(&common::client(), request).await;
+    assert_eq!(answer.x_cache(), "HIT");
+    assert_eq!(&answer.body[..], b"de");
+    assert_eq!(origin.hits("/v"), 0);
 }

@@ -118,25 +118,41 @@ pub enum ClearOutcome {
     Instance {
         /// How many entries it dropped.
         purged: u64,
+        /// Why it could not rewrite its snapshot, if it could not (its
+        /// directory is read-only, its disk full).
+        snapshot_error: Option<String>,
     },
     /// No instance runs on this cache file; the file was emptied.
     FileOnly,
 }
 
 /// Empties the cache at `cache_file`: through the running instance when
-/// there is one, else by writing an empty snapshot.
-pub async fn clear_cache(cache_file: &Path) -> Result<ClearOutcome, Error> {
-    if let Some(target) = Target::locate(cache_file, None, None) {
+/// there is one (found at `admin`, or through the `.admin` record), else
+/// by writing an empty snapshot.
+pub async fn clear_cache(
+    cache_file: &Path,
+    admin: Option<SocketAddr>,
+) -> Result<ClearOutcome, Error> {
+    let token = std::env::var(TOKEN_ENV).ok();
+    if let Some(target) = Target::locate(cache_file, admin, token) {
         match target
             .call(Method::POST, "/purge", Some("{\"all\":true}".into()))
             .await
         {
             Ok(body) => {
-                let purged = serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| v["purged"].as_u64())
-                    .unwrap_or(0);
-                return Ok(ClearOutcome::Instance { purged });
+                let answer = serde_json::from_slice::<serde_json::Value>(&body).ok();
+                let field = |name: &str| answer.as_ref().map(|v| v[name].clone());
+                return Ok(ClearOutcome::Instance {
+                    purged: field("purged").and_then(|v| v.as_u64()).unwrap_or(0),
+                    snapshot_error: field("snapshot_error")
+                        .and_then(|v| v.as_str().map(str::to_owned)),
+                });
+            }
+            Err(Error::AdminUnreachable { .. }) if admin.is_some() => {
+                return Err(Error::Config(format!(
+                    "no instance answers at --admin {}",
+                    target.address
+                )));
             }
             Err(Error::AdminUnreachable { .. }) => {
                 // A stale record from an instance that is gone.

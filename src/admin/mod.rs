@@ -96,10 +96,19 @@ impl Admin {
         let path = admin_file_path(snapshotter.path());
         let bytes = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
         let write_path = path.clone();
-        tokio::task::spawn_blocking(move || write_atomic(&write_path, &bytes))
+        let written = tokio::task::spawn_blocking(move || write_atomic(&write_path, &bytes))
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|source| Error::CacheFile { path, source })?;
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        if let Err(err) = written {
+            // A read-only directory (a container's read-only root, say)
+            // must not stop the proxy; only the commands' way of finding
+            // it is lost.
+            tracing::warn!(
+                path = %path.display(), error = %err,
+                "cannot record the admin address; `caching-proxy --clear-cache` and `caching-proxy cache ...` \
+                 find this instance only when given --admin {bound}"
+            );
+        }
         let admin = Arc::new(Admin {
             proxy,
             snapshotter,
@@ -257,14 +266,19 @@ impl Admin {
         };
         let snapshotter = self.snapshotter.clone();
         let written = tokio::task::spawn_blocking(move || snapshotter.write_now()).await;
-        if !matches!(written, Ok(Ok(_))) {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "purged, but the snapshot was not written\n",
-            );
-        }
         tracing::info!(purged, "cache purged on request");
-        json(StatusCode::OK, &serde_json::json!({ "purged": purged }))
+        match written {
+            Ok(Ok(_)) => json(StatusCode::OK, &serde_json::json!({ "purged": purged })),
+            // Memory is purged either way; say that the file is not.
+            Ok(Err(err)) => json(
+                StatusCode::OK,
+                &serde_json::json!({ "purged": purged, "snapshot_error": err.chain() }),
+            ),
+            Err(err) => json(
+                StatusCode::OK,
+                &serde_json::json!({ "purged": purged, "snapshot_error": err.to_string() }),
+            ),
+        }
     }
 }
 

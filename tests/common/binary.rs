@@ -23,6 +23,8 @@ pub struct Running {
     pub child: Child,
     pub port: u16,
     lines: mpsc::Receiver<String>,
+    /// Every line read from `lines` so far.
+    history: std::cell::RefCell<Vec<String>>,
 }
 
 impl Running {
@@ -88,17 +90,34 @@ impl Running {
             child,
             port: 0,
             lines,
+            history: Default::default(),
         }
     }
 
     pub fn wait_for_line(&self, needle: &str) -> String {
         loop {
             match self.lines.recv_timeout(Duration::from_secs(20)) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
+                Ok(line) => {
+                    self.history.borrow_mut().push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
                 Err(e) => panic!("no log line with {needle:?}: {e}"),
             }
         }
+    }
+
+    /// A line with `needle` logged so far (also before the proxy was
+    /// listening), or the next one.
+    pub fn saw_line(&self, needle: &str) -> String {
+        let seen = self
+            .history
+            .borrow()
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned();
+        seen.unwrap_or_else(|| self.wait_for_line(needle))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -113,11 +132,22 @@ impl Running {
     }
 
     /// SIGTERM, then the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.terminate_with_log().0
+    }
+
+    /// SIGTERM, then the exit status and the log lines not read yet.
+    pub fn terminate_with_log(mut self) -> (std::process::ExitStatus, Vec<String>) {
         self.signal("-TERM");
         let status = self.child.wait().unwrap();
+        // The reader thread ends when the process's stderr closes.
+        let mut rest = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            rest.push(line);
+        }
+        // Not dropped: Drop would kill what already exited.
         std::mem::forget(self);
-        status
+        (status, rest)
     }
 }
 
