@@ -66,7 +66,7 @@ count() { # name path expected-log-fields [script]
     local name=$1 path=$2 expected=$3 script=${4:-}
     rm -f "$work"/cg.out* "$work/cache.json"
     RUST_LOG=${LOG:-info} valgrind --tool=callgrind --instr-atstart=no \
-        --callgrind-out-file="$work/cg.out" target/release/caching-proxy \
+        --callgrind-out-file="$work/cg.out" "${CACHING_PROXY_BIN:-target/release/caching-proxy}" \
         --port 18201 --origin http://127.0.0.1:18200 --cache-file "$work/cache.json" \
         2>"$work/proxy.log" &
     local pid=$!
@@ -85,7 +85,8 @@ count() { # name path expected-log-fields [script]
     callgrind_control -d "$pid" >/dev/null 2>&1
     kill "$pid"
     wait "$pid" 2>/dev/null || true
-    if [ "${LOG:-info}" = info ] && ! grep access "$work/proxy.log" | tail -1 | grep -q "$expected"; then
+    # wrk's last requests, cut off at the end of its run, are logged as 499.
+    if [ "${LOG:-info}" = info ] && ! grep access "$work/proxy.log" | grep -v 'status=499' | tail -1 | grep -q "$expected"; then
         echo "$name: the last request was not '$expected':" >&2
         grep access "$work/proxy.log" | tail -1 >&2
         exit 1

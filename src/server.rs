@@ -312,7 +312,7 @@ impl Connection {
 /// Connection-level errors concern one client and are retried at once;
 /// resource errors (EMFILE, ENOBUFS) get a short pause so the loop does not
 /// spin.
-async fn backoff_after(err: &io::Error, cancel: &CancellationToken) {
+pub(crate) async fn backoff_after(err: &io::Error, cancel: &CancellationToken) {
     let per_connection = matches!(
         err.kind(),
         io::ErrorKind::ConnectionAborted

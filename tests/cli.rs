@@ -239,6 +239,42 @@ async fn running_out_of_file_descriptors_does_not_stop_the_accept_loop() {
     assert!(proxy.terminate().success());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_listener_backs_off_when_out_of_file_descriptors() {
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = format!("127.0.0.1:{}", common::binary::free_port());
+    let mut limited = Command::new("prlimit");
+    limited.args(["--nofile=48:48", BIN]);
+    let proxy = Running::start_via(
+        limited,
+        &origin.url(),
+        &dir.path().join("cache.json"),
+        &["--admin", &admin],
+    );
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        held.push(tokio::net::TcpStream::connect(&admin).await.unwrap());
+    }
+    // Before, the admin loop retried at once, forever: a core at 100%.
+    let line = proxy.wait_for_line("accept failed");
+    assert!(line.contains("retrying in 100 ms"), "{line}");
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = common::get(&format!("http://{admin}/healthz")).await;
+        if answer.status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the admin API never recovered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(proxy.terminate().success());
+}
+
 fn write_config(dir: &Path, origin: &str) -> std::path::PathBuf {
     let path = dir.join("proxy.toml");
     let text = format!(

@@ -132,8 +132,12 @@ impl Admin {
                 accepted = listener.accept() => accepted,
                 () = cancel.cancelled() => break,
             };
-            let Ok((stream, peer)) = accepted else {
-                continue;
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    crate::server::backoff_after(&err, &cancel).await;
+                    continue;
+                }
             };
             let admin = self.clone();
             let service = service_fn(move |request| {
@@ -191,27 +195,42 @@ impl Admin {
             tracing::warn!(%peer, %path, "admin request with a wrong or missing token refused");
             return text(StatusCode::UNAUTHORIZED, "unauthorized\n");
         }
-        let store = self.proxy.store();
-        let metrics = self.proxy.metrics();
         let query = request.uri().query().unwrap_or("").to_owned();
         match (request.method().as_str(), path.as_str()) {
             ("GET", "/metrics") => {
+                let text_of = |proxy: &Proxy| proxy.metrics().encode(proxy.store());
+                let encoded = match self.off_runtime(text_of).await {
+                    Ok(encoded) => encoded,
+                    Err(failed) => return failed,
+                };
                 let mut response = text(StatusCode::OK, "");
-                *response.body_mut() = Full::new(Bytes::from(metrics.encode(store)));
+                *response.body_mut() = Full::new(Bytes::from(encoded));
                 response.headers_mut().insert(
                     CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
                 );
                 response
             }
-            ("GET", "/stats") => json(StatusCode::OK, &metrics.stats(store)),
+            ("GET", "/stats") => {
+                let stats = |proxy: &Proxy| proxy.metrics().stats(proxy.store());
+                match self.off_runtime(stats).await {
+                    Ok(stats) => json(StatusCode::OK, &stats),
+                    Err(failed) => failed,
+                }
+            }
             ("POST", "/purge") => {
                 let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
                     Ok(body) => body.to_bytes(),
                     Err(_) => return text(StatusCode::BAD_REQUEST, "unreadable body\n"),
                 };
                 match serde_json::from_slice::<purge::Purge>(&body) {
-                    Ok(purge) => self.purged(purge::run(&self.proxy, &purge)).await,
+                    Ok(purge) => {
+                        let purged = self.off_runtime(move |proxy| purge::run(proxy, &purge));
+                        match purged.await {
+                            Ok(purged) => self.purged(purged).await,
+                            Err(failed) => failed,
+                        }
+                    }
                     Err(e) => text_owned(
                         StatusCode::BAD_REQUEST,
                         format!("expected {{\"url\"|\"prefix\"|\"tag\"|\"all\"}}: {e}\n"),
@@ -222,8 +241,12 @@ impl Admin {
                 let url = purge::url_of_purge_request(&request);
                 match url {
                     Some(url) => {
-                        self.purged(purge::run(&self.proxy, &purge::Purge::url(url)))
-                            .await
+                        let purge = purge::Purge::url(url);
+                        let purged = self.off_runtime(move |proxy| purge::run(proxy, &purge));
+                        match purged.await {
+                            Ok(purged) => self.purged(purged).await,
+                            Err(failed) => failed,
+                        }
                     }
                     None => text(
                         StatusCode::BAD_REQUEST,
@@ -248,13 +271,43 @@ impl Admin {
                     &serde_json::json!({ "snapshot": "writing" }),
                 )
             }
-            ("GET", "/cache/keys") => json(StatusCode::OK, &inspect::keys(&self.proxy, &query)),
-            ("GET", "/cache/entry") => inspect::entry(&self.proxy, &query)
-                .map_or_else(bad_request, |v| json(StatusCode::OK, &v)),
+            ("GET", "/cache/keys") => {
+                let keys = self.off_runtime(move |proxy| inspect::keys(proxy, &query));
+                match keys.await {
+                    Ok(keys) => json(StatusCode::OK, &keys),
+                    Err(failed) => failed,
+                }
+            }
+            ("GET", "/cache/entry") => {
+                match self
+                    .off_runtime(move |proxy| inspect::entry(proxy, &query))
+                    .await
+                {
+                    Ok(found) => found.map_or_else(bad_request, |v| json(StatusCode::OK, &v)),
+                    Err(failed) => failed,
+                }
+            }
             ("GET", "/cache/explain") => inspect::explain(&self.proxy, &query)
                 .map_or_else(bad_request, |v| json(StatusCode::OK, &v)),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
+    }
+
+    /// Runs `work` on a blocking thread: walks of the whole cache, and
+    /// moka's maintenance (which `usage` waits for), must not hold a
+    /// runtime thread that requests need.
+    /// `Err` is the 500 answer if the work could not finish (a bug).
+    async fn off_runtime<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Proxy) -> T + Send + 'static,
+    ) -> Result<T, Answer> {
+        let proxy = self.proxy.clone();
+        tokio::task::spawn_blocking(move || work(&proxy))
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "an admin request's work failed");
+                text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+            })
     }
 
     /// Answers a purge, after rewriting the snapshot so that the purged

@@ -91,6 +91,9 @@ pub enum NotStored {
     NoCache,
     /// `Vary: *` (or an unusable Vary).
     VaryStar,
+    /// `Vary` names more fields, or the request's values of them are
+    /// longer, than a variant may be keyed by.
+    VaryTooWide,
     /// The request carried `Authorization` and the response does not allow
     /// a shared cache to store it.
     Authorization,
@@ -113,6 +116,7 @@ impl NotStored {
             NotStored::Private => "private",
             NotStored::NoCache => "no-cache-without-validator",
             NotStored::VaryStar => "vary-star",
+            NotStored::VaryTooWide => "vary-too-wide",
             NotStored::Authorization => "authorization",
             NotStored::Cookie => "cookie",
             NotStored::SetCookie => "set-cookie",
@@ -120,6 +124,11 @@ impl NotStored {
         }
     }
 }
+
+/// Request fields a response may vary on and still be stored.
+pub const MAX_VARY_FIELDS: usize = 8;
+/// Bytes of request values a stored variant may be selected by.
+pub const MAX_VARY_BYTES: usize = 4096;
 
 /// Decides whether a GET response may be stored and for how long.
 pub fn decide(input: &StoreInput<'_>) -> Decision {
@@ -139,8 +148,8 @@ pub fn decide(input: &StoreInput<'_>) -> Decision {
         return Skip(NotStored::Private);
     }
     let vary = Vary::from_response(input.response);
-    if vary == Vary::Star {
-        return Skip(NotStored::VaryStar);
+    if let Some(why) = unusable_vary(&vary, input.request) {
+        return Skip(why);
     }
     // RFC 9111 section 3.5; Cookie follows Varnish's default.
     if input.request.contains_key(AUTHORIZATION)
@@ -223,8 +232,8 @@ pub fn decide_forced(input: &StoreInput<'_>) -> Decision {
         return Skip(NotStored::Status);
     }
     let vary = Vary::from_response(input.response);
-    if vary == Vary::Star {
-        return Skip(NotStored::VaryStar);
+    if let Some(why) = unusable_vary(&vary, input.request) {
+        return Skip(why);
     }
     if input.request.contains_key(AUTHORIZATION) {
         return Skip(NotStored::Authorization);
@@ -245,6 +254,26 @@ pub fn decide_forced(input: &StoreInput<'_>) -> Decision {
         vary,
         rules: ReuseRules::default(),
         strip: Vec::new(),
+    }
+}
+
+/// Why a response's `Vary` keeps it out of the cache, if it does: `*`,
+/// more than [`MAX_VARY_FIELDS`] fields, or request values longer than
+/// [`MAX_VARY_BYTES`] (each variant keeps them; a client must not make
+/// one URL hold arbitrary amounts).
+fn unusable_vary(vary: &Vary, request: &HeaderMap) -> Option<NotStored> {
+    match vary {
+        Vary::None => None,
+        Vary::Star => Some(NotStored::VaryStar),
+        Vary::Fields(names) if names.len() > MAX_VARY_FIELDS => Some(NotStored::VaryTooWide),
+        Vary::Fields(names) => {
+            let bytes: usize = names
+                .iter()
+                .flat_map(|name| request.get_all(name))
+                .map(|value| value.len())
+                .sum();
+            (bytes > MAX_VARY_BYTES).then_some(NotStored::VaryTooWide)
+        }
     }
 }
 
@@ -363,6 +392,36 @@ mod tests {
         assert_eq!(
             skipped(decide_with(&none, 206, &none, None)),
             NotStored::Incomplete
+        );
+    }
+
+    #[test]
+    fn pathological_vary_is_not_stored() {
+        let none = HeaderMap::new();
+        let wide = headers(&[(VARY, "a, b, c, d, e, f, g, h, i")]);
+        assert_eq!(
+            skipped(decide_with(&none, 200, &wide, Some(60))),
+            NotStored::VaryTooWide
+        );
+        let eight = headers(&[(VARY, "a, b, c, d, e, f, g, h")]);
+        assert_eq!(
+            lifetime(decide_with(&none, 200, &eight, Some(60))),
+            SECS(60)
+        );
+        let by_agent = headers(&[(VARY, "user-agent")]);
+        let mut long = HeaderMap::new();
+        long.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_str(&"x".repeat(MAX_VARY_BYTES + 1)).unwrap(),
+        );
+        assert_eq!(
+            skipped(decide_with(&long, 200, &by_agent, Some(60))),
+            NotStored::VaryTooWide,
+            "a client cannot make one variant hold kilobytes of its headers"
+        );
+        assert_eq!(
+            lifetime(decide_with(&none, 200, &by_agent, Some(60))),
+            SECS(60)
         );
     }
 

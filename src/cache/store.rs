@@ -481,6 +481,7 @@ mod tests {
     use http::HeaderValue;
     use http::header::ACCEPT_LANGUAGE;
     use http::{HeaderMap, StatusCode};
+    use std::sync::atomic::Ordering;
     use std::time::SystemTime;
 
     fn entry(body: usize) -> CachedResponse {
@@ -587,6 +588,151 @@ mod tests {
                 .lookup(&primary, &lang("en"))
                 .map(|(_, e)| e.body.len()),
             Some(5)
+        );
+    }
+
+    /// A body whose release is counted, to see when the store lets go.
+    struct Counted(Vec<u8>, Arc<std::sync::atomic::AtomicUsize>);
+
+    impl AsRef<[u8]> for Counted {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counted(bytes: usize, released: &Arc<std::sync::atomic::AtomicUsize>) -> CachedResponse {
+        CachedResponse::new(
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::from_owner(Counted(vec![b'x'; bytes], released.clone())),
+            SystemTime::now(),
+            None,
+            Duration::ZERO,
+            VaryValues::default(),
+            ReuseRules::default(),
+        )
+    }
+
+    #[test]
+    fn evictions_keep_up_with_large_inserts() {
+        let store = store(8 << 20);
+        let released = Arc::default();
+        for i in 0..100 {
+            store.insert(
+                CacheKey::from_text(&format!("big-{i}")),
+                counted(1 << 20, &released),
+            );
+        }
+        // Nothing reads or writes any more: moka alone would apply the
+        // last inserts (and evict for them) only at the next operation.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let held = 100 - released.load(Ordering::SeqCst);
+            if held <= 8 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{held} MiB still held by an 8 MiB store"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn evicted_variants_leave_the_vary_index() {
+        let store = store(1 << 20);
+        for i in 0..5_000 {
+            let primary = CacheKey::from_text(&format!("http://o h/page-{i}"));
+            store.insert(
+                primary,
+                variant(100, VaryValues::capture(&[ACCEPT_LANGUAGE], &lang("en"))),
+            );
+        }
+        store.usage();
+        let (entries, _) = store.usage();
+        assert!(entries < 5_000, "the bound evicted some: {entries}");
+        assert_eq!(
+            store.varying_urls() as u64,
+            entries,
+            "one index line per stored URL, none for evicted ones"
+        );
+        store.clear();
+        assert_eq!(store.varying_urls(), 0);
+    }
+
+    #[test]
+    fn a_new_retention_applies_to_entries_stored_after_it() {
+        let store = store(1 << 20);
+        let stale = || {
+            CachedResponse::new(
+                StatusCode::OK,
+                HeaderMap::new(),
+                Bytes::from_static(b"s"),
+                SystemTime::now() - Duration::from_secs(10),
+                Some(Duration::from_secs(1)),
+                Duration::ZERO,
+                VaryValues::default(),
+                ReuseRules::default(),
+            )
+        };
+        let key = CacheKey::from_text("stale");
+        store.insert(key.clone(), stale());
+        store.usage();
+        assert!(
+            store.lookup(&key, &HeaderMap::new()).is_none(),
+            "no grace: gone"
+        );
+        store.set_retention(Retention {
+            grace: Duration::from_secs(3600),
+            keep: Duration::ZERO,
+        });
+        store.insert(key.clone(), stale());
+        store.usage();
+        assert!(
+            store.lookup(&key, &HeaderMap::new()).is_some(),
+            "kept for the grace"
+        );
+    }
+
+    #[test]
+    fn the_weight_of_an_entry_covers_its_allocations() {
+        let key = CacheKey::from_text("http://o h/p");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+        headers.insert("x-custom", HeaderValue::from_static("value"));
+        let entry = CachedResponse::new(
+            StatusCode::OK,
+            headers,
+            Bytes::from(vec![b'x'; 1000]),
+            SystemTime::now(),
+            None,
+            Duration::ZERO,
+            VaryValues::default(),
+            ReuseRules::default(),
+        );
+        let weight = weight::of_entry(&key, &entry) as usize;
+        let at_least = 1000
+            + std::mem::size_of::<CachedResponse>()
+            + key.as_str().len()
+            + "text/plain".len()
+            + "value".len()
+            + weight::MOKA_PER_ENTRY;
+        assert!(weight >= at_least, "{weight} < {at_least}");
+        assert!(weight < at_least + 512, "not wildly more: {weight}");
+        let varied = CacheKey::variant(&key, 7);
+        assert!(
+            weight::of_entry(&varied, &entry) as usize > weight + key.as_str().len(),
+            "a variant also pays for its index line and its primary key's text"
         );
     }
 
