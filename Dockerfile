@@ -2,6 +2,11 @@
 
 # Build: the Rust toolchain image, the locked dependency set.
 FROM rust:1.95-slim-bookworm AS build
+# jemalloc's build runs make, which the slim image lacks.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

@@ -35,7 +35,7 @@ pub struct ReuseRules {
 /// Kept small because there is one per entry: times are whole microseconds
 /// since the Unix epoch, and the rarely used `Vary` values, purge tags and
 /// stale windows (whole seconds) sit behind one optional pointer. With its
-/// `Arc` counts it fits mimalloc's 128-byte size class (a test checks).
+/// `Arc` counts it fits the allocator's 128-byte size class (a test checks).
 #[derive(Debug, Clone)]
 pub struct CachedResponse {
     /// The origin's status.
@@ -375,7 +375,7 @@ mod tests {
 
     #[test]
     fn an_entry_fits_a_128_byte_allocation_with_its_arc_counts() {
-        // mimalloc's size classes around it are 112, 128 and 160 bytes.
+        // jemalloc's size classes around it are 112, 128 and 160 bytes.
         assert!(std::mem::size_of::<CachedResponse>() + 16 <= 128);
     }
 

@@ -5,19 +5,18 @@
 /// (its first clone: a stored body or value handed to an answer).
 pub const SHARED_COUNT: usize = 32;
 
-/// Bytes the allocator hands out for a request of `size`: mimalloc's
-/// size classes (8-byte steps up to 64 bytes, then four classes per
-/// power of two), and whole 64 KiB slices for large objects.
+/// Bytes the allocator hands out for a request of `size`: jemalloc's
+/// size classes (8, then 16-byte steps up to 128 bytes, then four classes
+/// per power of two, small and large alike).
 pub fn allocated(size: usize) -> usize {
-    const LARGE: usize = 64 * 1024;
     match size {
         0 => 0,
-        1..=64 => size.next_multiple_of(8),
-        65..=LARGE => {
+        1..=8 => 8,
+        9..=128 => size.next_multiple_of(16),
+        _ => {
             let base = 1usize << (usize::BITS - 1 - (size - 1).leading_zeros());
             size.next_multiple_of(base / 4)
         }
-        _ => size.next_multiple_of(LARGE),
     }
 }
 
@@ -30,6 +29,8 @@ mod tests {
         for (asked, given) in [
             (0, 0),
             (1, 8),
+            (9, 16),
+            (40, 48),
             (64, 64),
             (65, 80),
             (100, 112),
@@ -38,8 +39,9 @@ mod tests {
             (1024, 1024),
             (1025, 1280),
             (65_536, 65_536),
-            (65_537, 131_072),
+            (65_537, 81_920),
             (1 << 20, 1 << 20),
+            ((1 << 20) + 1, 1_310_720),
         ] {
             assert_eq!(allocated(asked), given, "{asked}");
         }

@@ -205,7 +205,7 @@ fn validate_origin(section: &OriginSection, key: &str, base_dir: &Path) -> Resul
         origin.read_timeout = duration(
             &format!("{key}.read_timeout"),
             t,
-            Duration::from_secs(1),
+            Duration::from_millis(100),
             DAY,
         )?;
     }
