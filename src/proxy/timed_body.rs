@@ -61,19 +61,17 @@ impl StdError for BodyError {
     }
 }
 
-/// Whether `err` (or a cause of it) is a client body that was too slow.
-pub fn caused_by_slow_client(err: &(dyn StdError + 'static)) -> bool {
+/// How the client's own request body failed, if that is what made a
+/// request to the origin fail (it is then not the origin's fault).
+pub fn client_body_fault<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a BodyError> {
     let mut cause = Some(err);
     while let Some(e) = cause {
-        if matches!(
-            e.downcast_ref::<BodyError>(),
-            Some(BodyError::ClientTooSlow)
-        ) {
-            return true;
+        match e.downcast_ref::<BodyError>() {
+            Some(fault @ (BodyError::ClientTooSlow | BodyError::Client(_))) => return Some(fault),
+            _ => cause = e.source(),
         }
-        cause = e.source();
     }
-    false
+    None
 }
 
 /// A timer made when first needed.
@@ -282,13 +280,15 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_client_is_found_anywhere_in_the_chain() {
+    fn a_client_body_fault_is_found_anywhere_in_the_chain() {
         #[derive(Debug, thiserror::Error)]
         #[error("wrapped")]
         struct Wrapped(#[source] BodyError);
-        assert!(caused_by_slow_client(&Wrapped(BodyError::ClientTooSlow)));
-        assert!(!caused_by_slow_client(&Wrapped(BodyError::OriginStalled(
-            Duration::from_secs(1)
-        ))));
+        assert!(matches!(
+            client_body_fault(&Wrapped(BodyError::ClientTooSlow)),
+            Some(BodyError::ClientTooSlow)
+        ));
+        let stalled = Wrapped(BodyError::OriginStalled(Duration::from_secs(1)));
+        assert!(client_body_fault(&stalled).is_none());
     }
 }

@@ -15,7 +15,7 @@ use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 
 use super::pool::Pool;
-use super::timed_body::{BodyFailures, ClientBody, OriginBody, caused_by_slow_client};
+use super::timed_body::{BodyError, BodyFailures, ClientBody, OriginBody, client_body_fault};
 use crate::config::Origin;
 use crate::error::{Error, OriginFailure};
 use crate::metrics::Metrics;
@@ -91,10 +91,12 @@ impl Upstream {
                 let failures = self.body_failures.clone();
                 return Ok(response.map(|body| OriginBody::new(body, read_timeout, failures)));
             }
-            Err(Error::OriginFailed(cause)) if caused_by_slow_client(cause.as_ref()) => {
-                // Not the origin's fault: the client's body stalled.
-                return Err(Error::ClientBodyTimeout);
-            }
+            Err(Error::OriginFailed(cause)) => match client_body_fault(cause.as_ref()) {
+                // Not the origin's fault: the client's body stalled or broke.
+                Some(BodyError::ClientTooSlow) => return Err(Error::ClientBodyTimeout),
+                Some(_) => return Err(Error::BadRequest("the request body broke off")),
+                None => Error::OriginFailed(cause),
+            },
             Err(err) => err,
         };
         self.metrics
