@@ -33,6 +33,7 @@
 //! 6. Every response gets `Via`, `X-Cache` and `Cache-Status`; metrics
 //!    are counted and one access-log line is written when its body is done.
 
+pub mod accept;
 pub mod admin;
 pub mod app;
 pub mod cache;

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::accept;
 use crate::config::Limits;
 use crate::error::Error;
 use crate::proxy::timed_body::MinRate;
@@ -227,7 +228,7 @@ pub async fn serve(
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
-                backoff_after(&err, &cancel).await;
+                accept::backoff_after(&err, &cancel).await;
                 continue;
             }
         };
@@ -306,27 +307,5 @@ impl Connection {
         if let Err(err) = self.watcher.watch(connection).await {
             tracing::debug!(peer = self.peer.shown(), error = %err, "connection ended with an error");
         }
-    }
-}
-
-/// Connection-level errors concern one client and are retried at once;
-/// resource errors (EMFILE, ENOBUFS) get a short pause so the loop does not
-/// spin.
-pub(crate) async fn backoff_after(err: &io::Error, cancel: &CancellationToken) {
-    let per_connection = matches!(
-        err.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::Interrupted
-    );
-    if per_connection {
-        tracing::debug!(error = %err, "accept failed for one connection");
-        return;
-    }
-    tracing::warn!(error = %err, "accept failed; retrying in 100 ms");
-    tokio::select! {
-        () = tokio::time::sleep(Duration::from_millis(100)) => {}
-        () = cancel.cancelled() => {}
     }
 }

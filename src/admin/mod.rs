@@ -135,7 +135,7 @@ impl Admin {
             let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
-                    crate::server::backoff_after(&err, &cancel).await;
+                    crate::accept::backoff_after(&err, &cancel).await;
                     continue;
                 }
             };

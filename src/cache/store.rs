@@ -4,15 +4,9 @@
 //!
 //! Freshness is judged by the entry itself against our
 //! [`crate::clock::Clock`]; moka's own per-entry expiry is only a ceiling
-//! that frees memory once an entry can no longer be used: its freshness,
-//! plus its stale windows, plus (if it can be revalidated) the `keep` time.
-//! Every change wakes the snapshot writer.
-//!
-//! moka applies inserts and evicts in batches (every 64 writes, or 300 ms
-//! later): with large responses that let the cache run tens of megabytes
-//! past its bound. A maintenance thread of the store's own applies them
-//! as soon as the bytes inserted since the last run pass a sixty-fourth
-//! of the bound, off the request threads.
+//! ([`super::expiry`]), and its pending work is run promptly by the
+//! store's own thread ([`super::maintenance`]). Every change wakes the
+//! snapshot writer.
 //!
 //! A response that varies is stored under a variant key (primary key +
 //! hash of the request values it was selected by); a small index maps the
@@ -23,14 +17,11 @@
 //! index miss.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use http::{HeaderMap, HeaderName};
-use moka::Expiry;
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
@@ -38,8 +29,10 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 
 use super::entry::CachedResponse;
-use super::freshness::clamp;
+use super::expiry::Ceiling;
+pub use super::expiry::Retention;
 use super::key::CacheKey;
+use super::maintenance::Maintenance;
 use super::vary::VaryValues;
 use super::weight;
 use crate::clock::SharedClock;
@@ -51,21 +44,6 @@ const NOT_STORED_NOTES: u64 = 10_000;
 const NOT_STORED_FOR: Duration = Duration::from_secs(120);
 /// Variants kept per URL; the oldest goes first.
 const MAX_VARIANTS: usize = 32;
-/// The maintenance thread runs at least this often (expired entries go).
-const MAINTENANCE_EVERY: Duration = Duration::from_secs(1);
-/// Inserted bytes that wake the maintenance thread: this part of the bound.
-const FLUSH_FRACTION: u64 = 64;
-/// ... but not less than this, so that small caches do not flush per insert.
-const MIN_FLUSH_BYTES: u64 = 256 * 1024;
-
-/// How long unusable-looking entries are kept for later use.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Retention {
-    /// Stale entries may stand in for a failing origin this long.
-    pub grace: Duration,
-    /// Stale entries with validators are kept this long for revalidation.
-    pub keep: Duration,
-}
 
 #[derive(Debug, Default)]
 struct VariantIndex {
@@ -95,104 +73,6 @@ impl std::fmt::Debug for Store {
             .field("entries", &self.entries.entry_count())
             .field("bytes", &self.entries.weighted_size())
             .finish()
-    }
-}
-
-/// moka's expiry: how long an entry can still be of use when (re)inserted.
-struct Ceiling {
-    clock: SharedClock,
-    retention: Arc<ArcSwap<Retention>>,
-}
-
-impl Ceiling {
-    fn usable_for(&self, value: &CachedResponse) -> Option<Duration> {
-        let fresh = value.remaining(self.clock.now())?;
-        let rules = value.rules();
-        let retention = **self.retention.load();
-        let stale_use = rules
-            .stale_while_revalidate
-            .max(rules.stale_if_error)
-            .max(retention.grace);
-        let keep = if value.has_validators() {
-            retention.keep
-        } else {
-            Duration::ZERO
-        };
-        Some(clamp(fresh.saturating_add(stale_use).saturating_add(keep)))
-    }
-}
-
-impl Expiry<CacheKey, Arc<CachedResponse>> for Ceiling {
-    fn expire_after_create(
-        &self,
-        _key: &CacheKey,
-        value: &Arc<CachedResponse>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        self.usable_for(value)
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &CacheKey,
-        value: &Arc<CachedResponse>,
-        _updated_at: Instant,
-        _duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        // moka's default keeps the old entry's remaining time; a new
-        // response brings its own.
-        self.usable_for(value)
-    }
-}
-
-/// Wakes the store's maintenance thread when enough has been inserted.
-struct Maintenance {
-    inserted: AtomicU64,
-    flush_at: u64,
-    wake: SyncSender<()>,
-}
-
-impl Maintenance {
-    /// Starts the thread that applies `entries`' pending inserts and
-    /// evictions; it ends when the last handle to the store is dropped.
-    fn start(entries: Cache<CacheKey, Arc<CachedResponse>>, max_bytes: u64) -> Self {
-        let (wake, woken) = mpsc::sync_channel::<()>(1);
-        let spawned = std::thread::Builder::new()
-            .name("cache-maintenance".into())
-            .spawn(move || {
-                loop {
-                    match woken.recv_timeout(MAINTENANCE_EVERY) {
-                        Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => return,
-                    }
-                    // One run applies a bounded batch; a burst of large
-                    // inserts may need a few.
-                    for _ in 0..8 {
-                        entries.run_pending_tasks();
-                        if entries.weighted_size() <= max_bytes {
-                            break;
-                        }
-                    }
-                }
-            });
-        if let Err(err) = spawned {
-            tracing::warn!(error = %err, "no cache maintenance thread; evictions may lag inserts");
-        }
-        Maintenance {
-            inserted: AtomicU64::new(0),
-            flush_at: (max_bytes / FLUSH_FRACTION).max(MIN_FLUSH_BYTES),
-            wake,
-        }
-    }
-
-    /// Counts `bytes` inserted; past the threshold, wakes the thread.
-    fn inserted(&self, bytes: u64) {
-        let before = self.inserted.fetch_add(bytes, Ordering::Relaxed);
-        if before.saturating_add(bytes) >= self.flush_at {
-            self.inserted.store(0, Ordering::Relaxed);
-            // A full channel already holds a wake-up.
-            let _ = self.wake.try_send(());
-        }
     }
 }
 
@@ -482,7 +362,7 @@ mod tests {
     use http::header::ACCEPT_LANGUAGE;
     use http::{HeaderMap, StatusCode};
     use std::sync::atomic::Ordering;
-    use std::time::SystemTime;
+    use std::time::{Instant, SystemTime};
 
     fn entry(body: usize) -> CachedResponse {
         variant(body, VaryValues::default())

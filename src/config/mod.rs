@@ -7,9 +7,11 @@
 //! bounded, TLS material is loaded. Nothing later re-validates it.
 
 pub mod file;
+mod limits;
 mod origin;
 pub mod source;
 mod validate;
+mod values;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -11,19 +11,16 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::file::{
-    DurationValue, FileConfig, ListenerSection, OriginSection, PolicyName, RouteSection, SizeValue,
+    DurationValue, FileConfig, ListenerSection, OriginSection, PolicyName, RouteSection,
 };
+use super::values::{bytes, duration, invalid};
 use super::{
-    AdminConfig, CacheConfig, Config, HostMatch, Limits, ListenerConfig, ListenerTls, MAX_TTL_SECS,
-    Origin, Policy, RouteConfig,
+    AdminConfig, CacheConfig, Config, HostMatch, ListenerConfig, ListenerTls, MAX_TTL_SECS, Origin,
+    Policy, RouteConfig,
 };
 use crate::error::Error;
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn invalid(key: &str, why: impl std::fmt::Display) -> Error {
-    Error::Config(format!("{key}: {why}"))
-}
 
 /// Validates `raw`; relative paths are taken from `base_dir` (the config
 /// file's directory).
@@ -84,7 +81,7 @@ pub fn validate(raw: &FileConfig, base_dir: &Path) -> Result<Config, Error> {
             .map(|(i, r)| validate_route(r, &format!("routes[{i}]"), &names, cache.ttl))
             .collect::<Result<_, _>>()?
     };
-    let limits = validate_limits(raw)?;
+    let limits = super::limits::validate_limits(&raw.limits)?;
     let admin = validate_admin(raw, base_dir)?;
     Ok(Config {
         listeners,
@@ -334,64 +331,6 @@ fn validate_admin(raw: &FileConfig, base_dir: &Path) -> Result<AdminConfig, Erro
     Ok(AdminConfig { address, token })
 }
 
-fn validate_limits(raw: &FileConfig) -> Result<Limits, Error> {
-    let section = &raw.limits;
-    let mut limits = Limits::default();
-    if let Some(max) = section.max_connections {
-        if max == 0 || max > 1_000_000 {
-            return Err(invalid(
-                "limits.max_connections",
-                "must be between 1 and 1000000",
-            ));
-        }
-        limits.max_connections = max as usize;
-    }
-    if let Some(t) = &section.header_read_timeout {
-        limits.header_read_timeout = duration(
-            "limits.header_read_timeout",
-            t,
-            Duration::from_secs(1),
-            Duration::from_secs(3600),
-        )?;
-    }
-    if let Some(size) = &section.max_header_bytes {
-        limits.max_header_bytes =
-            bounded_bytes("limits.max_header_bytes", size, 8 * 1024, 1024 * 1024)?;
-    }
-    if let Some(n) = section.max_headers {
-        if !(1..=10_000).contains(&n) {
-            return Err(invalid("limits.max_headers", "must be between 1 and 10000"));
-        }
-        limits.max_headers = n as usize;
-    }
-    if let Some(size) = &section.max_uri_bytes {
-        limits.max_uri_bytes = bounded_bytes("limits.max_uri_bytes", size, 256, 1024 * 1024)?;
-    }
-    if let Some(t) = &section.client_body_timeout {
-        limits.client_body_timeout = duration(
-            "limits.client_body_timeout",
-            t,
-            Duration::from_secs(1),
-            Duration::from_secs(3600),
-        )?;
-    }
-    if let Some(rate) = &section.client_body_min_rate {
-        limits.client_body_min_rate = match rate {
-            SizeValue::Bytes(0) => 0,
-            other => bytes("limits.client_body_min_rate", other)?,
-        };
-    }
-    if let Some(t) = &section.shutdown_grace {
-        limits.shutdown_grace = duration(
-            "limits.shutdown_grace",
-            t,
-            Duration::ZERO,
-            Duration::from_secs(3600),
-        )?;
-    }
-    Ok(limits)
-}
-
 fn header_names(key: &str, names: &[String]) -> Result<Vec<http::HeaderName>, Error> {
     names
         .iter()
@@ -432,60 +371,4 @@ fn ttl(key: &str, value: &DurationValue) -> Result<Duration, Error> {
         Duration::from_secs(1),
         Duration::from_secs(MAX_TTL_SECS),
     )
-}
-
-/// A duration within `min..=max`.
-pub(super) fn duration(
-    key: &str,
-    value: &DurationValue,
-    min: Duration,
-    max: Duration,
-) -> Result<Duration, Error> {
-    let parsed = match value {
-        DurationValue::Seconds(n) => u64::try_from(*n)
-            .map(Duration::from_secs)
-            .map_err(|_| invalid(key, "must not be negative"))?,
-        DurationValue::Text(text) => humantime::parse_duration(text).map_err(|e| {
-            invalid(
-                key,
-                format!("'{text}' is not a duration like 30s, 5m or 1h: {e}"),
-            )
-        })?,
-    };
-    if parsed < min || parsed > max {
-        return Err(invalid(
-            key,
-            format!(
-                "must be between {} and {}",
-                humantime::format_duration(min),
-                humantime::format_duration(max)
-            ),
-        ));
-    }
-    Ok(parsed)
-}
-
-/// A size in bytes within `min..=max`.
-fn bounded_bytes(key: &str, value: &SizeValue, min: u64, max: u64) -> Result<usize, Error> {
-    let parsed = bytes(key, value)?;
-    if parsed < min || parsed > max {
-        return Err(invalid(
-            key,
-            format!("must be between {min} and {max} bytes"),
-        ));
-    }
-    usize::try_from(parsed).map_err(|_| invalid(key, "too large"))
-}
-
-fn bytes(key: &str, value: &SizeValue) -> Result<u64, Error> {
-    let parsed = match value {
-        SizeValue::Bytes(n) => {
-            u64::try_from(*n).map_err(|_| invalid(key, "must not be negative"))?
-        }
-        SizeValue::Text(text) => crate::cli::parse_size(text).map_err(|e| invalid(key, e))?,
-    };
-    if parsed == 0 {
-        return Err(invalid(key, "must be greater than 0"));
-    }
-    Ok(parsed)
 }

@@ -1,0 +1,73 @@
+//! Values as the config file spells them (durations, sizes) turned into
+//! bounded typed values, and the error that names the key.
+
+use std::time::Duration;
+
+use super::file::{DurationValue, SizeValue};
+use crate::error::Error;
+
+/// A configuration error about `key`.
+pub(super) fn invalid(key: &str, why: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{key}: {why}"))
+}
+
+/// A duration within `min..=max`.
+pub(super) fn duration(
+    key: &str,
+    value: &DurationValue,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, Error> {
+    let parsed = match value {
+        DurationValue::Seconds(n) => u64::try_from(*n)
+            .map(Duration::from_secs)
+            .map_err(|_| invalid(key, "must not be negative"))?,
+        DurationValue::Text(text) => humantime::parse_duration(text).map_err(|e| {
+            invalid(
+                key,
+                format!("'{text}' is not a duration like 30s, 5m or 1h: {e}"),
+            )
+        })?,
+    };
+    if parsed < min || parsed > max {
+        return Err(invalid(
+            key,
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// A size in bytes within `min..=max`.
+pub(super) fn bounded_bytes(
+    key: &str,
+    value: &SizeValue,
+    min: u64,
+    max: u64,
+) -> Result<usize, Error> {
+    let parsed = bytes(key, value)?;
+    if parsed < min || parsed > max {
+        return Err(invalid(
+            key,
+            format!("must be between {min} and {max} bytes"),
+        ));
+    }
+    usize::try_from(parsed).map_err(|_| invalid(key, "too large"))
+}
+
+pub(super) fn bytes(key: &str, value: &SizeValue) -> Result<u64, Error> {
+    let parsed = match value {
+        SizeValue::Bytes(n) => {
+            u64::try_from(*n).map_err(|_| invalid(key, "must not be negative"))?
+        }
+        SizeValue::Text(text) => crate::cli::parse_size(text).map_err(|e| invalid(key, e))?,
+    };
+    if parsed == 0 {
+        return Err(invalid(key, "must be greater than 0"));
+    }
+    Ok(parsed)
+}
