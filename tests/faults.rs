@@ -9,10 +9,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Route, TestOrigin, TestProxy, client, get, raw_exchange, raw_origin};
+use common::{Route, TestOrigin, TestProxy, client, get, paced_origin, raw_exchange, raw_origin};
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// `name{labels} value` from the admin API's metrics (0 when absent).
 async fn metric(proxy: &TestProxy, prefix: &str) -> f64 {
@@ -189,7 +189,7 @@ async fn a_client_that_goes_away_during_the_origin_trip_is_counted_as_499() {
 async fn a_body_that_keeps_coming_is_not_cut() {
     // 20 chunks spread over more than the read timeout in total, each
     // within it: the read timeout is between reads, not for the body.
-    let (addr, _) = paced_origin(20, Duration::from_millis(30)).await;
+    let addr = paced_origin(20, Duration::from_millis(30)).await;
     let proxy = TestProxy::start_with(&format!("http://{addr}"), |c| {
         c.origins[0].read_timeout = Duration::from_millis(200);
     })
@@ -197,31 +197,4 @@ async fn a_body_that_keeps_coming_is_not_cut() {
     let answer = get(&proxy.url("/")).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body.len(), 20 * 10);
-}
-
-/// An origin that sends a chunked body of `chunks` ten-byte chunks, one
-/// every `every`.
-async fn paced_origin(chunks: usize, every: Duration) -> (std::net::SocketAddr, ()) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: no-store\r\n\r\n")
-                    .await;
-                for _ in 0..chunks {
-                    tokio::time::sleep(every).await;
-                    let _ = stream.write_all(b"a\r\n0123456789\r\n").await;
-                }
-                let _ = stream.write_all(b"0\r\n\r\n").await;
-            });
-        }
-    });
-    (addr, ())
 }

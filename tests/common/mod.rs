@@ -388,6 +388,33 @@ pub async fn raw_origin(raw: &'static [u8]) -> (SocketAddr, Arc<Mutex<usize>>) {
     (addr, count)
 }
 
+/// An origin that sends a chunked body of `chunks` ten-byte chunks, one
+/// every `every`.
+pub async fn paced_origin(chunks: usize, every: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: no-store\r\n\r\n")
+                    .await;
+                for _ in 0..chunks {
+                    tokio::time::sleep(every).await;
+                    let _ = stream.write_all(b"a\r\n0123456789\r\n").await;
+                }
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    addr
+}
+
 /// A proxy on 127.0.0.1:0 with a clock the test advances.
 pub struct TestProxy {
     pub addr: SocketAddr,

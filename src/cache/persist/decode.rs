@@ -423,22 +423,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         headers.insert(VARY, HeaderValue::from_static("accept"));
-        CachedResponse::new(
-            StatusCode::OK,
-            headers,
-            Bytes::from_static(b"\x00binary\xffbody"),
-            stored_at,
-            fresh_for.map(Duration::from_secs),
-            Duration::from_secs(3),
-            VaryValues::from_pairs(vec![(
-                http::header::ACCEPT,
-                Some(HeaderValue::from_static("x/y")),
-            )]),
-            ReuseRules {
-                stale_if_error: Duration::from_secs(9),
-                ..ReuseRules::default()
-            },
-        )
+        crate::cache::persist::test_entry(headers, stored_at, fresh_for)
     }
 
     /// Decodes `bytes` with every key routed, capped by `ttl`.

@@ -164,12 +164,9 @@ impl Serialize for RawText<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::entry::ReuseRules;
     use crate::cache::persist::format::SnapshotEntry;
-    use crate::cache::vary::VaryValues;
-    use bytes::Bytes;
-    use http::{HeaderMap, StatusCode};
-    use std::time::{Duration, SystemTime};
+    use http::HeaderMap;
+    use std::time::SystemTime;
 
     /// The owned form of an entry, as the snapshot was written before
     /// [`EntryOut`]: the reference the borrowed writer must match.
@@ -206,22 +203,7 @@ mod tests {
     }
 
     fn entry(headers: HeaderMap, fresh_for: Option<u64>) -> CachedResponse {
-        CachedResponse::new(
-            StatusCode::OK,
-            headers,
-            Bytes::from_static(b"\x00binary\xffbody"),
-            SystemTime::now(),
-            fresh_for.map(Duration::from_secs),
-            Duration::from_secs(3),
-            VaryValues::from_pairs(vec![(
-                http::header::ACCEPT,
-                Some(HeaderValue::from_static("x/y")),
-            )]),
-            ReuseRules {
-                stale_if_error: Duration::from_secs(9),
-                ..ReuseRules::default()
-            },
-        )
+        crate::cache::persist::test_entry(headers, SystemTime::now(), fresh_for)
     }
 
     #[test]

@@ -29,3 +29,30 @@ pub use writer::Snapshotter;
 
 /// The snapshot format this build reads and writes.
 pub const VERSION: u32 = 1;
+
+/// An entry with every field set, for the tests of the writer and the
+/// reader.
+#[cfg(test)]
+pub(crate) fn test_entry(
+    headers: http::HeaderMap,
+    stored_at: std::time::SystemTime,
+    fresh_for: Option<u64>,
+) -> crate::cache::CachedResponse {
+    use std::time::Duration;
+    crate::cache::CachedResponse::new(
+        http::StatusCode::OK,
+        headers,
+        bytes::Bytes::from_static(b"\x00binary\xffbody"),
+        stored_at,
+        fresh_for.map(Duration::from_secs),
+        Duration::from_secs(3),
+        crate::cache::vary::VaryValues::from_pairs(vec![(
+            http::header::ACCEPT,
+            Some(http::HeaderValue::from_static("x/y")),
+        )]),
+        crate::cache::ReuseRules {
+            stale_if_error: Duration::from_secs(9),
+            ..crate::cache::ReuseRules::default()
+        },
+    )
+}
