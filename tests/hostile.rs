@@ -162,3 +162,82 @@ async fn the_proxys_own_errors_are_never_stored() {
     assert_eq!(again.status, 502, "not served from the cache");
     assert_eq!(again.x_cache(), "MISS");
 }
+
+#[tokio::test]
+async fn a_cookie_never_fills_a_shared_entry_unless_the_response_says_public() {
+    let origin = TestOrigin::start().await;
+    origin.route(
+        "/mine",
+        Route::ok("personal").header("cache-control", "max-age=60"),
+    );
+    origin.route(
+        "/ours",
+        Route::ok("shared").header("cache-control", "public, max-age=60"),
+    );
+    let proxy = TestProxy::start(&origin.url()).await;
+    let with_cookie = |path: &str| {
+        http::Request::get(proxy.url(path))
+            .header("cookie", "session=alice")
+            .body(http_body_util::Full::default())
+            .unwrap()
+    };
+    common::send(&common::client(), with_cookie("/mine")).await;
+    let other = get(&proxy.url("/mine")).await;
+    assert_eq!(
+        other.x_cache(),
+        "MISS",
+        "alice's answer is not served to others"
+    );
+    common::send(&common::client(), with_cookie("/ours")).await;
+    assert_eq!(get(&proxy.url("/ours")).await.x_cache(), "HIT");
+}
+
+#[tokio::test]
+async fn a_pathological_vary_is_not_stored() {
+    let origin = TestOrigin::start().await;
+    origin.route(
+        "/wide",
+        Route::ok("w")
+            .header("cache-control", "max-age=60")
+            .header("vary", "a, b, c, d, e, f, g, h, i"),
+    );
+    origin.route(
+        "/agent",
+        Route::ok("u")
+            .header("cache-control", "max-age=60")
+            .header("vary", "user-agent"),
+    );
+    let proxy = TestProxy::start(&origin.url()).await;
+    let first = get(&proxy.url("/wide")).await;
+    assert!(
+        first
+            .header("cache-status")
+            .unwrap()
+            .contains("vary-too-wide"),
+        "{:?}",
+        first.header("cache-status")
+    );
+    assert_eq!(get(&proxy.url("/wide")).await.x_cache(), "MISS");
+    let long_agent = |agent: String| {
+        http::Request::get(proxy.url("/agent"))
+            .header("user-agent", agent)
+            .body(http_body_util::Full::default())
+            .unwrap()
+    };
+    let client = common::client();
+    for _ in 0..2 {
+        let answer = common::send(&client, long_agent("x".repeat(5000))).await;
+        assert_eq!(
+            answer.x_cache(),
+            "MISS",
+            "5000 bytes of User-Agent key no variant"
+        );
+    }
+    common::send(&client, long_agent("curl/8".into())).await;
+    assert_eq!(
+        common::send(&client, long_agent("curl/8".into()))
+            .await
+            .x_cache(),
+        "HIT"
+    );
+}
