@@ -21,16 +21,29 @@ per_target=${SECONDS_PER_TARGET:-120}
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(cache_control http_date cache_key snapshot)
 
+report="../bench/results/$(date -u +%Y-%m-%d-%H%M)-fuzz.md"
+{
+    echo "# Fuzzing $(date -u '+%Y-%m-%d %H:%M') UTC (commit $(git rev-parse --short HEAD))"
+    echo
+    echo "\`bench/fuzz.sh\`: cargo-fuzz (libFuzzer, AddressSanitizer), ${per_target} s per target."
+    echo
+    echo "| target | runs | outcome |"
+    echo "| --- | ---: | --- |"
+} > "$report"
 status=0
 for target in "${targets[@]}"; do
     mkdir -p "corpus/$target"
     echo "== $target (${per_target} s)"
-    if ! cargo fuzz run "$target" "corpus/$target" -- \
+    if cargo fuzz run "$target" "corpus/$target" -- \
         -max_total_time="$per_target" -max_len=4096 -rss_limit_mb=2048 2>"$target.log"; then
+        done_line=$(grep -E "^Done" "$target.log" | tail -1)
+        echo "$done_line"
+        echo "| $target | $(echo "$done_line" | awk '{print $2}') | no crash |" >> "$report"
+    else
         status=1
         tail -30 "$target.log"
-    else
-        grep -E "^Done|#[0-9]+.*DONE" "$target.log" | tail -1
+        echo "| $target | | **crashed**: see fuzz/artifacts/$target/ |" >> "$report"
     fi
 done
+echo "report: bench/results/$(basename "$report")"
 exit $status
