@@ -4,8 +4,8 @@
 //!
 //! Freshness is judged by the entry itself against our
 //! [`crate::clock::Clock`]; moka's own per-entry expiry is only a ceiling
-//! ([`super::expiry`]), and its pending work is run promptly by the
-//! store's own thread ([`super::maintenance`]). Every change wakes the
+//! (`cache::expiry`), and its pending work is run promptly by the
+//! store's own thread (`cache::maintenance`). Every change wakes the
 //! snapshot writer.
 //!
 //! A response that varies is stored under a variant key (primary key +

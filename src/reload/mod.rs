@@ -1,7 +1,7 @@
 //! Live configuration: a reload builds a whole new [`Runtime`] and swaps it
 //! in one store; listeners whose address is unchanged keep their sockets
 //! and connections, new ones are bound first (all or nothing), removed ones
-//! drain. [`watch_file`] applies edits of the config file; [`changes`]
+//! drain. [`watch_file`] applies edits of the config file; `changes`
 //! says what each reload changed.
 
 mod changes;

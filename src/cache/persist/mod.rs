@@ -6,9 +6,9 @@
 //! "vary":[[name,value|null]],"rules":{...},"tags":[...]}]}`, times in
 //! wall-clock Unix milliseconds.
 //!
-//! - [`encode`] writes entries one at a time from the live cache (a write
+//! - [`mod@encode`] writes entries one at a time from the live cache (a write
 //!   never holds a second copy of it, nor entries moka has let go of).
-//! - [`decode`] reads the file as a stream and restores each entry that
+//! - [`mod@decode`] reads the file as a stream and restores each entry that
 //!   passes the checks a fresh origin response would; a file that is not
 //!   a version-1 snapshot, or larger than a full cache can write, is moved
 //!   aside and the proxy starts empty.
