@@ -63,7 +63,7 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.json");
-    let snapshotter = Snapshotter::new(store, path.clone(), metrics);
+    let snapshotter = Snapshotter::new(store, path.clone(), metrics.snapshot.clone());
 
     let started = Instant::now();
     let written = snapshotter.write_now().unwrap();

@@ -91,7 +91,7 @@ async fn start_inner(
     let snapshotter = Arc::new(Snapshotter::new(
         store.clone(),
         config.cache.file.clone(),
-        metrics.clone(),
+        metrics.snapshot.clone(),
     ));
     let (admin, admin_listener) = Admin::bind(
         config.admin.address,

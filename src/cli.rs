@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
-use crate::config::{ConfigSource, MAX_TTL_SECS, Overrides};
+use crate::config::{ConfigSource, MAX_TTL_SECS, Overrides, parse_size};
+use crate::telemetry::LogFormat;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -113,15 +114,6 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -198,19 +190,6 @@ impl Cli {
             },
         }
     }
-}
-
-/// Parses a byte size: a plain number of bytes or a number with a unit
-/// (KiB, MiB, GiB, KB, MB, ...).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let size: bytesize::ByteSize = text
-        .trim()
-        .parse()
-        .map_err(|e| format!("'{text}' is not a size like 8MiB: {e}"))?;
-    if size.as_u64() == 0 {
-        return Err("size must be greater than 0".into());
-    }
-    Ok(size.as_u64())
 }
 
 #[cfg(test)]

@@ -49,5 +49,6 @@ pub mod router;
 pub mod runtime;
 pub mod server;
 pub mod telemetry;
+pub mod upstream;
 
 pub use error::Error;

@@ -15,7 +15,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 
-use crate::cache::Store;
+use crate::cache::persist::SnapshotCounters;
+use crate::cache::store::Usage;
 use crate::clock::unix_millis;
 use crate::error::OriginFailure;
 
@@ -140,16 +141,10 @@ pub struct Metrics {
     pub evictions: Counter,
     /// Requests that waited for another request's fill.
     pub coalesced_waits: Counter,
-    /// Snapshot writes.
-    pub snapshot_writes: Counter,
-    /// Snapshot writes that failed.
-    pub snapshot_failures: Counter,
-    /// Snapshot write duration.
-    pub snapshot_duration: Histogram,
+    /// What the snapshot writer counts.
+    pub snapshot: SnapshotCounters,
     /// Snapshot entries dropped at start (failed a check, or unrouted).
     pub snapshot_dropped: Counter,
-    /// Size of the last snapshot written.
-    pub snapshot_bytes: Gauge,
     /// Configuration reloads by result.
     pub reloads: Family<ReloadLabels, Counter>,
     /// Unix time of the last good configuration load.
@@ -193,10 +188,7 @@ impl Metrics {
             revalidations: Counter::default(),
             evictions: Counter::default(),
             coalesced_waits: Counter::default(),
-            snapshot_writes: Counter::default(),
-            snapshot_failures: Counter::default(),
-            snapshot_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-            snapshot_bytes: Gauge::default(),
+            snapshot: SnapshotCounters::default(),
             snapshot_dropped: Counter::default(),
             reloads: Family::default(),
             last_reload: Gauge::default(),
@@ -258,22 +250,22 @@ impl Metrics {
         registry.register(
             "snapshot_writes",
             "Snapshot writes",
-            metrics.snapshot_writes.clone(),
+            metrics.snapshot.writes.clone(),
         );
         registry.register(
             "snapshot_failures",
             "Failed snapshot writes",
-            metrics.snapshot_failures.clone(),
+            metrics.snapshot.failures.clone(),
         );
         registry.register(
             "snapshot_duration_seconds",
             "Snapshot write time",
-            metrics.snapshot_duration.clone(),
+            metrics.snapshot.duration.clone(),
         );
         registry.register(
             "snapshot_bytes",
             "Size of the last snapshot",
-            metrics.snapshot_bytes.clone(),
+            metrics.snapshot.bytes.clone(),
         );
         registry.register(
             "snapshot_dropped_entries",
@@ -364,8 +356,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the cache gauges read now.
-    pub fn encode(&self, store: &Store) -> String {
-        let (entries, bytes) = store.usage();
+    pub fn encode(&self, cache: Usage) -> String {
+        let Usage { entries, bytes } = cache;
         self.cache_entries
             .set(i64::try_from(entries).unwrap_or(i64::MAX));
         self.cache_bytes
@@ -378,8 +370,8 @@ impl Metrics {
     }
 
     /// The essentials as JSON, for humans and scripts.
-    pub fn stats(&self, store: &Store) -> serde_json::Value {
-        let (entries, bytes) = store.usage();
+    pub fn stats(&self, cache: Usage) -> serde_json::Value {
+        let Usage { entries, bytes } = cache;
         let reloads = |result| self.reloads.get_or_create(&ReloadLabels { result }).get();
         let requests = self.all_requests.get();
         json!({
@@ -396,9 +388,9 @@ impl Metrics {
                 "coalesced_waits": self.coalesced_waits.get(),
             },
             "snapshot": {
-                "writes": self.snapshot_writes.get(),
-                "failures": self.snapshot_failures.get(),
-                "last_bytes": self.snapshot_bytes.get(),
+                "writes": self.snapshot.writes.get(),
+                "failures": self.snapshot.failures.get(),
+                "last_bytes": self.snapshot.bytes.get(),
                 "dropped_on_load": self.snapshot_dropped.get(),
             },
             "config": {

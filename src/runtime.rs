@@ -15,8 +15,8 @@ use crate::cache::persist::Placement;
 use crate::config::{Config, HostMatch, Policy};
 use crate::error::Error;
 use crate::metrics::{Metrics, RouteCounters};
-use crate::proxy::upstream::Upstream;
 use crate::router::Router;
+use crate::upstream::Upstream;
 
 /// What a request routed here needs.
 #[derive(Debug)]

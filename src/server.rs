@@ -28,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 use crate::accept;
 use crate::config::Limits;
 use crate::error::Error;
-use crate::proxy::timed_body::MinRate;
 use crate::proxy::{ClientConn, Peer, Proxy, RequestLimits};
+use crate::upstream::body::MinRate;
 
 /// Linux's "address family not supported" (no IPv6 in this kernel).
 const EAFNOSUPPORT: i32 = 97;

@@ -198,7 +198,7 @@ impl Admin {
         let query = request.uri().query().unwrap_or("").to_owned();
         match (request.method().as_str(), path.as_str()) {
             ("GET", "/metrics") => {
-                let text_of = |proxy: &Proxy| proxy.metrics().encode(proxy.store());
+                let text_of = |proxy: &Proxy| proxy.metrics().encode(proxy.store().usage());
                 let encoded = match self.off_runtime(text_of).await {
                     Ok(encoded) => encoded,
                     Err(failed) => return failed,
@@ -212,7 +212,7 @@ impl Admin {
                 response
             }
             ("GET", "/stats") => {
-                let stats = |proxy: &Proxy| proxy.metrics().stats(proxy.store());
+                let stats = |proxy: &Proxy| proxy.metrics().stats(proxy.store().usage());
                 match self.off_runtime(stats).await {
                     Ok(stats) => json(StatusCode::OK, &stats),
                     Err(failed) => failed,

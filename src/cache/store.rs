@@ -53,6 +53,15 @@ struct VariantIndex {
 
 type Variants = DashMap<CacheKey, VariantIndex>;
 
+/// How full the store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Stored entries (variants count one each).
+    pub entries: u64,
+    /// Their weight in bytes, as counted against the bound.
+    pub bytes: u64,
+}
+
 /// The shared, bounded response cache. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -292,9 +301,12 @@ impl Store {
 
     /// Entry count and weighted bytes (after pending maintenance). Waits
     /// for moka's maintenance lock: call it off the runtime threads.
-    pub fn usage(&self) -> (u64, u64) {
+    pub fn usage(&self) -> Usage {
         self.entries.run_pending_tasks();
-        (self.entries.entry_count(), self.entries.weighted_size())
+        Usage {
+            entries: self.entries.entry_count(),
+            bytes: self.entries.weighted_size(),
+        }
     }
 
     /// URLs in the `Vary` index (for tests and inspection).
@@ -396,7 +408,10 @@ mod tests {
         for i in 0..100 {
             store.insert(CacheKey::from_text(&format!("k{i}")), entry(10_000));
         }
-        let (count, bytes) = store.usage();
+        let Usage {
+            entries: count,
+            bytes,
+        } = store.usage();
         assert!(bytes <= 100_000, "{bytes} bytes held");
         assert!(count < 100 && count > 0, "{count} entries kept");
     }
@@ -536,7 +551,7 @@ mod tests {
             );
         }
         store.usage();
-        let (entries, _) = store.usage();
+        let entries = store.usage().entries;
         assert!(entries < 5_000, "the bound evicted some: {entries}");
         assert_eq!(
             store.varying_urls() as u64,

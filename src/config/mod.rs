@@ -22,6 +22,7 @@ use std::time::Duration;
 pub use origin::{Origin, Scheme};
 pub use source::{ConfigSource, Overrides};
 pub use validate::validate;
+pub use values::parse_size;
 
 pub use crate::router::HostMatch;
 

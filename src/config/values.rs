@@ -64,10 +64,23 @@ pub(super) fn bytes(key: &str, value: &SizeValue) -> Result<u64, Error> {
         SizeValue::Bytes(n) => {
             u64::try_from(*n).map_err(|_| invalid(key, "must not be negative"))?
         }
-        SizeValue::Text(text) => crate::cli::parse_size(text).map_err(|e| invalid(key, e))?,
+        SizeValue::Text(text) => parse_size(text).map_err(|e| invalid(key, e))?,
     };
     if parsed == 0 {
         return Err(invalid(key, "must be greater than 0"));
     }
     Ok(parsed)
+}
+
+/// Parses a byte size: a plain number of bytes or a number with a unit
+/// (KiB, MiB, GiB, KB, MB, ...).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let size: bytesize::ByteSize = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("'{text}' is not a size like 8MiB: {e}"))?;
+    if size.as_u64() == 0 {
+        return Err("size must be greater than 0".into());
+    }
+    Ok(size.as_u64())
 }

@@ -24,10 +24,9 @@ use serde::{Serialize, Serializer};
 use super::Peer;
 use super::body::ProxyBody;
 use super::cache_status::CacheStatus;
-use super::timed_body::BodyError;
-use crate::cli::LogFormat;
 use crate::runtime::Route;
-use crate::telemetry::{AccessSink, timestamp};
+use crate::telemetry::{AccessSink, LogFormat, timestamp};
+use crate::upstream::body::BodyError;
 
 /// The request facts the log line needs, taken before the request is
 /// consumed.

@@ -15,10 +15,10 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 
-use super::timed_body::{BodyError, OriginBody};
 use crate::cache::coalesce::FillGuard;
 use crate::cache::vary::VaryValues;
 use crate::cache::{CacheKey, CachedResponse, ReuseRules, Store};
+use crate::upstream::body::{BodyError, OriginBody};
 
 /// Every response body the proxy sends.
 #[derive(Debug)]

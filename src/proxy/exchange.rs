@@ -18,8 +18,6 @@ use super::body::{Fill, ProxyBody, TeeBody};
 use super::cache_status::{CacheStatus, Fwd};
 use super::headers::{self, Forwarded};
 use super::respond::{declared_length, from_cache};
-use super::timed_body::{ClientBody, MinRate, OriginBody};
-use super::upstream::UpstreamBody;
 use super::{ClientConn, Proxy};
 use crate::cache::coalesce::{FillGuard, FillState, Role};
 use crate::cache::control::CacheControl;
@@ -31,6 +29,8 @@ use crate::cache::{CacheKey, CachedResponse};
 use crate::config::Policy;
 use crate::error::Error;
 use crate::runtime::{Route, Runtime};
+use crate::upstream::UpstreamBody;
+use crate::upstream::body::{ClientBody, MinRate, OriginBody};
 
 /// A response and the cache's part in it.
 pub(super) type Served = (Response<ProxyBody>, CacheStatus);

@@ -18,7 +18,6 @@ use super::exchange::{Exchange, Served, upstream_body};
 use super::headers;
 use super::request;
 use super::respond::error_response;
-use super::upstream::UpstreamBody;
 use super::{ClientConn, Proxy};
 use crate::cache::CacheKey;
 use crate::cache::control::CacheControl;
@@ -27,6 +26,7 @@ use crate::config::Policy;
 use crate::error::Error;
 use crate::metrics::{Metrics, method_label, status_label};
 use crate::runtime::Runtime;
+use crate::upstream::UpstreamBody;
 
 /// `Cache-Status` (RFC 9211).
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");

@@ -2,8 +2,8 @@
 //!
 //! `handler` sequences the phases (check, route, look up, judge);
 //! `exchange` deals with the origin (fetch, coalesce, revalidate, store,
-//! stale fallback); [`upstream`], [`headers`], [`body`], `respond` and
-//! [`access_log`] each do one job.
+//! stale fallback); [`headers`], [`body`], `respond` and [`access_log`]
+//! each do one job; the origin client is [`crate::upstream`].
 
 pub mod access_log;
 pub mod body;
@@ -13,12 +13,9 @@ mod handler;
 pub mod headers;
 mod invalidate;
 mod peer;
-mod pool;
 pub mod request;
 mod respond;
 mod revalidate;
-pub mod timed_body;
-pub mod upstream;
 
 use std::sync::Arc;
 
@@ -50,7 +47,7 @@ pub struct ClientConn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLimits {
     /// How fast request bodies must come.
-    pub body_rate: timed_body::MinRate,
+    pub body_rate: crate::upstream::body::MinRate,
     /// Longest request target (414 beyond).
     pub max_uri_bytes: usize,
     /// Most header fields (431 beyond).

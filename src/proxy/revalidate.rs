@@ -12,12 +12,12 @@ use http_body_util::{BodyExt, Either, Empty};
 use super::cache_status::{CacheStatus, Fwd};
 use super::exchange::{Asked, Exchange, Served, Stored, fresh_for};
 use super::respond::declared_length;
-use super::upstream::UpstreamBody;
 use crate::cache::coalesce::Role;
 use crate::cache::headers::StoredHeaders;
 use crate::cache::policy::{Decision, StoreInput};
 use crate::cache::{CacheKey, CachedResponse};
 use crate::error::Error;
+use crate::upstream::UpstreamBody;
 
 impl Exchange {
     /// Applies a 304 (or a matching HEAD response) to a stored entry

@@ -9,8 +9,16 @@ use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
 use writer::{BatchWriter, FlushGuard};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Installs the global subscriber: text or one JSON object per line,
 /// written to stderr by a background thread (a request never waits for a

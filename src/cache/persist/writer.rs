@@ -17,17 +17,43 @@ use super::encode::encode_into;
 use super::files::write_atomic_with;
 use crate::cache::store::Store;
 use crate::error::Error;
-use crate::metrics::Metrics;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 /// Write-behind waits at least this many times the last write's duration.
 const WRITE_PACING: u32 = 10;
+
+/// What the writer counts (exposed as metrics by whoever registers them).
+#[derive(Debug, Clone)]
+pub struct SnapshotCounters {
+    /// Writes attempted.
+    pub writes: Counter,
+    /// Writes that failed.
+    pub failures: Counter,
+    /// How long each write took, in seconds.
+    pub duration: Histogram,
+    /// Size of the last snapshot written.
+    pub bytes: Gauge,
+}
+
+impl Default for SnapshotCounters {
+    fn default() -> Self {
+        SnapshotCounters {
+            writes: Counter::default(),
+            failures: Counter::default(),
+            duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            bytes: Gauge::default(),
+        }
+    }
+}
 
 /// Writes the store's snapshot; one write at a time per process.
 #[derive(Debug)]
 pub struct Snapshotter {
     store: Store,
     writes: watch::Sender<u64>,
-    metrics: Metrics,
+    counters: SnapshotCounters,
     path: PathBuf,
     write_lock: Mutex<()>,
     /// The last write failed (its error was logged).
@@ -36,11 +62,11 @@ pub struct Snapshotter {
 
 impl Snapshotter {
     /// A writer of `store` to `path`.
-    pub fn new(store: Store, path: PathBuf, metrics: Metrics) -> Self {
+    pub fn new(store: Store, path: PathBuf, counters: SnapshotCounters) -> Self {
         Snapshotter {
             store,
             writes: watch::Sender::new(0),
-            metrics,
+            counters,
             path,
             write_lock: Mutex::new(()),
             failing: AtomicBool::new(false),
@@ -64,14 +90,14 @@ impl Snapshotter {
         let started = std::time::Instant::now();
         let written =
             write_atomic_with(&self.path, |writer| encode_into(self.store.iter(), writer));
-        self.metrics.snapshot_writes.inc();
-        self.metrics
-            .snapshot_duration
+        self.counters.writes.inc();
+        self.counters
+            .duration
             .observe(started.elapsed().as_secs_f64());
         let written = match written {
             Ok(written) => written,
             Err(source) => {
-                self.metrics.snapshot_failures.inc();
+                self.counters.failures.inc();
                 return Err(Error::CacheFile {
                     path: self.path.clone(),
                     source,
@@ -81,8 +107,8 @@ impl Snapshotter {
         self.writes
             .send_modify(|count| *count = count.wrapping_add(1));
         if let Ok(meta) = fs::metadata(&self.path) {
-            self.metrics
-                .snapshot_bytes
+            self.counters
+                .bytes
                 .set(i64::try_from(meta.len()).unwrap_or(i64::MAX));
         }
         Ok(written)

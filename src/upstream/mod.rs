@@ -1,28 +1,27 @@
 //! The client towards one origin: HTTP/1.1 or HTTP/2 (ALPN) over TCP or
 //! rustls, with webpki roots and the ring provider chosen explicitly, its
-//! connections kept by `proxy/pool.rs`. Failures are classified by type,
+//! connections kept by [`pool`]. Failures are classified by type,
 //! never by message text.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Request, Response, Version};
-use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use super::pool::Pool;
-use super::timed_body::{BodyError, BodyFailures, ClientBody, OriginBody, client_body_fault};
+pub mod body;
+mod pool;
+
 use crate::config::Origin;
 use crate::error::{Error, OriginFailure};
 use crate::metrics::Metrics;
+use body::{BodyError, BodyFailures, OriginBody, client_body_fault};
+use pool::Pool;
 
-/// A request body towards the origin: the client's (held to a minimum
-/// rate), or none (background revalidation).
-pub type UpstreamBody = Either<ClientBody, Empty<Bytes>>;
+pub use body::UpstreamBody;
 
 /// A connection pool to one origin.
 #[derive(Debug, Clone)]

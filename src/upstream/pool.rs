@@ -24,7 +24,7 @@ use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_service::Service;
 
-use super::upstream::UpstreamBody;
+use super::body::UpstreamBody;
 use crate::config::Origin;
 use crate::error::{BoxError, Error};
 

@@ -26,6 +26,10 @@ use hyper::body::Incoming;
 use prometheus_client::metrics::counter::Counter;
 use tokio::time::{Instant, Sleep};
 
+/// A request body towards the origin: the client's (held to a minimum
+/// rate), or none (background revalidation).
+pub type UpstreamBody = http_body_util::Either<ClientBody, http_body_util::Empty<Bytes>>;
+
 /// Why a body ended early.
 #[derive(Debug)]
 pub enum BodyError {
