@@ -55,10 +55,13 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 cat > "$work/miss.lua" <<'EOF'
+-- A prefix per wrk run, so that the counted run repeats none of the
+-- warm-up's keys: every request is a miss.
+local prefix = os.getenv("KEY_PREFIX") or ""
 local n = 0
 request = function()
   n = n + 1
-  return wrk.format("GET", "/u/" .. n)
+  return wrk.format("GET", "/u/" .. prefix .. n)
 end
 EOF
 
@@ -76,10 +79,10 @@ count() { # name path expected-log-fields [script]
     done
     local args=(-t1 -c16)
     [ -n "$script" ] && args+=(-s "$script")
-    taskset -c 0 wrk "${args[@]}" -d2s "http://127.0.0.1:18201$path" >/dev/null
+    KEY_PREFIX=warm taskset -c 0 wrk "${args[@]}" -d2s "http://127.0.0.1:18201$path" >/dev/null
     callgrind_control -i on "$pid" >/dev/null 2>&1
     local requests
-    requests=$(taskset -c 0 wrk "${args[@]}" -d5s "http://127.0.0.1:18201$path" |
+    requests=$(KEY_PREFIX=run taskset -c 0 wrk "${args[@]}" -d5s "http://127.0.0.1:18201$path" |
         grep -oE '[0-9]+ requests in' | cut -d' ' -f1)
     callgrind_control -i off "$pid" >/dev/null 2>&1
     callgrind_control -d "$pid" >/dev/null 2>&1

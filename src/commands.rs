@@ -1,19 +1,48 @@
 //! The one-shot commands of the binary: `--check-config`, `--clear-cache`,
 //! `--health-check` and `cache ...` (a client of a running instance's admin
-//! API). Each prints its result on stdout and returns an [`Error`] for main
-//! to print.
+//! API). Each prints its result on stdout and returns a [`CommandError`]
+//! for main to print, with its exit code.
 
 use std::path::PathBuf;
 
 use http::Method;
 
 use crate::admin::admin_file_path;
-use crate::admin::client::{ClearOutcome, TOKEN_ENV, Target, clear_cache, health_check};
+use crate::admin::client::{
+    AdminClientError, ClearOutcome, TOKEN_ENV, Target, clear_cache, health_check,
+};
+use crate::app::StartupError;
 use crate::cli::{CacheAction, Cli};
-use crate::error::Error;
+use crate::config::ConfigError;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The proxy could not start (or stop cleanly).
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The running instance could not be asked, or said no.
+    #[error(transparent)]
+    Admin(#[from] AdminClientError),
+}
+
+impl CommandError {
+    /// The process exit code: 2 for a configuration that cannot be used
+    /// (as for a usage error), 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Startup(err) => err.exit_code(),
+            CommandError::Config(_) => 2,
+            CommandError::Admin(_) => 1,
+        }
+    }
+}
 
 /// `--check-config`: validate, print what would be served.
-pub fn check(cli: &Cli) -> Result<(), Error> {
+pub fn check(cli: &Cli) -> Result<(), CommandError> {
     let config = cli.source().load()?;
     match &cli.config {
         Some(path) => println!("configuration OK: {}", path.display()),
@@ -25,7 +54,7 @@ pub fn check(cli: &Cli) -> Result<(), Error> {
 
 /// The cache file the flags point at (`--cache-file`, the config's, or
 /// `./cache.json`).
-fn cache_file(cli: &Cli) -> Result<PathBuf, Error> {
+fn cache_file(cli: &Cli) -> Result<PathBuf, ConfigError> {
     Ok(match (&cli.cache_file, &cli.config) {
         (Some(file), _) => file.clone(),
         (None, Some(_)) => cli.source().load()?.cache.file,
@@ -34,7 +63,7 @@ fn cache_file(cli: &Cli) -> Result<PathBuf, Error> {
 }
 
 /// `--clear-cache`.
-pub async fn clear(cli: &Cli) -> Result<(), Error> {
+pub async fn clear(cli: &Cli) -> Result<(), CommandError> {
     let cache_file = cache_file(cli)?;
     match clear_cache(&cache_file, cli.admin).await? {
         ClearOutcome::Instance {
@@ -55,21 +84,20 @@ pub async fn clear(cli: &Cli) -> Result<(), Error> {
 }
 
 /// `--health-check URL`.
-pub async fn health(url: &str) -> Result<(), Error> {
+pub async fn health(url: &str) -> Result<(), CommandError> {
     health_check(url).await?;
     println!("ok");
     Ok(())
 }
 
 /// `cache list|show|explain|purge|stats`: prints the admin API's JSON.
-pub async fn cache(cli: &Cli, action: &CacheAction) -> Result<(), Error> {
+pub async fn cache(cli: &Cli, action: &CacheAction) -> Result<(), CommandError> {
     let cache_file = cache_file(cli)?;
     let token = std::env::var(TOKEN_ENV).ok();
     let target = Target::locate(&cache_file, cli.admin, token).ok_or_else(|| {
-        Error::Config(format!(
-            "no running instance found: no {} (start one, or give --admin ADDR)",
-            admin_file_path(&cache_file).display()
-        ))
+        AdminClientError::NoInstance {
+            record: admin_file_path(&cache_file),
+        }
     })?;
     let encode = |url: &str| form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>();
     let (method, path, body) = match action {

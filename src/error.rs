@@ -1,14 +1,19 @@
-//! One error type for the whole proxy, classified by fault.
+//! Errors of the request path, and what every one of them becomes.
 //!
-//! Request-path errors map to an HTTP status in [`Error::status`]; startup
-//! errors map to a process exit code in [`Error::exit_code`]. Both matches are
-//! exhaustive, so a new variant must be classified before it compiles. The
-//! client only ever sees a short canonical body; the cause chain goes to the
-//! log.
+//! [`RequestError`] ends a request: [`RequestError::status`] is the status
+//! the client sees (an exhaustive match, so a new variant must be
+//! classified before it compiles) and [`RequestError::is_refusal`] says
+//! whether it is the client's doing (logged at debug) or a failure (logged
+//! as a warning). The client only ever sees a short canonical body; the
+//! cause chain goes to the log ([`chain`]). [`OriginFailure`] is how an
+//! origin failed, for metrics and logs.
+//!
+//! Errors that end the process are typed where they arise
+//! (`config::ConfigError`, `server::BindError`, `app::StartupError`,
+//! `admin::client::AdminClientError`) and mapped to an exit code by the
+//! command that meets them.
 
 use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -16,9 +21,9 @@ use http::StatusCode;
 /// A boxed error from a lower layer (hyper, the connector, ...).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Everything that can go wrong, on the request path or at startup.
+/// Why a request could not be answered normally.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum RequestError {
     /// The origin could not be connected to (refused, unresolvable, TLS).
     #[error("cannot connect to origin")]
     OriginConnect(#[source] BoxError),
@@ -53,144 +58,60 @@ pub enum Error {
     /// The client sent a request we refuse to forward.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
-    /// A bug or an impossible state on our side.
-    #[error("internal error: {0}")]
-    Internal(String),
-    /// The listening port is taken by another process.
-    #[error("port {port} is already in use")]
-    PortInUse {
-        /// The port that was asked for.
-        port: u16,
-    },
-    /// Binding a privileged port without the right to do so.
-    #[error(
-        "permission denied to listen on port {port}: ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port >= 1024"
-    )]
-    PortPermission {
-        /// The port that was asked for.
-        port: u16,
-    },
-    /// Any other failure to listen.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address that was asked for.
-        addr: SocketAddr,
-        /// What the OS said.
-        #[source]
-        source: io::Error,
-    },
-    /// `--origin` is not an absolute http(s) URL.
-    #[error("invalid origin URL '{value}': {why}")]
-    InvalidOrigin {
-        /// What the user gave.
-        value: String,
-        /// Why it was refused.
-        why: String,
-    },
-    /// A configuration value is out of range or inconsistent.
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// Reading or writing the cache snapshot failed.
-    #[error("cache file {path}: {source}")]
-    CacheFile {
-        /// The snapshot path.
-        path: PathBuf,
-        /// What the OS said.
-        #[source]
-        source: io::Error,
-    },
-    /// A running instance refused or failed an admin request.
-    #[error("admin API at {addr} answered {status}: {body}")]
-    AdminRefused {
-        /// The admin address of the instance.
-        addr: SocketAddr,
-        /// Its answer.
-        status: StatusCode,
-        /// Its explanation.
-        body: String,
-    },
-    /// Nothing answered at the admin address.
-    #[error("no admin API answers at {addr}: {why}")]
-    AdminUnreachable {
-        /// The address tried.
-        addr: SocketAddr,
-        /// What went wrong.
-        why: String,
-    },
 }
 
-impl Error {
+impl RequestError {
     /// The status a client sees when this error ends a request.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::OriginConnect(_) | Error::OriginFailed(_) | Error::OriginProtocol(_) => {
-                StatusCode::BAD_GATEWAY
-            }
-            Error::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
-            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Error::OriginTimeout(_) | Error::NotCached => StatusCode::GATEWAY_TIMEOUT,
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::NoRoute => StatusCode::NOT_FOUND,
-            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Internal(_)
-            | Error::PortInUse { .. }
-            | Error::PortPermission { .. }
-            | Error::Bind { .. }
-            | Error::InvalidOrigin { .. }
-            | Error::Config(_)
-            | Error::CacheFile { .. }
-            | Error::AdminRefused { .. }
-            | Error::AdminUnreachable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            RequestError::OriginConnect(_)
+            | RequestError::OriginFailed(_)
+            | RequestError::OriginProtocol(_) => StatusCode::BAD_GATEWAY,
+            RequestError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            RequestError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            RequestError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            RequestError::OriginTimeout(_) | RequestError::NotCached => StatusCode::GATEWAY_TIMEOUT,
+            RequestError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RequestError::NoRoute => StatusCode::NOT_FOUND,
+            RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
-    /// The process exit code when this error ends the program: 2 for bad
-    /// configuration (as for a usage error), 1 for everything else.
-    pub fn exit_code(&self) -> u8 {
+    /// Whether the request was refused for what the client sent or asked
+    /// (logged at debug), rather than failed on our or the origin's side
+    /// (a warning).
+    pub fn is_refusal(&self) -> bool {
         match self {
-            Error::InvalidOrigin { .. } | Error::Config(_) => 2,
-            Error::OriginConnect(_)
-            | Error::OriginTimeout(_)
-            | Error::OriginFailed(_)
-            | Error::OriginProtocol(_)
-            | Error::ClientBodyTimeout
-            | Error::UriTooLong(_)
-            | Error::HeadersTooLarge(_)
-            | Error::BadRequest(_)
-            | Error::NoRoute
-            | Error::MethodNotAllowed
-            | Error::NotCached
-            | Error::Internal(_)
-            | Error::PortInUse { .. }
-            | Error::PortPermission { .. }
-            | Error::Bind { .. }
-            | Error::CacheFile { .. }
-            | Error::AdminRefused { .. }
-            | Error::AdminUnreachable { .. } => 1,
-        }
-    }
-
-    /// Classifies a bind failure into the message a user can act on.
-    pub fn from_bind(addr: SocketAddr, source: io::Error) -> Self {
-        match source.kind() {
-            io::ErrorKind::AddrInUse => Error::PortInUse { port: addr.port() },
-            io::ErrorKind::PermissionDenied => Error::PortPermission { port: addr.port() },
-            _ => Error::Bind { addr, source },
+            RequestError::ClientBodyTimeout
+            | RequestError::UriTooLong(_)
+            | RequestError::HeadersTooLarge(_)
+            | RequestError::NotCached
+            | RequestError::MethodNotAllowed
+            | RequestError::NoRoute
+            | RequestError::BadRequest(_) => true,
+            RequestError::OriginConnect(_)
+            | RequestError::OriginTimeout(_)
+            | RequestError::OriginFailed(_)
+            | RequestError::OriginProtocol(_) => false,
         }
     }
 
     /// The error and its whole cause chain on one line, for logs.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(err) = cause {
-            text.push_str(": ");
-            text.push_str(&err.to_string());
-            cause = err.source();
-        }
-        text
+        chain(self)
     }
+}
+
+/// An error and its whole cause chain on one line: `error: cause: cause`.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }
 
 /// How an origin failed: the `kind` label of
@@ -247,18 +168,25 @@ impl OriginFailure {
     }
 
     /// Classifies an error from sending a request to an origin, by the
-    /// types in its cause chain (never by message text).
-    pub fn of(err: &Error) -> Self {
-        match err {
-            Error::OriginTimeout(_) => OriginFailure::Timeout,
-            Error::OriginProtocol(_) => OriginFailure::Protocol,
-            Error::OriginConnect(cause) if in_chain::<rustls::Error>(cause.as_ref()) => {
+    /// types in its cause chain (never by message text); `None` for an
+    /// error that is not the origin's.
+    pub fn of(err: &RequestError) -> Option<Self> {
+        Some(match err {
+            RequestError::OriginTimeout(_) => OriginFailure::Timeout,
+            RequestError::OriginProtocol(_) => OriginFailure::Protocol,
+            RequestError::OriginConnect(cause) if in_chain::<rustls::Error>(cause.as_ref()) => {
                 OriginFailure::Tls
             }
-            Error::OriginConnect(_) => OriginFailure::Connect,
-            Error::OriginFailed(cause) => Self::of_exchange(cause.as_ref()),
-            _ => OriginFailure::Other,
-        }
+            RequestError::OriginConnect(_) => OriginFailure::Connect,
+            RequestError::OriginFailed(cause) => Self::of_exchange(cause.as_ref()),
+            RequestError::ClientBodyTimeout
+            | RequestError::UriTooLong(_)
+            | RequestError::HeadersTooLarge(_)
+            | RequestError::NotCached
+            | RequestError::MethodNotAllowed
+            | RequestError::NoRoute
+            | RequestError::BadRequest(_) => return None,
+        })
     }
 
     /// A failure after the connection was made.
@@ -278,7 +206,8 @@ impl OriginFailure {
                 OriginFailure::Closed
             }
             Some(e) if e.is_timeout() => OriginFailure::Timeout,
-            _ => OriginFailure::Other,
+            // hyper's error kinds are opaque beyond these predicates.
+            Some(_) | None => OriginFailure::Other,
         }
     }
 }
@@ -313,21 +242,16 @@ mod tests {
 
     #[test]
     fn upstream_faults_are_gateway_errors() {
-        let refused = Error::OriginConnect("refused".into());
+        let refused = RequestError::OriginConnect("refused".into());
         assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
-        let slow = Error::OriginTimeout(Duration::from_secs(1));
+        assert!(!refused.is_refusal());
+        let slow = RequestError::OriginTimeout(Duration::from_secs(1));
         assert_eq!(slow.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(Error::BadRequest("x").status(), StatusCode::BAD_REQUEST);
-    }
-
-    #[test]
-    fn bind_errors_name_the_port() {
-        let addr: SocketAddr = "0.0.0.0:3000".parse().unwrap();
-        let in_use = Error::from_bind(addr, io::Error::from(io::ErrorKind::AddrInUse));
-        assert_eq!(in_use.to_string(), "port 3000 is already in use");
-        let denied = Error::from_bind(addr, io::Error::from(io::ErrorKind::PermissionDenied));
-        assert!(denied.to_string().contains("port >= 1024"));
-        assert_eq!(in_use.exit_code(), 1);
+        assert_eq!(
+            RequestError::BadRequest("x").status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert!(RequestError::BadRequest("x").is_refusal());
     }
 
     #[test]
@@ -336,28 +260,30 @@ mod tests {
             io::ErrorKind::InvalidData,
             rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
         );
+        let of = |err: RequestError| OriginFailure::of(&err);
         assert_eq!(
-            OriginFailure::of(&Error::OriginConnect(Box::new(tls))),
-            OriginFailure::Tls
+            of(RequestError::OriginConnect(Box::new(tls))),
+            Some(OriginFailure::Tls)
         );
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(
-            OriginFailure::of(&Error::OriginConnect(Box::new(refused))),
-            OriginFailure::Connect
+            of(RequestError::OriginConnect(Box::new(refused))),
+            Some(OriginFailure::Connect)
         );
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
         assert_eq!(
-            OriginFailure::of(&Error::OriginFailed(Box::new(reset))),
-            OriginFailure::Reset
+            of(RequestError::OriginFailed(Box::new(reset))),
+            Some(OriginFailure::Reset)
         );
         assert_eq!(
-            OriginFailure::of(&Error::OriginTimeout(Duration::from_secs(1))),
-            OriginFailure::Timeout
+            of(RequestError::OriginTimeout(Duration::from_secs(1))),
+            Some(OriginFailure::Timeout)
         );
         assert_eq!(
-            OriginFailure::of(&Error::OriginProtocol("x")),
-            OriginFailure::Protocol
+            of(RequestError::OriginProtocol("x")),
+            Some(OriginFailure::Protocol)
         );
+        assert_eq!(of(RequestError::ClientBodyTimeout), None);
         let labels: std::collections::HashSet<_> =
             OriginFailure::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(labels.len(), OriginFailure::ALL.len());
@@ -365,7 +291,7 @@ mod tests {
 
     #[test]
     fn chain_includes_causes() {
-        let err = Error::OriginConnect("connection refused".into());
+        let err = RequestError::OriginConnect("connection refused".into());
         assert_eq!(err.chain(), "cannot connect to origin: connection refused");
     }
 }

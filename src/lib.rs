@@ -50,5 +50,3 @@ pub mod runtime;
 pub mod server;
 pub mod telemetry;
 pub mod upstream;
-
-pub use error::Error;

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use caching_proxy::app::{self, RunningProxy};
 use caching_proxy::cli::{Cli, Command};
 use caching_proxy::clock::SystemClock;
-use caching_proxy::{Error, commands, telemetry};
+use caching_proxy::commands::{self, CommandError};
+use caching_proxy::error::chain;
+use caching_proxy::telemetry;
 use clap::Parser;
 
 /// jemalloc: as fast as mimalloc on the request path (instructions per
 /// hit, pass and miss within 1%), and it gives large freed blocks back,
 /// where mimalloc's per-thread heaps kept tens of megabytes of evicted
 /// 1 MiB bodies and broke the cache's memory bound (`docs/architecture.md`,
-/// "Memory"; `bench/memory.py`).
+/// "An entry's memory is counted"; `bench/memory.py`).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -41,18 +43,18 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: {}", chain(&err));
             ExitCode::from(err.exit_code())
         }
     }
 }
 
-async fn serve(cli: &Cli) -> Result<(), Error> {
+async fn serve(cli: &Cli) -> Result<(), CommandError> {
     let running = app::start_from(cli.source(), Arc::new(SystemClock)).await?;
     reload_on_sighup(&running);
     wait_for_stop_signal().await;
     tracing::info!("shutting down");
-    running.shutdown().await
+    Ok(running.shutdown().await?)
 }
 
 /// SIGHUP reloads the configuration file.

@@ -13,10 +13,26 @@ use tokio_rustls::TlsAcceptor;
 use crate::cache::CacheKey;
 use crate::cache::persist::Placement;
 use crate::config::{Config, HostMatch, Policy};
-use crate::error::Error;
 use crate::metrics::{Metrics, RouteCounters};
 use crate::router::Router;
-use crate::upstream::Upstream;
+use crate::upstream::{SetupError, Upstream};
+
+/// A configuration the request path cannot be built from.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// An origin's client cannot be set up.
+    #[error(transparent)]
+    Origin(#[from] SetupError),
+    /// A route names an origin that does not exist (validation prevents
+    /// it; a `Config` built by hand may not).
+    #[error("route '{route}' leads to unknown origin '{origin}'")]
+    UnknownOrigin {
+        /// The route's name.
+        route: String,
+        /// The origin it names.
+        origin: String,
+    },
+}
 
 /// What a request routed here needs.
 #[derive(Debug)]
@@ -71,7 +87,7 @@ impl Runtime {
         config: &Config,
         previous: Option<&Runtime>,
         metrics: &Metrics,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, BuildError> {
         let mut upstreams: HashMap<&str, Arc<Upstream>> = HashMap::new();
         for origin in &config.origins {
             let reused = previous
@@ -88,8 +104,9 @@ impl Runtime {
             let upstream = upstreams
                 .get(route.origin.as_str())
                 .cloned()
-                .ok_or_else(|| {
-                    Error::Config(format!("route to unknown origin '{}'", route.origin))
+                .ok_or_else(|| BuildError::UnknownOrigin {
+                    route: route.name.clone(),
+                    origin: route.origin.clone(),
                 })?;
             let origin = upstream.origin();
             let name: Arc<str> = route.name.as_str().into();

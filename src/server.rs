@@ -25,9 +25,8 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::accept;
+use crate::accept::{self, BindError};
 use crate::config::Limits;
-use crate::error::Error;
 use crate::proxy::{ClientConn, Peer, Proxy, RequestLimits};
 use crate::upstream::body::MinRate;
 
@@ -40,7 +39,7 @@ const BACKLOG: i32 = 1024;
 /// Binds `addr`. The unspecified IPv6 address listens on IPv4 too
 /// (dual-stack); where IPv6 is unavailable it falls back to `0.0.0.0`.
 /// Must be called within a tokio runtime.
-pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+pub fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
     match bind_socket(addr) {
         Err(err)
             if addr.is_ipv6()
@@ -50,9 +49,9 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
         {
             let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, addr.port()));
             tracing::warn!("IPv6 is unavailable; listening on IPv4 only");
-            bind_socket(v4).map_err(|e| Error::from_bind(v4, e))
+            bind_socket(v4).map_err(|e| BindError::new(v4, e))
         }
-        other => other.map_err(|e| Error::from_bind(addr, e)),
+        other => other.map_err(|e| BindError::new(addr, e)),
     }
 }
 
@@ -109,7 +108,7 @@ impl ListenerSet {
     pub fn bind_missing(
         &self,
         wanted: &[SocketAddr],
-    ) -> Result<Vec<(SocketAddr, TcpListener)>, Error> {
+    ) -> Result<Vec<(SocketAddr, TcpListener)>, BindError> {
         wanted
             .iter()
             .filter(|address| !self.running.contains_key(address))

@@ -78,7 +78,7 @@ async fn an_invalid_edit_is_refused_and_the_old_config_keeps_serving() {
 
     proxy.edit("[[listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]\n");
     let event = FileProxy::next_reload(&mut events).await;
-    let error = event.result.unwrap_err();
+    let error = event.result.unwrap_err().to_string();
     assert!(error.contains("proxy.toml:3:"), "{error}");
     assert_eq!(body_of(&proxy.url("/")).await, "from a");
 
@@ -86,7 +86,8 @@ async fn an_invalid_edit_is_refused_and_the_old_config_keeps_serving() {
     let error = FileProxy::next_reload(&mut events)
         .await
         .result
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains("routes[0].origin: unknown origin 'nowhere'"),
         "{error}"
@@ -142,7 +143,8 @@ async fn a_reload_whose_new_port_is_taken_is_refused_as_a_whole() {
     let error = FileProxy::next_reload(&mut events)
         .await
         .result
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains(&format!("port {} is already in use", taken_addr.port())),
         "{error}"
@@ -246,7 +248,8 @@ async fn a_removed_config_file_is_reported_and_the_old_config_keeps_serving() {
     let error = FileProxy::next_reload(&mut events)
         .await
         .result
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("proxy.toml was removed"), "{error}");
     assert_eq!(body_of(&proxy.url("/")).await, "from a");
 

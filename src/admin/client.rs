@@ -3,7 +3,7 @@
 //! commands built on that: `--clear-cache`, `cache ...`, `--health-check`.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +14,64 @@ use hyper_util::rt::TokioIo;
 
 use super::{AdminFile, admin_file_path};
 use crate::cache::persist::{encode, write_atomic};
-use crate::error::Error;
+use crate::error::BoxError;
+
+/// Why a command could not get its answer from a running instance.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminClientError {
+    /// Nothing answered at the address.
+    #[error("no admin API answers at {addr}")]
+    Unreachable {
+        /// The address tried.
+        addr: SocketAddr,
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+    /// The instance answered, but not with a success.
+    #[error("admin API at {addr} answered {status}: {body}")]
+    Refused {
+        /// The admin address of the instance.
+        addr: SocketAddr,
+        /// Its answer.
+        status: StatusCode,
+        /// Its explanation.
+        body: String,
+    },
+    /// No record of a running instance next to the cache file, and no
+    /// `--admin` given.
+    #[error("no running instance found: no {} (start one, or give --admin ADDR)", record.display())]
+    NoInstance {
+        /// The record that is missing.
+        record: PathBuf,
+    },
+    /// `--admin ADDR` was given and nothing answers there.
+    #[error("no instance answers at --admin {addr}")]
+    NotAtAddress {
+        /// The address given.
+        addr: SocketAddr,
+    },
+    /// The URL given to `--health-check` cannot be checked.
+    #[error("--health-check {url}: {why}")]
+    BadHealthUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Emptying the cache file failed.
+    #[error("cache file {}", path.display())]
+    CacheFile {
+        /// The snapshot path.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// No answer within this long is no answer.
+const NO_ANSWER: Duration = Duration::from_secs(10);
 
 /// Where to reach an instance's admin API.
 #[derive(Debug, Clone)]
@@ -47,19 +104,19 @@ impl Target {
         method: Method,
         path_and_query: &str,
         body: Option<String>,
-    ) -> Result<(StatusCode, Bytes), Error> {
-        let unreachable = |e: &dyn std::fmt::Display| Error::AdminUnreachable {
+    ) -> Result<(StatusCode, Bytes), AdminClientError> {
+        let unreachable = |source: BoxError| AdminClientError::Unreachable {
             addr: self.address,
-            why: e.to_string(),
+            source,
         };
         let exchange = async {
             let stream = tokio::net::TcpStream::connect(self.address)
                 .await
-                .map_err(|e| unreachable(&e))?;
+                .map_err(|e| unreachable(e.into()))?;
             let (mut sender, connection) =
                 hyper::client::conn::http1::handshake(TokioIo::new(stream))
                     .await
-                    .map_err(|e| unreachable(&e))?;
+                    .map_err(|e| unreachable(e.into()))?;
             tokio::spawn(connection);
             let mut request = Request::builder()
                 .method(method)
@@ -73,23 +130,23 @@ impl Target {
             }
             let request = request
                 .body(Full::new(Bytes::from(body.unwrap_or_default())))
-                .map_err(|e| Error::Internal(e.to_string()))?;
+                .map_err(|e| unreachable(e.into()))?;
             let response = sender
                 .send_request(request)
                 .await
-                .map_err(|e| unreachable(&e))?;
+                .map_err(|e| unreachable(e.into()))?;
             let status = response.status();
             let body = response
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| unreachable(&e))?
+                .map_err(|e| unreachable(e.into()))?
                 .to_bytes();
             Ok((status, body))
         };
-        tokio::time::timeout(Duration::from_secs(10), exchange)
+        tokio::time::timeout(NO_ANSWER, exchange)
             .await
-            .unwrap_or_else(|_| Err(unreachable(&"no answer within 10 s")))
+            .unwrap_or_else(|elapsed| Err(unreachable(elapsed.into())))
     }
 
     /// Sends a request and expects a 2xx; returns the body.
@@ -98,10 +155,10 @@ impl Target {
         method: Method,
         path_and_query: &str,
         body: Option<String>,
-    ) -> Result<Bytes, Error> {
+    ) -> Result<Bytes, AdminClientError> {
         let (status, body) = self.send(method, path_and_query, body).await?;
         if !status.is_success() {
-            return Err(Error::AdminRefused {
+            return Err(AdminClientError::Refused {
                 addr: self.address,
                 status,
                 body: String::from_utf8_lossy(&body).trim().to_owned(),
@@ -132,7 +189,7 @@ pub enum ClearOutcome {
 pub async fn clear_cache(
     cache_file: &Path,
     admin: Option<SocketAddr>,
-) -> Result<ClearOutcome, Error> {
+) -> Result<ClearOutcome, AdminClientError> {
     let token = std::env::var(TOKEN_ENV).ok();
     if let Some(target) = Target::locate(cache_file, admin, token) {
         match target
@@ -148,13 +205,12 @@ pub async fn clear_cache(
                         .and_then(|v| v.as_str().map(str::to_owned)),
                 });
             }
-            Err(Error::AdminUnreachable { .. }) if admin.is_some() => {
-                return Err(Error::Config(format!(
-                    "no instance answers at --admin {}",
-                    target.address
-                )));
+            Err(AdminClientError::Unreachable { .. }) if admin.is_some() => {
+                return Err(AdminClientError::NotAtAddress {
+                    addr: target.address,
+                });
             }
-            Err(Error::AdminUnreachable { .. }) => {
+            Err(AdminClientError::Unreachable { .. }) => {
                 // A stale record from an instance that is gone.
                 let _ = tokio::fs::remove_file(admin_file_path(cache_file)).await;
             }
@@ -165,8 +221,8 @@ pub async fn clear_cache(
     let path = cache_file.to_owned();
     tokio::task::spawn_blocking(move || write_atomic(&path, &empty))
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|source| Error::CacheFile {
+        .unwrap_or_else(|joined| Err(std::io::Error::other(joined)))
+        .map_err(|source| AdminClientError::CacheFile {
             path: cache_file.to_owned(),
             source,
         })?;
@@ -175,8 +231,11 @@ pub async fn clear_cache(
 
 /// `--health-check URL`: a GET that must answer 2xx within 5 seconds (for
 /// container health checks, where no curl is installed).
-pub async fn health_check(url: &str) -> Result<(), Error> {
-    let invalid = |why: &str| Error::Config(format!("--health-check {url}: {why}"));
+pub async fn health_check(url: &str) -> Result<(), AdminClientError> {
+    let invalid = |why| AdminClientError::BadHealthUrl {
+        url: url.to_owned(),
+        why,
+    };
     let uri: http::Uri = url.parse().map_err(|_| invalid("not a URL"))?;
     if uri.scheme_str() != Some("http") {
         return Err(invalid("only http:// URLs are supported"));
@@ -196,7 +255,7 @@ pub async fn health_check(url: &str) -> Result<(), Error> {
     if status.is_success() {
         Ok(())
     } else {
-        Err(Error::AdminRefused {
+        Err(AdminClientError::Refused {
             addr: address,
             status,
             body: String::new(),

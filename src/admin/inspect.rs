@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::error::AdminError;
 use super::purge::host_and_path;
 use crate::cache::control::CacheControl;
 use crate::cache::reuse::{self, Verdict};
@@ -100,8 +101,8 @@ impl Ord for Listed {
 }
 
 /// `?url=...`: every stored variant of a URL, with headers.
-pub fn entry(proxy: &Proxy, query: &str) -> Result<Value, String> {
-    let url = params(query).remove("url").ok_or("missing ?url=")?;
+pub fn entry(proxy: &Proxy, query: &str) -> Result<Value, AdminError> {
+    let url = params(query).remove("url").ok_or(AdminError::MissingUrl)?;
     let target = host_and_path(&url)?;
     let now = proxy.store().clock().now();
     let variants: Vec<Value> = proxy
@@ -143,8 +144,8 @@ pub fn entry(proxy: &Proxy, query: &str) -> Result<Value, String> {
 }
 
 /// `?url=...`: what a plain GET for the URL would get now, and why.
-pub fn explain(proxy: &Proxy, query: &str) -> Result<Value, String> {
-    let url = params(query).remove("url").ok_or("missing ?url=")?;
+pub fn explain(proxy: &Proxy, query: &str) -> Result<Value, AdminError> {
+    let url = params(query).remove("url").ok_or(AdminError::MissingUrl)?;
     let target = host_and_path(&url)?;
     let (authority, path) = target.split_at(target.find('/').unwrap_or(target.len()));
     let runtime = proxy.runtime();

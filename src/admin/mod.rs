@@ -15,10 +15,12 @@
 //! cache ...` find it; see [`client`].
 
 pub mod client;
+mod error;
 mod inspect;
 mod purge;
 
 use std::convert::Infallible;
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,9 +38,11 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::accept::BindError;
 use crate::cache::persist::{Snapshotter, write_atomic};
-use crate::error::Error;
+use crate::error::chain;
 use crate::proxy::Proxy;
+pub use error::AdminError;
 
 /// Where a running instance advertises its admin endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +69,7 @@ pub struct Admin {
     proxy: Arc<Proxy>,
     snapshotter: Arc<Snapshotter>,
     token: Option<String>,
+    address: SocketAddr,
     ready: AtomicBool,
     /// A `POST /snapshot` write is under way (asking again adds none).
     snapshot_running: Arc<AtomicBool>,
@@ -80,25 +85,25 @@ impl Admin {
         token: Option<String>,
         proxy: Arc<Proxy>,
         snapshotter: Arc<Snapshotter>,
-    ) -> Result<(Arc<Self>, TcpListener), Error> {
+    ) -> Result<(Arc<Self>, TcpListener), BindError> {
         let addr = address.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|e| Error::from_bind(addr, e))?;
-        let bound = listener
-            .local_addr()
-            .map_err(|e| Error::from_bind(addr, e))?;
+            .map_err(|e| BindError::new(addr, e))?;
+        let bound = listener.local_addr().map_err(|e| BindError::new(addr, e))?;
         let record = AdminFile {
             pid: std::process::id(),
             address: bound,
             token: token.clone(),
         };
         let path = admin_file_path(snapshotter.path());
-        let bytes = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
         let write_path = path.clone();
-        let written = tokio::task::spawn_blocking(move || write_atomic(&write_path, &bytes))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let written = tokio::task::spawn_blocking(move || {
+            let bytes = serde_json::to_vec(&record).map_err(io::Error::other)?;
+            write_atomic(&write_path, &bytes)
+        })
+        .await
+        .unwrap_or_else(|joined| Err(io::Error::other(joined)));
         if let Err(err) = written {
             // A read-only directory (a container's read-only root, say)
             // must not stop the proxy; only the commands' way of finding
@@ -113,10 +118,16 @@ impl Admin {
             proxy,
             snapshotter,
             token,
+            address: bound,
             ready: AtomicBool::new(false),
             snapshot_running: Arc::default(),
         });
         Ok((admin, listener))
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
     }
 
     /// Marks the proxy ready (listeners bound, config loaded).
@@ -179,30 +190,38 @@ impl Admin {
     }
 
     async fn answer(&self, request: Request<Incoming>, peer: SocketAddr) -> Answer {
+        match self.try_answer(request, peer).await {
+            Ok(answer) => answer,
+            Err(err) => err.response(),
+        }
+    }
+
+    async fn try_answer(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Answer, AdminError> {
         let path = request.uri().path().to_owned();
         match (request.method(), path.as_str()) {
-            (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
+            (&Method::GET, "/healthz") => return Ok(text(StatusCode::OK, "ok\n")),
             (&Method::GET, "/readyz") => {
-                return if self.ready.load(Ordering::Acquire) {
+                return Ok(if self.ready.load(Ordering::Acquire) {
                     text(StatusCode::OK, "ready\n")
                 } else {
                     text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
-                };
+                });
             }
             _ => {}
         }
         if !self.authorized(&request) {
             tracing::warn!(%peer, %path, "admin request with a wrong or missing token refused");
-            return text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+            return Err(AdminError::Unauthorized);
         }
         let query = request.uri().query().unwrap_or("").to_owned();
-        match (request.method().as_str(), path.as_str()) {
+        Ok(match (request.method().as_str(), path.as_str()) {
             ("GET", "/metrics") => {
                 let text_of = |proxy: &Proxy| proxy.metrics().encode(proxy.store().usage());
-                let encoded = match self.off_runtime(text_of).await {
-                    Ok(encoded) => encoded,
-                    Err(failed) => return failed,
-                };
+                let encoded = self.off_runtime(text_of).await?;
                 let mut response = text(StatusCode::OK, "");
                 *response.body_mut() = Full::new(Bytes::from(encoded));
                 response.headers_mut().insert(
@@ -213,46 +232,25 @@ impl Admin {
             }
             ("GET", "/stats") => {
                 let stats = |proxy: &Proxy| proxy.metrics().stats(proxy.store().usage());
-                match self.off_runtime(stats).await {
-                    Ok(stats) => json(StatusCode::OK, &stats),
-                    Err(failed) => failed,
-                }
+                json(StatusCode::OK, &self.off_runtime(stats).await?)
             }
             ("POST", "/purge") => {
-                let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
-                    Ok(body) => body.to_bytes(),
-                    Err(_) => return text(StatusCode::BAD_REQUEST, "unreadable body\n"),
-                };
-                match serde_json::from_slice::<purge::Purge>(&body) {
-                    Ok(purge) => {
-                        let purged = self.off_runtime(move |proxy| purge::run(proxy, &purge));
-                        match purged.await {
-                            Ok(purged) => self.purged(purged).await,
-                            Err(failed) => failed,
-                        }
-                    }
-                    Err(e) => text_owned(
-                        StatusCode::BAD_REQUEST,
-                        format!("expected {{\"url\"|\"prefix\"|\"tag\"|\"all\"}}: {e}\n"),
-                    ),
-                }
+                let body = Limited::new(request.into_body(), 64 * 1024)
+                    .collect()
+                    .await
+                    .map_err(AdminError::UnreadableBody)?
+                    .to_bytes();
+                let purge: purge::Purge =
+                    serde_json::from_slice(&body).map_err(AdminError::PurgeBody)?;
+                let purged = self.off_runtime(move |proxy| purge::run(proxy, &purge));
+                self.purged(purged.await??).await
             }
             ("PURGE", _) => {
-                let url = purge::url_of_purge_request(&request);
-                match url {
-                    Some(url) => {
-                        let purge = purge::Purge::url(url);
-                        let purged = self.off_runtime(move |proxy| purge::run(proxy, &purge));
-                        match purged.await {
-                            Ok(purged) => self.purged(purged).await,
-                            Err(failed) => failed,
-                        }
-                    }
-                    None => text(
-                        StatusCode::BAD_REQUEST,
-                        "PURGE needs a Host or an absolute URL\n",
-                    ),
-                }
+                let url =
+                    purge::url_of_purge_request(&request).ok_or(AdminError::PurgeWithoutUrl)?;
+                let purge = purge::Purge::url(url);
+                let purged = self.off_runtime(move |proxy| purge::run(proxy, &purge));
+                self.purged(purged.await??).await
             }
             ("POST", "/snapshot") => {
                 // Like the write-behind: its own thread at the lowest
@@ -273,50 +271,35 @@ impl Admin {
             }
             ("GET", "/cache/keys") => {
                 let keys = self.off_runtime(move |proxy| inspect::keys(proxy, &query));
-                match keys.await {
-                    Ok(keys) => json(StatusCode::OK, &keys),
-                    Err(failed) => failed,
-                }
+                json(StatusCode::OK, &keys.await?)
             }
             ("GET", "/cache/entry") => {
-                match self
-                    .off_runtime(move |proxy| inspect::entry(proxy, &query))
-                    .await
-                {
-                    Ok(found) => found.map_or_else(bad_request, |v| json(StatusCode::OK, &v)),
-                    Err(failed) => failed,
-                }
+                let found = self.off_runtime(move |proxy| inspect::entry(proxy, &query));
+                json(StatusCode::OK, &found.await??)
             }
-            ("GET", "/cache/explain") => inspect::explain(&self.proxy, &query)
-                .map_or_else(bad_request, |v| json(StatusCode::OK, &v)),
-            _ => text(StatusCode::NOT_FOUND, "not found\n"),
-        }
+            ("GET", "/cache/explain") => {
+                json(StatusCode::OK, &inspect::explain(&self.proxy, &query)?)
+            }
+            _ => return Err(AdminError::NotFound),
+        })
     }
 
     /// Runs `work` on a blocking thread: walks of the whole cache, and
     /// moka's maintenance (which `usage` waits for), must not hold a
     /// runtime thread that requests need.
-    /// `Err` is the 500 answer if the work could not finish (a bug).
     async fn off_runtime<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Proxy) -> T + Send + 'static,
-    ) -> Result<T, Answer> {
+    ) -> Result<T, AdminError> {
         let proxy = self.proxy.clone();
         tokio::task::spawn_blocking(move || work(&proxy))
             .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "an admin request's work failed");
-                text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
-            })
+            .map_err(AdminError::WorkFailed)
     }
 
     /// Answers a purge, after rewriting the snapshot so that the purged
     /// entries do not come back at the next start.
-    async fn purged(&self, result: Result<usize, String>) -> Answer {
-        let purged = match result {
-            Ok(purged) => purged,
-            Err(why) => return text_owned(StatusCode::BAD_REQUEST, format!("{why}\n")),
-        };
+    async fn purged(&self, purged: usize) -> Answer {
         let snapshotter = self.snapshotter.clone();
         let written = tokio::task::spawn_blocking(move || snapshotter.write_now()).await;
         tracing::info!(purged, "cache purged on request");
@@ -325,11 +308,11 @@ impl Admin {
             // Memory is purged either way; say that the file is not.
             Ok(Err(err)) => json(
                 StatusCode::OK,
-                &serde_json::json!({ "purged": purged, "snapshot_error": err.chain() }),
+                &serde_json::json!({ "purged": purged, "snapshot_error": chain(&err) }),
             ),
             Err(err) => json(
                 StatusCode::OK,
-                &serde_json::json!({ "purged": purged, "snapshot_error": err.to_string() }),
+                &serde_json::json!({ "purged": purged, "snapshot_error": chain(&err) }),
             ),
         }
     }
@@ -337,10 +320,6 @@ impl Admin {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn bad_request(why: String) -> Answer {
-    text_owned(StatusCode::BAD_REQUEST, format!("{why}\n"))
 }
 
 fn text(status: StatusCode, body: &'static str) -> Answer {

@@ -6,6 +6,8 @@ use http::header::HOST;
 use hyper::body::Incoming;
 use serde::Deserialize;
 
+use super::error::AdminError;
+use crate::error::BoxError;
 use crate::proxy::Proxy;
 use crate::proxy::request::normalize;
 
@@ -30,7 +32,7 @@ impl Purge {
 }
 
 /// Runs `purge`; returns how many entries it removed.
-pub fn run(proxy: &Proxy, purge: &Purge) -> Result<usize, String> {
+pub fn run(proxy: &Proxy, purge: &Purge) -> Result<usize, AdminError> {
     let store = proxy.store();
     match (&purge.url, &purge.prefix, &purge.tag, purge.all) {
         (Some(url), None, None, None) => {
@@ -45,27 +47,29 @@ pub fn run(proxy: &Proxy, purge: &Purge) -> Result<usize, String> {
             Ok(store.purge_where(|_, entry| entry.tags().iter().any(|t| &**t == tag)))
         }
         (None, None, None, Some(true)) => Ok(usize::try_from(store.clear()).unwrap_or(usize::MAX)),
-        _ => {
-            Err("give exactly one of {\"url\"}, {\"prefix\"}, {\"tag\"} or {\"all\": true}".into())
-        }
+        (_, _, _, _) => Err(AdminError::PurgeAmbiguous),
     }
 }
 
 /// `http://Host:80/path?q` as the cache keys spell it: `host/path?q`
 /// (host lower-cased, the scheme's default port dropped).
-pub fn host_and_path(url: &str) -> Result<String, String> {
+pub fn host_and_path(url: &str) -> Result<String, AdminError> {
+    let bad = |why, source: Option<BoxError>| AdminError::BadUrl {
+        url: url.to_owned(),
+        why,
+        source,
+    };
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+        .map_err(|e: http::uri::InvalidUri| bad("is not a URL", Some(e.into())))?;
     let default_port = match uri.scheme_str() {
         Some("http") => 80,
         Some("https") => 443,
-        _ => return Err(format!("'{url}' must start with http:// or https://")),
+        _ => return Err(bad("must start with http:// or https://", None)),
     };
-    let authority = uri
-        .authority()
-        .ok_or_else(|| format!("'{url}' has no host"))?;
-    let mut out = normalize(authority, default_port).map_err(|e| format!("'{url}': {e}"))?;
+    let authority = uri.authority().ok_or_else(|| bad("has no host", None))?;
+    let mut out = normalize(authority, default_port)
+        .map_err(|e| bad("has an unusable host", Some(e.into())))?;
     out.push_str(uri.path_and_query().map_or("/", |pq| pq.as_str()));
     Ok(out)
 }

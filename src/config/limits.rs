@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use super::Limits;
+use super::error::ConfigError;
 use super::file::{LimitsSection, SizeValue};
 use super::values::{bounded_bytes, bytes, duration, invalid};
-use crate::error::Error;
 
-pub(super) fn validate_limits(section: &LimitsSection) -> Result<Limits, Error> {
+pub(super) fn validate_limits(section: &LimitsSection) -> Result<Limits, ConfigError> {
     let mut limits = Limits::default();
     if let Some(max) = section.max_connections {
         if max == 0 || max > 1_000_000 {

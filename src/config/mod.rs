@@ -6,8 +6,10 @@
 //! `SocketAddr`s, times are `Duration`s, sizes are bytes, every number is
 //! bounded, TLS material is loaded. Nothing later re-validates it.
 
+mod error;
 pub mod file;
 mod limits;
+mod locate;
 mod origin;
 pub mod source;
 mod validate;
@@ -19,10 +21,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use origin::{Origin, Scheme};
+pub use error::{Cause, ConfigError, InvalidOrigin, Place, Problem};
+pub use origin::{InvalidTarget, Origin, Scheme};
 pub use source::{ConfigSource, Overrides};
 pub use validate::validate;
-pub use values::parse_size;
+pub use values::{SizeError, parse_size};
 
 pub use crate::router::HostMatch;
 

@@ -5,7 +5,7 @@ use http::uri::{Authority, PathAndQuery, Uri};
 use rustls_pki_types::CertificateDer;
 use std::time::Duration;
 
-use crate::error::Error;
+use super::error::InvalidOrigin;
 
 /// The scheme an origin speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,17 +62,22 @@ pub struct Origin {
 impl Origin {
     /// Parses an absolute `http://` or `https://` URL, optionally with a
     /// path prefix. Query strings, fragments and credentials are refused.
-    pub fn parse(value: &str, timeout: Duration) -> Result<Origin, Error> {
-        let invalid = |why: &str| Error::InvalidOrigin {
+    pub fn parse(value: &str, timeout: Duration) -> Result<Origin, InvalidOrigin> {
+        let invalid = |why: &str| InvalidOrigin {
             value: value.to_owned(),
             why: why.to_owned(),
+            source: None,
         };
         if value.contains('#') {
             return Err(invalid("a fragment (#...) is not allowed"));
         }
         let uri: Uri = value
             .parse()
-            .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
+            .map_err(|e: http::uri::InvalidUri| InvalidOrigin {
+                value: value.to_owned(),
+                why: "not a URL".to_owned(),
+                source: Some(e),
+            })?;
         let scheme = match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
             Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
@@ -124,23 +129,28 @@ impl Origin {
     }
 
     /// The upstream URI for a client's path and query.
-    pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, Error> {
+    pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, InvalidTarget> {
         let path = if self.base_path.is_empty() {
             PathAndQuery::try_from(path_and_query)
         } else if path_and_query.starts_with('/') {
             PathAndQuery::try_from(format!("{}{}", self.base_path, path_and_query))
         } else {
-            return Err(Error::BadRequest("unsupported request target"));
+            return Err(InvalidTarget);
         }
-        .map_err(|_| Error::BadRequest("invalid request target"))?;
+        .map_err(|_| InvalidTarget)?;
         Uri::builder()
             .scheme(self.scheme.as_str())
             .authority(self.authority.clone())
             .path_and_query(path)
             .build()
-            .map_err(|_| Error::BadRequest("invalid request target"))
+            .map_err(|_| InvalidTarget)
     }
 }
+
+/// A request target that cannot be joined to the origin's URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid request target")]
+pub struct InvalidTarget;
 
 #[cfg(test)]
 mod tests {
@@ -150,7 +160,7 @@ mod tests {
 
     fn why(value: &str) -> String {
         match Origin::parse(value, T) {
-            Err(Error::InvalidOrigin { why, .. }) => why,
+            Err(InvalidOrigin { why, .. }) => why,
             other => panic!("expected an invalid origin for {value}, got {other:?}"),
         }
     }

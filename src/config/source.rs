@@ -6,11 +6,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::error::{ConfigError, Place};
 use super::file::{
     AdminSection, DurationValue, FileConfig, ListenerSection, OriginSection, SizeValue,
 };
+use super::locate::{line_and_column, position_of};
 use super::{Config, Origin, validate};
-use crate::error::Error;
 
 /// Flags that override the file.
 #[derive(Debug, Clone, Default)]
@@ -101,19 +102,21 @@ pub struct ConfigSource {
 
 impl ConfigSource {
     /// Reads, parses, overrides and validates.
-    pub fn load(&self) -> Result<Config, Error> {
+    pub fn load(&self) -> Result<Config, ConfigError> {
         match &self.path {
             None => self.parse("", None),
             Some(path) => {
-                let text = fs::read_to_string(path)
-                    .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
+                let text = fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+                    path: path.clone(),
+                    source,
+                })?;
                 self.parse(&text, Some(path))
             }
         }
     }
 
     /// Parses `text` as the file at `path` would be.
-    pub fn parse(&self, text: &str, path: Option<&Path>) -> Result<Config, Error> {
+    pub fn parse(&self, text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut raw: FileConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         if let Some(url) = &self.overrides.origin {
             // The flag's own error, without a file position.
@@ -124,9 +127,12 @@ impl ConfigSource {
             .and_then(Path::parent)
             .filter(|dir| !dir.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let mut config = validate(&raw, base_dir).map_err(|err| match (err, path) {
-            (Error::Config(msg), Some(path)) => Error::Config(format!("{}: {msg}", path.display())),
-            (err, _) => err,
+        let mut config = validate(&raw, base_dir).map_err(|err| match path {
+            Some(path) => err.placed(|key| Place {
+                file: path.to_owned(),
+                position: position_of(text, key),
+            }),
+            None => err,
         })?;
         if let Some(file) = &self.overrides.cache_file {
             config.cache.file = file.clone();
@@ -135,18 +141,14 @@ impl ConfigSource {
     }
 }
 
-/// `file:line:column: message` for a TOML syntax or type error.
-fn toml_error(path: Option<&Path>, text: &str, err: &toml::de::Error) -> Error {
-    let file = path.map_or("<flags>".to_owned(), |p| p.display().to_string());
-    let message = err.message().trim();
-    match err.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            Error::Config(format!("{file}:{line}:{column}: {message}"))
-        }
-        None => Error::Config(format!("{file}: {message}")),
+/// A TOML syntax or type error, at its place in the file.
+fn toml_error(path: Option<&Path>, text: &str, err: &toml::de::Error) -> ConfigError {
+    ConfigError::Syntax {
+        at: Place {
+            file: path.map_or_else(|| PathBuf::from("<flags>"), Path::to_owned),
+            position: err.span().map(|span| line_and_column(text, span.start)),
+        },
+        message: err.message().trim().to_owned(),
     }
 }
 
@@ -155,13 +157,13 @@ mod tests {
     use super::*;
     use crate::config::Policy;
 
-    fn parse(text: &str) -> Result<Config, Error> {
+    fn parse(text: &str) -> Result<Config, ConfigError> {
         ConfigSource::default().parse(text, Some(Path::new("/etc/cp/proxy.toml")))
     }
 
     fn error(text: &str) -> String {
         match parse(text) {
-            Err(e) => e.to_string(),
+            Err(e) => crate::error::chain(&e),
             Ok(_) => panic!("accepted: {text}"),
         }
     }

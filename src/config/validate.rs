@@ -10,6 +10,7 @@ use std::time::Duration;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::error::ConfigError;
 use super::file::{
     DurationValue, FileConfig, ListenerSection, OriginSection, PolicyName, RouteSection,
 };
@@ -18,13 +19,12 @@ use super::{
     AdminConfig, CacheConfig, Config, HostMatch, ListenerConfig, ListenerTls, MAX_TTL_SECS, Origin,
     Policy, RouteConfig,
 };
-use crate::error::Error;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// Validates `raw`; relative paths are taken from `base_dir` (the config
 /// file's directory).
-pub fn validate(raw: &FileConfig, base_dir: &Path) -> Result<Config, Error> {
+pub fn validate(raw: &FileConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     let cache = validate_cache(raw, base_dir)?;
     if raw.listeners.is_empty() {
         return Err(invalid(
@@ -93,7 +93,7 @@ pub fn validate(raw: &FileConfig, base_dir: &Path) -> Result<Config, Error> {
     })
 }
 
-fn validate_cache(raw: &FileConfig, base_dir: &Path) -> Result<CacheConfig, Error> {
+fn validate_cache(raw: &FileConfig, base_dir: &Path) -> Result<CacheConfig, ConfigError> {
     let section = &raw.cache;
     let file = section
         .file
@@ -152,7 +152,7 @@ fn validate_listener(
     section: &ListenerSection,
     key: &str,
     base_dir: &Path,
-) -> Result<ListenerConfig, Error> {
+) -> Result<ListenerConfig, ConfigError> {
     let address = socket_addr(&format!("{key}.address"), &section.address)?;
     let tls = match &section.tls {
         None => None,
@@ -161,9 +161,10 @@ fn validate_listener(
             let key_file = base_dir.join(&tls.key);
             let chain = load_certs(&format!("{key}.tls.cert"), &cert)?;
             let private_key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
-                invalid(
-                    &format!("{key}.tls.key"),
-                    format!("cannot read {}: {e}", key_file.display()),
+                ConfigError::invalid_because(
+                    format!("{key}.tls.key"),
+                    format!("cannot read {}", key_file.display()),
+                    e,
                 )
             })?;
             let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -171,9 +172,10 @@ fn validate_listener(
                 .with_safe_default_protocol_versions()
                 .and_then(|b| b.with_no_client_auth().with_single_cert(chain, private_key))
                 .map_err(|e| {
-                    invalid(
-                        &format!("{key}.tls"),
-                        format!("certificate and key do not fit: {e}"),
+                    ConfigError::invalid_because(
+                        format!("{key}.tls"),
+                        "certificate and key do not fit",
+                        e,
                     )
                 })?;
             server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -187,7 +189,11 @@ fn validate_listener(
     Ok(ListenerConfig { address, tls })
 }
 
-fn validate_origin(section: &OriginSection, key: &str, base_dir: &Path) -> Result<Origin, Error> {
+fn validate_origin(
+    section: &OriginSection,
+    key: &str,
+    base_dir: &Path,
+) -> Result<Origin, ConfigError> {
     if section.name.trim().is_empty() {
         return Err(invalid(&format!("{key}.name"), "must not be empty"));
     }
@@ -195,8 +201,8 @@ fn validate_origin(section: &OriginSection, key: &str, base_dir: &Path) -> Resul
         Some(t) => duration(&format!("{key}.timeout"), t, Duration::from_secs(1), DAY)?,
         None => Duration::from_secs(30),
     };
-    let mut origin =
-        Origin::parse(&section.url, timeout).map_err(|e| invalid(&format!("{key}.url"), e))?;
+    let mut origin = Origin::parse(&section.url, timeout)
+        .map_err(|e| ConfigError::invalid(format!("{key}.url"), e))?;
     origin.name = section.name.clone();
     if let Some(t) = &section.read_timeout {
         origin.read_timeout = duration(
@@ -230,7 +236,7 @@ fn validate_route(
     key: &str,
     origins: &HashSet<String>,
     default_ttl: Option<Duration>,
-) -> Result<RouteConfig, Error> {
+) -> Result<RouteConfig, ConfigError> {
     if !origins.contains(&section.origin) {
         let mut known: Vec<_> = origins.iter().map(String::as_str).collect();
         known.sort_unstable();
@@ -293,7 +299,7 @@ fn validate_route(
     })
 }
 
-fn validate_admin(raw: &FileConfig, base_dir: &Path) -> Result<AdminConfig, Error> {
+fn validate_admin(raw: &FileConfig, base_dir: &Path) -> Result<AdminConfig, ConfigError> {
     let Some(section) = &raw.admin else {
         return Ok(AdminConfig::default());
     };
@@ -310,9 +316,10 @@ fn validate_admin(raw: &FileConfig, base_dir: &Path) -> Result<AdminConfig, Erro
         (None, Some(file)) => {
             let path = base_dir.join(file);
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                invalid(
+                ConfigError::invalid_because(
                     "admin.token_file",
-                    format!("cannot read {}: {e}", path.display()),
+                    format!("cannot read {}", path.display()),
+                    e,
                 )
             })?;
             Some(text.trim().to_owned())
@@ -331,7 +338,7 @@ fn validate_admin(raw: &FileConfig, base_dir: &Path) -> Result<AdminConfig, Erro
     Ok(AdminConfig { address, token })
 }
 
-fn header_names(key: &str, names: &[String]) -> Result<Vec<http::HeaderName>, Error> {
+fn header_names(key: &str, names: &[String]) -> Result<Vec<http::HeaderName>, ConfigError> {
     names
         .iter()
         .map(|n| {
@@ -342,10 +349,12 @@ fn header_names(key: &str, names: &[String]) -> Result<Vec<http::HeaderName>, Er
 }
 
 /// Every certificate in a PEM file; none is an error.
-fn load_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+fn load_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| {
+            ConfigError::invalid_because(key, format!("cannot read {}", path.display()), e)
+        })?;
     if certs.is_empty() {
         return Err(invalid(
             key,
@@ -355,7 +364,7 @@ fn load_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, Er
     Ok(certs)
 }
 
-fn socket_addr(key: &str, text: &str) -> Result<SocketAddr, Error> {
+fn socket_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
     text.parse().map_err(|_| {
         invalid(
             key,
@@ -364,7 +373,7 @@ fn socket_addr(key: &str, text: &str) -> Result<SocketAddr, Error> {
     })
 }
 
-fn ttl(key: &str, value: &DurationValue) -> Result<Duration, Error> {
+fn ttl(key: &str, value: &DurationValue) -> Result<Duration, ConfigError> {
     duration(
         key,
         value,

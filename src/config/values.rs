@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use super::error::ConfigError;
 use super::file::{DurationValue, SizeValue};
-use crate::error::Error;
 
 /// A configuration error about `key`.
-pub(super) fn invalid(key: &str, why: impl std::fmt::Display) -> Error {
-    Error::Config(format!("{key}: {why}"))
+pub(super) fn invalid(key: &str, why: impl Into<super::error::Problem>) -> ConfigError {
+    ConfigError::invalid(key, why)
 }
 
 /// A duration within `min..=max`.
@@ -17,15 +17,16 @@ pub(super) fn duration(
     value: &DurationValue,
     min: Duration,
     max: Duration,
-) -> Result<Duration, Error> {
+) -> Result<Duration, ConfigError> {
     let parsed = match value {
         DurationValue::Seconds(n) => u64::try_from(*n)
             .map(Duration::from_secs)
             .map_err(|_| invalid(key, "must not be negative"))?,
         DurationValue::Text(text) => humantime::parse_duration(text).map_err(|e| {
-            invalid(
+            ConfigError::invalid_because(
                 key,
-                format!("'{text}' is not a duration like 30s, 5m or 1h: {e}"),
+                format!("'{text}' is not a duration like 30s, 5m or 1h"),
+                e,
             )
         })?,
     };
@@ -48,7 +49,7 @@ pub(super) fn bounded_bytes(
     value: &SizeValue,
     min: u64,
     max: u64,
-) -> Result<usize, Error> {
+) -> Result<usize, ConfigError> {
     let parsed = bytes(key, value)?;
     if parsed < min || parsed > max {
         return Err(invalid(
@@ -59,7 +60,7 @@ pub(super) fn bounded_bytes(
     usize::try_from(parsed).map_err(|_| invalid(key, "too large"))
 }
 
-pub(super) fn bytes(key: &str, value: &SizeValue) -> Result<u64, Error> {
+pub(super) fn bytes(key: &str, value: &SizeValue) -> Result<u64, ConfigError> {
     let parsed = match value {
         SizeValue::Bytes(n) => {
             u64::try_from(*n).map_err(|_| invalid(key, "must not be negative"))?
@@ -74,13 +75,29 @@ pub(super) fn bytes(key: &str, value: &SizeValue) -> Result<u64, Error> {
 
 /// Parses a byte size: a plain number of bytes or a number with a unit
 /// (KiB, MiB, GiB, KB, MB, ...).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let size: bytesize::ByteSize = text
-        .trim()
-        .parse()
-        .map_err(|e| format!("'{text}' is not a size like 8MiB: {e}"))?;
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
+    let size: bytesize::ByteSize = text.trim().parse().map_err(|why| SizeError::NotASize {
+        text: text.to_owned(),
+        why,
+    })?;
     if size.as_u64() == 0 {
-        return Err("size must be greater than 0".into());
+        return Err(SizeError::Zero);
     }
     Ok(size.as_u64())
+}
+
+/// A byte size that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// Not a number of bytes, with or without a unit.
+    #[error("'{text}' is not a size like 8MiB: {why}")]
+    NotASize {
+        /// What was given.
+        text: String,
+        /// The size parser's explanation (it gives only text).
+        why: String,
+    },
+    /// Zero bytes.
+    #[error("size must be greater than 0")]
+    Zero,
 }

@@ -26,8 +26,8 @@ use crate::cache::reuse::{self, Verdict};
 use crate::cache::tags;
 use crate::cache::vary::{Vary, VaryValues};
 use crate::cache::{CacheKey, CachedResponse};
-use crate::config::Policy;
-use crate::error::Error;
+use crate::config::{InvalidTarget, Policy};
+use crate::error::RequestError;
 use crate::runtime::{Route, Runtime};
 use crate::upstream::UpstreamBody;
 use crate::upstream::body::{ClientBody, MinRate, OriginBody};
@@ -104,7 +104,10 @@ impl Exchange {
     }
 
     /// Sends to the route's origin, noting how long the headers took.
-    async fn send(&self, request: Request<UpstreamBody>) -> Result<Response<OriginBody>, Error> {
+    async fn send(
+        &self,
+        request: Request<UpstreamBody>,
+    ) -> Result<Response<OriginBody>, RequestError> {
         let started = std::time::Instant::now();
         let result = self.route.upstream.send(request).await;
         self.origin_time.set(started.elapsed());
@@ -115,7 +118,7 @@ impl Exchange {
     pub(super) async fn pass(
         &self,
         request: Request<UpstreamBody>,
-    ) -> Result<Response<ProxyBody>, Error> {
+    ) -> Result<Response<ProxyBody>, RequestError> {
         let upstream_request = self.upstream_request(request, false)?;
         let response = self.send(upstream_request).await?;
         let (mut parts, body) = response.into_parts();
@@ -136,7 +139,7 @@ impl Exchange {
         stale: Option<Stored>,
         fwd: Fwd,
         directives: &CacheControl,
-    ) -> Result<Served, Error> {
+    ) -> Result<Served, RequestError> {
         let noted = self.proxy.store.not_stored_reason(&primary);
         if noted.is_some() {
             // Recently uncacheable ("hit-for-miss"): waiting for another
@@ -207,7 +210,7 @@ impl Exchange {
         stale: Option<Stored>,
         fwd: Fwd,
         noted: Option<Option<&'static str>>,
-    ) -> Result<Served, Error> {
+    ) -> Result<Served, RequestError> {
         let asked = Asked {
             headers: request.headers().clone(),
             head: request.method() == Method::HEAD,
@@ -355,10 +358,15 @@ impl Exchange {
         &self,
         request: Request<UpstreamBody>,
         for_cache: bool,
-    ) -> Result<Request<UpstreamBody>, Error> {
+    ) -> Result<Request<UpstreamBody>, RequestError> {
         let (mut parts, body) = request.into_parts();
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        parts.uri = self.route.upstream.origin().uri_for(target)?;
+        parts.uri = self
+            .route
+            .upstream
+            .origin()
+            .uri_for(target)
+            .map_err(|_: InvalidTarget| RequestError::BadRequest("invalid request target"))?;
         let forwarded = Forwarded {
             client_ip: self.conn.peer.ip_header(),
             proto: if self.conn.tls { "https" } else { "http" },

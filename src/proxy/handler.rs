@@ -23,7 +23,7 @@ use crate::cache::CacheKey;
 use crate::cache::control::CacheControl;
 use crate::cache::reuse::{self, Verdict};
 use crate::config::Policy;
-use crate::error::Error;
+use crate::error::RequestError;
 use crate::metrics::{Metrics, method_label, status_label};
 use crate::runtime::Runtime;
 use crate::upstream::UpstreamBody;
@@ -69,7 +69,7 @@ enum State {
 }
 
 /// What a request that goes to the origin still has to do there.
-type OriginTrip = Pin<Box<dyn Future<Output = Result<Served, Error>> + Send>>;
+type OriginTrip = Pin<Box<dyn Future<Output = Result<Served, RequestError>> + Send>>;
 
 impl Future for Handling {
     type Output = Result<Response<LoggedBody>, Infallible>;
@@ -122,24 +122,15 @@ struct Finish {
 }
 
 impl Finish {
-    fn respond(self, proxy: &Proxy, result: Result<Served, Error>) -> Response<LoggedBody> {
+    fn respond(self, proxy: &Proxy, result: Result<Served, RequestError>) -> Response<LoggedBody> {
         let Finish { record, method } = self;
         let (response, cache) = match result {
             Ok(served) => served,
             Err(err) => {
-                match &err {
-                    Error::BadRequest(_)
-                    | Error::NoRoute
-                    | Error::NotCached
-                    | Error::MethodNotAllowed
-                    | Error::UriTooLong(_)
-                    | Error::HeadersTooLarge(_)
-                    | Error::ClientBodyTimeout => {
-                        tracing::debug!(client = record.client(), error = %err, "refused request");
-                    }
-                    _ => {
-                        tracing::warn!(client = record.client(), error = %err.chain(), "request failed")
-                    }
+                if err.is_refusal() {
+                    tracing::debug!(client = record.client(), error = %err, "refused request");
+                } else {
+                    tracing::warn!(client = record.client(), error = %err.chain(), "request failed");
                 }
                 (error_response(&err), CacheStatus::Error)
             }
@@ -217,12 +208,12 @@ fn count(
 
 /// What [`serve`] found: the answer, or a trip to the origin for it.
 enum Step {
-    Done(Result<Served, Error>),
+    Done(Result<Served, RequestError>),
     Origin(OriginTrip),
 }
 
-impl From<Error> for Step {
-    fn from(err: Error) -> Self {
+impl From<RequestError> for Step {
+    fn from(err: RequestError) -> Self {
         Step::Done(Err(err))
     }
 }
@@ -237,7 +228,7 @@ fn serve(
     record: &mut AccessRecord,
 ) -> Step {
     if request.method() == Method::CONNECT || request.method() == Method::TRACE {
-        return Error::MethodNotAllowed.into();
+        return RequestError::MethodNotAllowed.into();
     }
     if let Err(err) = request::within_limits(&request, &conn.limits) {
         return err.into();
@@ -249,7 +240,7 @@ fn serve(
     };
     record.host = Some(authority.clone());
     let Some(route) = runtime.route(&authority, request.uri().path()).cloned() else {
-        return Error::NoRoute.into();
+        return RequestError::NoRoute.into();
     };
     record.route = Some(route.clone());
     let primary = CacheKey::new(
@@ -332,7 +323,7 @@ fn serve(
         }
     }
     if directives.only_if_cached {
-        return Error::NotCached.into();
+        return RequestError::NotCached.into();
     }
     let request = upstream_body(request);
     if head {

@@ -7,16 +7,16 @@ use super::RequestLimits;
 use http::header::HOST;
 use http::uri::Authority;
 
-use crate::error::Error;
+use crate::error::RequestError;
 
 /// The request's authority, normalized: host lower-cased, the listener's
 /// default port dropped. Taken from the request URI (HTTP/2 `:authority`,
 /// HTTP/1.1 absolute form) or else the one `Host` header.
-pub fn authority<B>(request: &Request<B>, default_port: u16) -> Result<String, Error> {
+pub fn authority<B>(request: &Request<B>, default_port: u16) -> Result<String, RequestError> {
     let mut hosts = request.headers().get_all(HOST).iter();
     let host_header = hosts.next();
     if hosts.next().is_some() {
-        return Err(Error::BadRequest("more than one Host header"));
+        return Err(RequestError::BadRequest("more than one Host header"));
     }
     let authority = match (request.uri().authority(), host_header) {
         (Some(authority), _) => authority.clone(),
@@ -25,9 +25,9 @@ pub fn authority<B>(request: &Request<B>, default_port: u16) -> Result<String, E
                 return Ok(normalized);
             }
             Authority::try_from(value.as_bytes())
-                .map_err(|_| Error::BadRequest("invalid Host header"))?
+                .map_err(|_| RequestError::BadRequest("invalid Host header"))?
         }
-        (None, None) => return Err(Error::BadRequest("missing Host header")),
+        (None, None) => return Err(RequestError::BadRequest("missing Host header")),
     };
     normalize(&authority, default_port)
 }
@@ -65,13 +65,13 @@ fn plain_host(value: &[u8], default_port: u16) -> Option<String> {
 
 /// `host[:port]` as cache keys spell it: host lower-cased, `default_port`
 /// dropped. Also used to match purge URLs and `Location` targets.
-pub fn normalize(authority: &Authority, default_port: u16) -> Result<String, Error> {
+pub fn normalize(authority: &Authority, default_port: u16) -> Result<String, RequestError> {
     if authority.as_str().contains('@') {
-        return Err(Error::BadRequest("credentials in Host"));
+        return Err(RequestError::BadRequest("credentials in Host"));
     }
     let host = authority.host();
     if host.is_empty() {
-        return Err(Error::BadRequest("empty Host"));
+        return Err(RequestError::BadRequest("empty Host"));
     }
     let mut normalized = String::with_capacity(host.len() + 6);
     normalized.push_str(host);
@@ -85,7 +85,7 @@ pub fn normalize(authority: &Authority, default_port: u16) -> Result<String, Err
         // A colon after the host (past an IPv6 literal's brackets) with no
         // port that parses: empty, or above 65535.
         None if authority.as_str()[host.len()..].contains(':') => {
-            return Err(Error::BadRequest("invalid port in Host"));
+            return Err(RequestError::BadRequest("invalid port in Host"));
         }
         None => {}
     }
@@ -95,15 +95,15 @@ pub fn normalize(authority: &Authority, default_port: u16) -> Result<String, Err
 /// Checks what hyper's parser does not bound by itself: the target's
 /// length (414), and for HTTP/2 the number of fields (431; HTTP/1.1's are
 /// capped where they are parsed).
-pub fn within_limits<B>(request: &Request<B>, limits: &RequestLimits) -> Result<(), Error> {
+pub fn within_limits<B>(request: &Request<B>, limits: &RequestLimits) -> Result<(), RequestError> {
     let uri = request.uri();
     let target = uri.path_and_query().map_or(0, |pq| pq.as_str().len())
         + uri.authority().map_or(0, |a| a.as_str().len());
     if target > limits.max_uri_bytes {
-        return Err(Error::UriTooLong(limits.max_uri_bytes));
+        return Err(RequestError::UriTooLong(limits.max_uri_bytes));
     }
     if request.version() == Version::HTTP_2 && request.headers().len() > limits.max_headers {
-        return Err(Error::HeadersTooLarge("too many header fields"));
+        return Err(RequestError::HeadersTooLarge("too many header fields"));
     }
     Ok(())
 }

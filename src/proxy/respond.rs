@@ -14,7 +14,7 @@ use super::body::ProxyBody;
 use crate::cache::CachedResponse;
 use crate::cache::conditional::{if_range_allows, not_modified};
 use crate::cache::range::{self, RangeAnswer};
-use crate::error::Error;
+use crate::error::RequestError;
 
 /// Headers a 304 carries (RFC 9110 section 15.4.5).
 const NOT_MODIFIED_HEADERS: [http::HeaderName; 6] =
@@ -88,7 +88,7 @@ pub(super) fn from_cache(
 }
 
 /// A short plain-text answer; the cause goes to the log, not the client.
-pub(super) fn error_response(err: &Error) -> Response<ProxyBody> {
+pub(super) fn error_response(err: &RequestError) -> Response<ProxyBody> {
     let status = err.status();
     let text = format!(
         "{} {}\n",

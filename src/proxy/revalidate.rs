@@ -16,7 +16,7 @@ use crate::cache::coalesce::Role;
 use crate::cache::headers::StoredHeaders;
 use crate::cache::policy::{Decision, StoreInput};
 use crate::cache::{CacheKey, CachedResponse};
-use crate::error::Error;
+use crate::error::RequestError;
 use crate::upstream::UpstreamBody;
 
 impl Exchange {
@@ -95,8 +95,8 @@ impl Exchange {
         &self,
         stale: Option<&Stored>,
         asked: &Asked,
-        err: Error,
-    ) -> Result<Served, Error> {
+        err: RequestError,
+    ) -> Result<Served, RequestError> {
         match stale {
             Some((_, entry)) if entry.usable_on_error(self.now(), self.runtime.grace) => {
                 tracing::warn!(error = %err.chain(), "origin failed; serving a stale response");
@@ -115,7 +115,7 @@ impl Exchange {
         primary: CacheKey,
         stale: Option<Stored>,
         fwd: Fwd,
-    ) -> Result<Served, Error> {
+    ) -> Result<Served, RequestError> {
         let request_headers = request.headers().clone();
         let request_time = self.now();
         let response = self.pass(request).await?;

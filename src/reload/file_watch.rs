@@ -12,7 +12,6 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -23,8 +22,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::ReloadError;
 use super::Reloader;
-use crate::error::Error;
 
 /// Quiet time after the last event before the file is read.
 const QUIET: Duration = Duration::from_millis(150);
@@ -44,7 +43,7 @@ pub fn watch_file(
     reloader: Arc<Reloader>,
     path: PathBuf,
     cancel: CancellationToken,
-) -> Result<JoinHandle<()>, Error> {
+) -> Result<JoinHandle<()>, WatchError> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -64,10 +63,16 @@ pub fn watch_file(
             let _ = wake.try_send(());
         }
     })
-    .map_err(|e| Error::Config(format!("cannot watch {}: {e}", path.display())))?;
+    .map_err(|source| WatchError {
+        path: path.clone(),
+        source,
+    })?;
     watcher
         .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|e| Error::Config(format!("cannot watch {}: {e}", dir.display())))?;
+        .map_err(|source| WatchError {
+            path: dir.clone(),
+            source,
+        })?;
     let mut last = std::fs::read(&path).ok().map(|b| content_hash(&b));
     Ok(tokio::spawn(async move {
         // The watcher stops when dropped: keep it for the task's lifetime.
@@ -95,10 +100,14 @@ pub fn watch_file(
             *relevant.lock().unwrap_or_else(PoisonError::into_inner) = entries;
             let bytes = match tokio::fs::read(&path).await {
                 Ok(bytes) => bytes,
-                Err(err) => {
+                Err(source) => {
                     if !missing {
                         missing = true;
-                        let _ = reloader.refuse("file changed", unreadable(&path, &err));
+                        let unreadable = ReloadError::Unreadable {
+                            path: path.clone(),
+                            source,
+                        };
+                        let _ = reloader.refuse("file changed", unreadable);
                     }
                     continue;
                 }
@@ -115,17 +124,15 @@ pub fn watch_file(
     }))
 }
 
-/// Why the config file cannot be read now.
-fn unreadable(path: &Path, err: &io::Error) -> Error {
-    let what = if err.kind() == io::ErrorKind::NotFound {
-        "was removed".to_owned()
-    } else {
-        format!("cannot be read: {err}")
-    };
-    Error::Config(format!(
-        "{} {what}; the running configuration stays until the file is back",
-        path.display()
-    ))
+/// The config file's directory cannot be watched.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot watch {}", path.display())]
+pub struct WatchError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What notify said.
+    #[source]
+    pub source: notify::Error,
 }
 
 /// Whether a watcher event may have changed the config file.

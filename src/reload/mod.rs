@@ -12,22 +12,54 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, watch};
 
+use crate::accept::BindError;
 use crate::cache::store::Retention;
+use crate::config::ConfigError;
 use crate::config::{Config, ConfigSource};
-use crate::error::Error;
+use crate::error::chain;
 use crate::proxy::Proxy;
+use crate::runtime::BuildError;
 use crate::runtime::Runtime;
 use crate::server::ListenerSet;
 
-pub use file_watch::{MAX_DELAY, watch_file};
+pub use file_watch::{MAX_DELAY, WatchError, watch_file};
+
+/// Why a new configuration was refused (the running one stays).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// Started from flags alone: there is no file to read again.
+    #[error("no configuration file to reload")]
+    NoFile,
+    /// The file is gone or unreadable.
+    #[error("{} {}; the running configuration stays until the file is back", path.display(), if source.kind() == std::io::ErrorKind::NotFound { "was removed" } else { "cannot be read" })]
+    Unreadable {
+        /// The config file.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The new file is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Its origins cannot be set up.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A new listener cannot be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// Reading the file on a blocking thread did not finish (a bug).
+    #[error("reading the configuration failed")]
+    Task(#[source] tokio::task::JoinError),
+}
 
 /// The outcome of the latest reload attempt, for tests and operators.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ReloadEvent {
     /// Counts attempts, successful or not.
     pub attempt: u64,
     /// What changed, or why the new config was refused.
-    pub result: Result<String, String>,
+    pub result: Result<String, Arc<ReloadError>>,
 }
 
 /// What is running now.
@@ -74,48 +106,42 @@ impl Reloader {
     }
 
     /// Reads the config source again and applies it (SIGHUP).
-    pub async fn reload(&self, why: &str) -> Result<String, Error> {
+    pub async fn reload(&self, why: &str) -> Result<String, Arc<ReloadError>> {
         let Some(source) = self.source.clone() else {
-            return self.report(
-                why,
-                Err(Error::Config("no configuration file to reload".into())),
-            );
+            return self.report(why, Err(ReloadError::NoFile));
         };
         let loaded = tokio::task::spawn_blocking(move || source.load()).await;
         let config = match loaded {
-            Ok(result) => result,
-            Err(e) => Err(Error::Internal(e.to_string())),
+            Ok(result) => result.map_err(ReloadError::from),
+            Err(e) => Err(ReloadError::Task(e)),
         };
         self.apply_result(why, config).await
     }
 
     /// Parses `text` as the config file and applies it.
-    pub async fn reload_text(&self, why: &str, text: String) -> Result<String, Error> {
+    pub async fn reload_text(&self, why: &str, text: String) -> Result<String, Arc<ReloadError>> {
         let Some(source) = self.source.clone() else {
-            return self.report(
-                why,
-                Err(Error::Config("no configuration file to reload".into())),
-            );
+            return self.report(why, Err(ReloadError::NoFile));
         };
         let parsed =
             tokio::task::spawn_blocking(move || source.parse(&text, source.path.as_deref())).await;
         let config = match parsed {
-            Ok(result) => result,
-            Err(e) => Err(Error::Internal(e.to_string())),
+            Ok(result) => result.map_err(ReloadError::from),
+            Err(e) => Err(ReloadError::Task(e)),
         };
         self.apply_result(why, config).await
     }
 
     /// Applies `config` as a whole, or nothing of it.
-    pub async fn apply(&self, why: &str, config: Config) -> Result<String, Error> {
+    pub async fn apply(&self, why: &str, config: Config) -> Result<String, Arc<ReloadError>> {
         self.apply_result(why, Ok(config)).await
     }
 
     async fn apply_result(
         &self,
         why: &str,
-        config: Result<Config, Error>,
-    ) -> Result<String, Error> {
+        config: Result<Config, ReloadError>,
+    ) -> Result<String, Arc<ReloadError>> {
         let result = match config {
             Ok(config) => self.swap(config).await,
             Err(err) => Err(err),
@@ -123,7 +149,7 @@ impl Reloader {
         self.report(why, result)
     }
 
-    async fn swap(&self, config: Config) -> Result<String, Error> {
+    async fn swap(&self, config: Config) -> Result<String, ReloadError> {
         let mut live = self.live.lock().await;
         let runtime = Runtime::build(&config, Some(&self.proxy.runtime()), self.proxy.metrics())?;
         let wanted: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
@@ -152,11 +178,16 @@ impl Reloader {
 
     /// Records a reload that could not even read its config (the file was
     /// removed): refused like an invalid one, the running config stays.
-    pub fn refuse(&self, why: &str, err: Error) -> Result<String, Error> {
+    pub fn refuse(&self, why: &str, err: ReloadError) -> Result<String, Arc<ReloadError>> {
         self.report(why, Err(err))
     }
 
-    fn report(&self, why: &str, result: Result<String, Error>) -> Result<String, Error> {
+    fn report(
+        &self,
+        why: &str,
+        result: Result<String, ReloadError>,
+    ) -> Result<String, Arc<ReloadError>> {
+        let result = result.map_err(Arc::new);
         let attempt = self.events.borrow().attempt + 1;
         self.proxy.metrics().reloaded(result.is_ok());
         match &result {
@@ -164,12 +195,12 @@ impl Reloader {
             Err(err) => tracing::error!(
                 trigger = why,
                 "configuration reload refused, the running configuration stays: {}",
-                err.chain()
+                chain(err.as_ref())
             ),
         }
         let event = ReloadEvent {
             attempt,
-            result: result.as_ref().map(Clone::clone).map_err(Error::chain),
+            result: result.clone(),
         };
         self.events.send_replace(event);
         result

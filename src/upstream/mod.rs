@@ -16,12 +16,45 @@ pub mod body;
 mod pool;
 
 use crate::config::Origin;
-use crate::error::{Error, OriginFailure};
+use crate::error::{OriginFailure, RequestError};
 use crate::metrics::Metrics;
 use body::{BodyError, BodyFailures, OriginBody, client_body_fault};
 use pool::Pool;
 
 pub use body::UpstreamBody;
+
+/// An origin whose client cannot be set up (found when a configuration
+/// is applied, at start or on reload).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A certificate in the origin's `ca_file` is not usable as a root.
+    #[error("origin '{origin}': unusable CA certificate")]
+    CaCertificate {
+        /// The origin's name.
+        origin: String,
+        /// rustls's reason.
+        #[source]
+        source: rustls::Error,
+    },
+    /// rustls refused the client settings.
+    #[error("origin '{origin}': TLS setup failed")]
+    Tls {
+        /// The origin's name.
+        origin: String,
+        /// rustls's reason.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The origin's authority cannot be sent as a URI or `Host`.
+    #[error("origin '{origin}': its address cannot be sent upstream")]
+    Address {
+        /// The origin's name.
+        origin: String,
+        /// Why.
+        #[source]
+        source: http::Error,
+    },
+}
 
 /// A connection pool to one origin.
 #[derive(Debug, Clone)]
@@ -36,7 +69,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// Builds the pooled client for `origin`.
-    pub fn new(origin: Origin, metrics: Metrics) -> Result<Self, Error> {
+    pub fn new(origin: Origin, metrics: Metrics) -> Result<Self, SetupError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -72,7 +105,7 @@ impl Upstream {
     pub async fn send(
         &self,
         mut request: Request<UpstreamBody>,
-    ) -> Result<Response<OriginBody>, Error> {
+    ) -> Result<Response<OriginBody>, RequestError> {
         // The pool picks HTTP/1.1 or HTTP/2 per connection; the client's own
         // version must not force one.
         *request.version_mut() = Version::HTTP_11;
@@ -81,7 +114,7 @@ impl Upstream {
         let result = match tokio::time::timeout(timeout, self.pool.send(request)).await {
             Ok(Ok(response)) => check_framing(response),
             Ok(Err(err)) => Err(err),
-            Err(_) => Err(Error::OriginTimeout(timeout)),
+            Err(_) => Err(RequestError::OriginTimeout(timeout)),
         };
         let result = match result {
             Ok(response) => {
@@ -90,16 +123,17 @@ impl Upstream {
                 let failures = self.body_failures.clone();
                 return Ok(response.map(|body| OriginBody::new(body, read_timeout, failures)));
             }
-            Err(Error::OriginFailed(cause)) => match client_body_fault(cause.as_ref()) {
+            Err(RequestError::OriginFailed(cause)) => match client_body_fault(cause.as_ref()) {
                 // Not the origin's fault: the client's body stalled or broke.
-                Some(BodyError::ClientTooSlow) => return Err(Error::ClientBodyTimeout),
-                Some(_) => return Err(Error::BadRequest("the request body broke off")),
-                None => Error::OriginFailed(cause),
+                Some(BodyError::ClientTooSlow) => return Err(RequestError::ClientBodyTimeout),
+                Some(_) => return Err(RequestError::BadRequest("the request body broke off")),
+                None => RequestError::OriginFailed(cause),
             },
             Err(err) => err,
         };
-        self.metrics
-            .origin_failed(&self.name, OriginFailure::of(&result));
+        if let Some(kind) = OriginFailure::of(&result) {
+            self.metrics.origin_failed(&self.name, kind);
+        }
         Err(result)
     }
 }
@@ -107,7 +141,7 @@ impl Upstream {
 /// Refuses a response whose framing is ambiguous (RFC 9112 section 6.3:
 /// `Transfer-Encoding` with `Content-Length`, or several different
 /// lengths): relaying or storing it could let one message be read as two.
-fn check_framing(response: Response<Incoming>) -> Result<Response<Incoming>, Error> {
+fn check_framing(response: Response<Incoming>) -> Result<Response<Incoming>, RequestError> {
     let headers = response.headers();
     let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
     let ambiguous = match lengths.next() {
@@ -117,7 +151,7 @@ fn check_framing(response: Response<Incoming>) -> Result<Response<Incoming>, Err
         }
     };
     if ambiguous {
-        return Err(Error::OriginProtocol(
+        return Err(RequestError::OriginProtocol(
             "both Transfer-Encoding and Content-Length, or several lengths",
         ));
     }
@@ -127,19 +161,25 @@ fn check_framing(response: Response<Incoming>) -> Result<Response<Incoming>, Err
 /// rustls with the ring provider (chosen explicitly, so that no other
 /// crate's provider choice can change it), the webpki roots compiled into
 /// the binary, and the origin's extra roots.
-fn tls_config(origin: &Origin) -> Result<rustls::ClientConfig, Error> {
+fn tls_config(origin: &Origin) -> Result<rustls::ClientConfig, SetupError> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     for cert in &origin.extra_roots {
         roots
             .add(cert.clone())
-            .map_err(|e| Error::Config(format!("unusable CA certificate: {e}")))?;
+            .map_err(|source| SetupError::CaCertificate {
+                origin: origin.name.clone(),
+                source,
+            })?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
+        .map_err(|source| SetupError::Tls {
+            origin: origin.name.clone(),
+            source,
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }

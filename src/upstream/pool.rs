@@ -24,9 +24,10 @@ use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_service::Service;
 
+use super::SetupError;
 use super::body::UpstreamBody;
 use crate::config::Origin;
-use crate::error::{BoxError, Error};
+use crate::error::{BoxError, RequestError};
 
 /// How many kept connections one request tries before opening its own.
 const MAX_KEPT_TRIES: u32 = 4;
@@ -78,13 +79,19 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     /// A pool dialing `origin` through `connector` (TCP, TLS, connect
     /// timeout).
-    pub fn new(origin: &Origin, connector: HttpsConnector<HttpConnector>) -> Result<Self, Error> {
+    pub fn new(
+        origin: &Origin,
+        connector: HttpsConnector<HttpConnector>,
+    ) -> Result<Self, SetupError> {
         let target = Uri::builder()
             .scheme(origin.scheme.as_str())
             .authority(origin.authority.clone())
             .path_and_query("/")
             .build()
-            .map_err(|e| Error::Config(format!("origin '{}': {e}", origin.name)))?;
+            .map_err(|source| SetupError::Address {
+                origin: origin.name.clone(),
+                source,
+            })?;
         Ok(Pool {
             connector,
             target,
@@ -101,7 +108,7 @@ impl Pool {
     pub async fn send(
         self: &Arc<Self>,
         mut request: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, Error> {
+    ) -> Result<Response<Incoming>, RequestError> {
         // HTTP/1.1 rewrites the target to origin form; a retry may go out
         // over HTTP/2, which needs it absolute.
         let target = request.uri().clone();
@@ -143,7 +150,7 @@ impl Pool {
                         request = unsent;
                         *request.uri_mut() = target.clone();
                     }
-                    _ => return Err(Error::OriginFailed(Box::new(err.into_error()))),
+                    _ => return Err(RequestError::OriginFailed(Box::new(err.into_error()))),
                 },
             }
         }
@@ -207,16 +214,17 @@ impl Pool {
     }
 
     /// Opens a connection: HTTP/2 when TLS negotiated it, else HTTP/1.1.
-    async fn connect(&self) -> Result<Conn, Error> {
+    async fn connect(&self) -> Result<Conn, RequestError> {
         let mut connector = self.connector.clone();
         let io = match connector.call(self.target.clone()).await {
             Ok(io) => io,
             Err(err) if caused_by_timeout(err.as_ref()) => {
-                return Err(Error::OriginTimeout(self.connect_timeout));
+                return Err(RequestError::OriginTimeout(self.connect_timeout));
             }
-            Err(err) => return Err(Error::OriginConnect(err)),
+            Err(err) => return Err(RequestError::OriginConnect(err)),
         };
-        let handshake_failed = |err: hyper::Error| Error::OriginConnect(Box::new(err) as BoxError);
+        let handshake_failed =
+            |err: hyper::Error| RequestError::OriginConnect(Box::new(err) as BoxError);
         if io.connected().is_negotiated_h2() {
             let (sender, connection) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
@@ -255,12 +263,15 @@ async fn reap(pool: Weak<Pool>, every: Duration) {
 
 /// The `Host` an HTTP/1.1 origin is sent: its authority, without the
 /// scheme's default port.
-fn upstream_host(origin: &Origin) -> Result<HeaderValue, Error> {
+fn upstream_host(origin: &Origin) -> Result<HeaderValue, SetupError> {
     let host = match origin.authority.port_u16() {
         Some(port) if port == origin.scheme.default_port() => origin.authority.host(),
         _ => origin.authority.as_str(),
     };
-    HeaderValue::from_str(host).map_err(|e| Error::Config(format!("origin '{}': {e}", origin.name)))
+    HeaderValue::from_str(host).map_err(|e| SetupError::Address {
+        origin: origin.name.clone(),
+        source: e.into(),
+    })
 }
 
 /// HTTP/1.1 asks for the path alone, naming the origin in `Host`.

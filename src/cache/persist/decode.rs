@@ -32,6 +32,7 @@ use crate::cache::entry::{CachedResponse, ReuseRules};
 use crate::cache::key::CacheKey;
 use crate::cache::vary::VaryValues;
 use crate::clock::from_unix_millis;
+use crate::error::chain;
 
 /// The longest key a snapshot entry may have.
 const MAX_KEY_BYTES: usize = 16 * 1024;
@@ -88,21 +89,14 @@ pub struct LoadReport {
 }
 
 /// Why a document could not be read as a snapshot.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// Not JSON, not the right shape, or not version 1.
-    Corrupt(String),
+    #[error("not a version-1 cache snapshot")]
+    Corrupt(#[source] serde_json::Error),
     /// The file could not be read.
-    Io(io::Error),
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::Corrupt(why) => f.write_str(why),
-            DecodeError::Io(err) => write!(f, "read failed: {err}"),
-        }
-    }
+    #[error("read failed")]
+    Io(#[source] serde_json::Error),
 }
 
 /// Reads the snapshot at `path` into `restore`: a missing file is an empty
@@ -149,12 +143,12 @@ pub fn load(
     let reader = BufReader::with_capacity(1 << 20, file);
     match decode(reader, now, limits, &place, &mut restore, &mut report) {
         Ok(()) => {}
-        Err(DecodeError::Io(e)) => {
-            tracing::warn!(path = %path.display(), error = %e, restored = report.restored,
+        Err(err @ DecodeError::Io(_)) => {
+            tracing::warn!(path = %path.display(), error = %chain(&err), restored = report.restored,
                 "cache snapshot read failed; keeping what was restored");
         }
-        Err(DecodeError::Corrupt(why)) => {
-            report.moved_aside = set_aside(path, now, &why);
+        Err(err @ DecodeError::Corrupt(_)) => {
+            report.moved_aside = set_aside(path, now, &chain(&err));
         }
     }
     report
@@ -199,9 +193,9 @@ pub fn decode<R: Read>(
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
     let classify = |e: serde_json::Error| {
         if e.is_io() {
-            DecodeError::Io(io::Error::other(e))
+            DecodeError::Io(e)
         } else {
-            DecodeError::Corrupt(e.to_string())
+            DecodeError::Corrupt(e)
         }
     };
     DocumentSeed(&mut sink)

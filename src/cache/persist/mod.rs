@@ -25,7 +25,7 @@ pub mod writer;
 pub use decode::{Limits as LoadLimits, LoadReport, Placement, load};
 pub use encode::{encode, encode_into};
 pub use files::{write_atomic, write_atomic_with};
-pub use writer::{SnapshotCounters, Snapshotter};
+pub use writer::{SnapshotCounters, SnapshotError, Snapshotter};
 
 /// The snapshot format this build reads and writes.
 pub const VERSION: u32 = 1;

@@ -16,13 +16,23 @@ use tokio_util::sync::CancellationToken;
 use super::encode::encode_into;
 use super::files::write_atomic_with;
 use crate::cache::store::Store;
-use crate::error::Error;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 /// Write-behind waits at least this many times the last write's duration.
 const WRITE_PACING: u32 = 10;
+
+/// A snapshot that could not be written (the previous one is intact).
+#[derive(Debug, thiserror::Error)]
+#[error("cache file {}", path.display())]
+pub struct SnapshotError {
+    /// The snapshot path.
+    pub path: PathBuf,
+    /// What the OS said.
+    #[source]
+    pub source: std::io::Error,
+}
 
 /// What the writer counts (exposed as metrics by whoever registers them).
 #[derive(Debug, Clone)]
@@ -85,7 +95,7 @@ impl Snapshotter {
     }
 
     /// Writes the snapshot now. Blocking: call from a blocking thread.
-    pub fn write_now(&self) -> Result<usize, Error> {
+    pub fn write_now(&self) -> Result<usize, SnapshotError> {
         let _serialized = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
         let written =
@@ -98,7 +108,7 @@ impl Snapshotter {
             Ok(written) => written,
             Err(source) => {
                 self.counters.failures.inc();
-                return Err(Error::CacheFile {
+                return Err(SnapshotError {
                     path: self.path.clone(),
                     source,
                 });
@@ -151,10 +161,10 @@ impl Snapshotter {
             // Said once, not at every change while the disk stays full or
             // the directory read-only; `snapshot_failures_total` counts.
             Ok(Err(e)) if self.failing.swap(true, Ordering::Relaxed) => {
-                tracing::debug!(error = %e.chain(), "cache snapshot not written");
+                tracing::debug!(error = %crate::error::chain(&e), "cache snapshot not written");
             }
             Ok(Err(e)) => tracing::error!(
-                error = %e.chain(),
+                error = %crate::error::chain(&e),
                 "cache snapshot not written; the previous one is kept, and the cache serves on from memory"
             ),
             Err(e) => tracing::error!(error = %e, "cache snapshot task failed"),

@@ -3,6 +3,8 @@
 //! the control endpoint and the config watcher; and takes it down in
 //! stages. `main` and the integration tests both go through [`start`].
 
+mod error;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -11,18 +13,20 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::accept::BindError;
 use crate::admin::Admin;
 use crate::cache::Store;
 use crate::cache::persist::{self, LoadLimits, Snapshotter, files};
 use crate::cache::store::Retention;
 use crate::clock::SharedClock;
-use crate::config::{Config, ConfigSource};
-use crate::error::Error;
+use crate::config::{Config, ConfigError, ConfigSource};
+use crate::error::chain;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::reload::{self, Live, ReloadEvent, Reloader};
 use crate::runtime::Runtime;
 use crate::server::ListenerSet;
+pub use error::StartupError;
 
 /// A proxy that is serving.
 #[derive(Debug)]
@@ -37,17 +41,18 @@ pub struct RunningProxy {
 }
 
 /// Starts serving `config`; it can be changed with [`Reloader::apply`].
-pub async fn start(config: Config, clock: SharedClock) -> Result<RunningProxy, Error> {
+pub async fn start(config: Config, clock: SharedClock) -> Result<RunningProxy, StartupError> {
     start_inner(config, None, clock).await
 }
 
 /// Loads `source`, starts serving it, and (with a config file) watches the
 /// file and applies its edits live.
-pub async fn start_from(source: ConfigSource, clock: SharedClock) -> Result<RunningProxy, Error> {
+pub async fn start_from(
+    source: ConfigSource,
+    clock: SharedClock,
+) -> Result<RunningProxy, StartupError> {
     let loading = source.clone();
-    let config = tokio::task::spawn_blocking(move || loading.load())
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+    let config = tokio::task::spawn_blocking(move || loading.load()).await??;
     start_inner(config, Some(source), clock).await
 }
 
@@ -55,7 +60,7 @@ async fn start_inner(
     config: Config,
     source: Option<ConfigSource>,
     clock: SharedClock,
-) -> Result<RunningProxy, Error> {
+) -> Result<RunningProxy, StartupError> {
     let metrics = Metrics::new();
     let runtime = Runtime::build(&config, None, &metrics)?;
     let retention = Retention {
@@ -81,10 +86,12 @@ async fn start_inner(
     let mut listeners = ListenerSet::new(proxy.clone(), cancel.child_token());
     let wanted: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
     let bound = listeners.bind_missing(&wanted)?;
-    let local_addr = bound
-        .first()
-        .and_then(|(_, l)| l.local_addr().ok())
-        .ok_or_else(|| Error::Config("no listeners".into()))?;
+    let local_addr = match bound.first() {
+        Some((configured, listener)) => listener
+            .local_addr()
+            .map_err(|e| BindError::new(*configured, e))?,
+        None => return Err(ConfigError::invalid("listeners", "none to serve").into()),
+    };
 
     let restored = restore(&config, &proxy, clock.now()).await?;
 
@@ -100,9 +107,7 @@ async fn start_inner(
         snapshotter.clone(),
     )
     .await?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let admin_addr = admin.address();
     listeners.start(bound, &config.limits);
     admin.set_ready();
 
@@ -144,7 +149,11 @@ async fn start_inner(
 /// Cleans the temp files a killed process left and restores the snapshot
 /// into the store, streamed, off the runtime threads; returns how many
 /// entries came back.
-async fn restore(config: &Config, proxy: &Arc<Proxy>, now: SystemTime) -> Result<usize, Error> {
+async fn restore(
+    config: &Config,
+    proxy: &Arc<Proxy>,
+    now: SystemTime,
+) -> Result<usize, StartupError> {
     let path = config.cache.file.clone();
     let limits = LoadLimits {
         max_file_bytes: config
@@ -169,8 +178,7 @@ async fn restore(config: &Config, proxy: &Arc<Proxy>, now: SystemTime) -> Result
             |key, entry| store.restore(key, entry),
         )
     })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?;
+    .await?;
     let dropped = report.invalid + report.unrouted;
     if dropped > 0 {
         tracing::warn!(
@@ -221,7 +229,7 @@ impl RunningProxy {
 
     /// Stops accepting, lets in-flight requests finish (bounded grace),
     /// then writes the snapshot.
-    pub async fn shutdown(self) -> Result<(), Error> {
+    pub async fn shutdown(self) -> Result<(), StartupError> {
         self.cancel.cancel();
         let listeners = self
             .reloader
@@ -234,16 +242,14 @@ impl RunningProxy {
             }
         }
         let snapshotter = self.snapshotter.clone();
-        let written = tokio::task::spawn_blocking(move || snapshotter.write_now())
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let written = tokio::task::spawn_blocking(move || snapshotter.write_now()).await?;
         match written {
             Ok(entries) => tracing::info!(entries, "cache snapshot written; stopped"),
             // A full disk or a read-only directory is no reason to fail a
             // clean stop: the previous snapshot is intact (writes are
             // atomic) and says what it said.
             Err(err) => tracing::error!(
-                error = %err.chain(),
+                error = %chain(&err),
                 "final cache snapshot not written; the previous one is kept; stopped"
             ),
         }
