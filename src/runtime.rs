@@ -149,14 +149,11 @@ impl Runtime {
     /// Whether a restored entry's key is still served, and with which TTL
     /// cap: its route must lead to the same origin and cache.
     pub fn placement_of(&self, key: &CacheKey) -> Placement {
-        let text = CacheKey::primary_of(key.as_str());
-        let Some((origin, url)) = text.split_once(' ') else {
+        let Some(parts) = key.parts() else {
             return Placement::Unrouted;
         };
-        let (authority, target) = url.split_at(url.find('/').unwrap_or(url.len()));
-        let path = target.split('?').next().unwrap_or(target);
-        match self.route(authority, path) {
-            Some(route) if &*route.origin_id == origin && route.policy != Policy::Bypass => {
+        match self.route(parts.authority, parts.path) {
+            Some(route) if &*route.origin_id == parts.origin && route.policy != Policy::Bypass => {
                 Placement::Ttl(route.ttl)
             }
             _ => Placement::Unrouted,

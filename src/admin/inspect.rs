@@ -108,9 +108,9 @@ pub fn entry(proxy: &Proxy, query: &str) -> Result<Value, AdminError> {
     let variants: Vec<Value> = proxy
         .store()
         .iter()
-        .filter(|(key, _)| key.url() == target)
+        .filter(|(key, _)| target.is_url_of(key))
         .map(|(key, entry)| {
-            let mut value = summary(&target, &key, &entry);
+            let mut value = summary(target.as_str(), &key, &entry);
             let headers: Vec<(String, String)> = entry
                 .headers
                 .iter()
@@ -147,9 +147,8 @@ pub fn entry(proxy: &Proxy, query: &str) -> Result<Value, AdminError> {
 pub fn explain(proxy: &Proxy, query: &str) -> Result<Value, AdminError> {
     let url = params(query).remove("url").ok_or(AdminError::MissingUrl)?;
     let target = host_and_path(&url)?;
-    let (authority, path) = target.split_at(target.find('/').unwrap_or(target.len()));
     let runtime = proxy.runtime();
-    let Some(route) = runtime.route(authority, path.split('?').next().unwrap_or("/")) else {
+    let Some(route) = runtime.route(target.authority(), target.path()) else {
         return Ok(
             json!({ "url": url, "verdict": "NO ROUTE", "reason": "no route matches this host and path: 404" }),
         );
@@ -162,7 +161,11 @@ pub fn explain(proxy: &Proxy, query: &str) -> Result<Value, AdminError> {
         ));
     }
     let store = proxy.store();
-    let primary = CacheKey::new(&route.origin_id, authority, path);
+    let primary = CacheKey::new(
+        &route.origin_id,
+        target.authority(),
+        target.path_and_query(),
+    );
     let now = store.clock().now();
     let Some((_, entry)) = store.lookup(&primary, &http::HeaderMap::new()) else {
         if store.varies(&primary) {

@@ -7,6 +7,7 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::error::AdminError;
+use crate::cache::key::KeyUrl;
 use crate::error::BoxError;
 use crate::proxy::Proxy;
 use crate::proxy::request::normalize;
@@ -37,11 +38,11 @@ pub fn run(proxy: &Proxy, purge: &Purge) -> Result<usize, AdminError> {
     match (&purge.url, &purge.prefix, &purge.tag, purge.all) {
         (Some(url), None, None, None) => {
             let target = host_and_path(url)?;
-            Ok(store.purge_where(|url, _| url == target))
+            Ok(store.purge_where(|key, _| target.is_url_of(key)))
         }
         (None, Some(prefix), None, None) => {
             let target = host_and_path(prefix)?;
-            Ok(store.purge_where(|url, _| url.starts_with(&target)))
+            Ok(store.purge_where(|key, _| target.is_prefix_of(key)))
         }
         (None, None, Some(tag), None) => {
             Ok(store.purge_where(|_, entry| entry.tags().iter().any(|t| &**t == tag)))
@@ -53,7 +54,7 @@ pub fn run(proxy: &Proxy, purge: &Purge) -> Result<usize, AdminError> {
 
 /// `http://Host:80/path?q` as the cache keys spell it: `host/path?q`
 /// (host lower-cased, the scheme's default port dropped).
-pub fn host_and_path(url: &str) -> Result<String, AdminError> {
+pub fn host_and_path(url: &str) -> Result<KeyUrl, AdminError> {
     let bad = |why, source: Option<BoxError>| AdminError::BadUrl {
         url: url.to_owned(),
         why,
@@ -68,10 +69,10 @@ pub fn host_and_path(url: &str) -> Result<String, AdminError> {
         _ => return Err(bad("must start with http:// or https://", None)),
     };
     let authority = uri.authority().ok_or_else(|| bad("has no host", None))?;
-    let mut out = normalize(authority, default_port)
+    let authority = normalize(authority, default_port)
         .map_err(|e| bad("has an unusable host", Some(e.into())))?;
-    out.push_str(uri.path_and_query().map_or("/", |pq| pq.as_str()));
-    Ok(out)
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    Ok(KeyUrl::new(&authority, target))
 }
 
 /// The URL a `PURGE` request names: its absolute form, or its Host and path.
@@ -90,12 +91,10 @@ mod tests {
 
     #[test]
     fn urls_are_spelled_as_keys_spell_them() {
-        assert_eq!(
-            host_and_path("http://Example.com:80/a?b=1").unwrap(),
-            "example.com/a?b=1"
-        );
-        assert_eq!(host_and_path("https://h:443").unwrap(), "h/");
-        assert_eq!(host_and_path("http://h:8080/x/").unwrap(), "h:8080/x/");
+        let spelled = |url| host_and_path(url).unwrap().as_str().to_owned();
+        assert_eq!(spelled("http://Example.com:80/a?b=1"), "example.com/a?b=1");
+        assert_eq!(spelled("https://h:443"), "h/");
+        assert_eq!(spelled("http://h:8080/x/"), "h:8080/x/");
         assert!(host_and_path("/relative").is_err());
         assert!(host_and_path("ftp://h/").is_err());
     }

@@ -2,7 +2,9 @@
 //!
 //! GET and HEAD share a key (only GET responses are stored). The key is an
 //! `Arc<str>` so that cloning it into the coalescing map or the store is a
-//! reference-count bump.
+//! reference-count bump. Only this module knows how a key is spelled:
+//! everything else asks [`CacheKey`] for its parts, and finds keys by URL
+//! with a [`KeyUrl`].
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -10,6 +12,75 @@ use std::sync::Arc;
 
 /// Separates a primary key from its variant's hash in a variant key.
 const VARIANT_SEPARATOR: char = '\u{1f}';
+
+/// Separates the origin from the URL.
+const ORIGIN_SEPARATOR: char = ' ';
+
+/// The longest key text accepted from outside (a snapshot).
+const MAX_KEY_BYTES: usize = 16 * 1024;
+
+/// What a key names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyParts<'a> {
+    /// The origin's id.
+    pub origin: &'a str,
+    /// The normalized authority.
+    pub authority: &'a str,
+    /// The path, without the query.
+    pub path: &'a str,
+}
+
+/// A request URL as keys hold it (normalized authority, path and raw
+/// query), to find the keys of a URL or of a URL prefix on any origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUrl {
+    text: String,
+    authority_len: usize,
+}
+
+impl KeyUrl {
+    /// The URL of `path_and_query` on `authority` (normalized).
+    pub fn new(authority: &str, path_and_query: &str) -> Self {
+        let mut text = String::with_capacity(authority.len() + path_and_query.len());
+        text.push_str(authority);
+        text.push_str(path_and_query);
+        KeyUrl {
+            text,
+            authority_len: authority.len(),
+        }
+    }
+
+    /// `authority/path?query`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The authority.
+    pub fn authority(&self) -> &str {
+        &self.text[..self.authority_len]
+    }
+
+    /// The path and query.
+    pub fn path_and_query(&self) -> &str {
+        &self.text[self.authority_len..]
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        let target = &self.text[self.authority_len..];
+        target.split('?').next().unwrap_or(target)
+    }
+
+    /// Whether `key` is (a variant of) this URL.
+    pub fn is_url_of(&self, key: &CacheKey) -> bool {
+        key.url() == self.text
+    }
+
+    /// Whether `key`'s URL starts with this one.
+    pub fn is_prefix_of(&self, key: &CacheKey) -> bool {
+        key.url().starts_with(&self.text)
+    }
+}
 
 /// Identifies one stored resource (before `Vary`), or one variant of it.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -22,7 +93,7 @@ impl CacheKey {
         let mut key =
             String::with_capacity(origin_id.len() + authority.len() + path_and_query.len() + 1);
         key.push_str(origin_id);
-        key.push(' ');
+        key.push(ORIGIN_SEPARATOR);
         key.push_str(authority);
         key.push_str(path_and_query);
         CacheKey(key.into())
@@ -43,24 +114,50 @@ impl CacheKey {
         CacheKey(key.into())
     }
 
-    /// Whether `text` is a variant key.
-    pub fn is_variant(text: &str) -> bool {
-        text.contains(VARIANT_SEPARATOR)
+    /// Whether this is a variant key.
+    pub fn is_variant(&self) -> bool {
+        self.0.contains(VARIANT_SEPARATOR)
     }
 
-    /// The primary key part of a key's text (all of it for a primary key).
-    pub fn primary_of(text: &str) -> &str {
-        text.split_once(VARIANT_SEPARATOR)
-            .map_or(text, |(primary, _)| primary)
+    /// The text of this key's primary key (all of it for a primary key).
+    pub fn primary_text(&self) -> &str {
+        primary_of(&self.0)
     }
 
     /// The primary key of this key (itself if it is one).
     pub fn primary(&self) -> CacheKey {
-        if Self::is_variant(&self.0) {
-            CacheKey::from_text(Self::primary_of(&self.0))
+        if self.is_variant() {
+            CacheKey::from_text(self.primary_text())
         } else {
             self.clone()
         }
+    }
+
+    /// Its origin, authority and path; `None` for a key the proxy did not
+    /// build.
+    pub fn parts(&self) -> Option<KeyParts<'_>> {
+        let (origin, url) = self.primary_text().split_once(ORIGIN_SEPARATOR)?;
+        let (authority, target) = url.split_at(url.find('/')?);
+        Some(KeyParts {
+            origin,
+            authority,
+            path: target.split('?').next().unwrap_or(target),
+        })
+    }
+
+    /// A key read from outside (a snapshot), if it is shaped as the proxy
+    /// builds them: `origin-id authority/path?query`, maybe a variant
+    /// suffix, of a sane length.
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        if text.len() > MAX_KEY_BYTES {
+            return Err("key too long");
+        }
+        let (origin, url) = text.split_once(ORIGIN_SEPARATOR).ok_or("not a cache key")?;
+        let url = primary_of(url);
+        if origin.is_empty() || !url.contains('/') || url.starts_with('/') {
+            return Err("not a cache key");
+        }
+        Ok(CacheKey::from_text(text))
     }
 
     /// Rebuilds a key from its text (the snapshot stores it so).
@@ -75,9 +172,17 @@ impl CacheKey {
 
     /// `authority/path?query`, without the origin and any variant suffix.
     pub fn url(&self) -> &str {
-        let rest = self.0.split_once(' ').map_or(&*self.0, |(_, rest)| rest);
-        Self::primary_of(rest)
+        let rest = self
+            .0
+            .split_once(ORIGIN_SEPARATOR)
+            .map_or(&*self.0, |(_, rest)| rest);
+        primary_of(rest)
     }
+}
+
+fn primary_of(text: &str) -> &str {
+    text.split_once(VARIANT_SEPARATOR)
+        .map_or(text, |(primary, _)| primary)
 }
 
 impl Borrow<str> for CacheKey {
@@ -127,11 +232,29 @@ mod tests {
         let primary = CacheKey::new("http://o", "h", "/p");
         let variant = CacheKey::variant(&primary, 0x0123_4567_89ab_cdef);
         assert_eq!(variant.as_str(), "http://o h/p\u{1f}0123456789abcdef");
-        assert!(CacheKey::is_variant(variant.as_str()));
-        assert!(!CacheKey::is_variant(primary.as_str()));
+        assert!(variant.is_variant());
+        assert!(!primary.is_variant());
+        assert_eq!(variant.primary_text(), primary.as_str());
         assert_eq!(variant.primary(), primary);
         assert_eq!(primary.primary(), primary);
         assert_eq!(variant.url(), "h/p");
+    }
+
+    #[test]
+    fn keys_name_their_parts_and_are_found_by_url() {
+        let key = CacheKey::variant(&CacheKey::new("http://o/api", "h:8080", "/a/b?q=1"), 7);
+        let parts = key.parts().unwrap();
+        assert_eq!(parts.origin, "http://o/api");
+        assert_eq!(parts.authority, "h:8080");
+        assert_eq!(parts.path, "/a/b");
+        assert!(KeyUrl::new("h:8080", "/a/b?q=1").is_url_of(&key));
+        assert!(!KeyUrl::new("h:8080", "/a/b").is_url_of(&key));
+        assert!(KeyUrl::new("h:8080", "/a/").is_prefix_of(&key));
+        let url = KeyUrl::new("h", "/x?y");
+        assert_eq!((url.authority(), url.path()), ("h", "/x"));
+        assert!(CacheKey::parse(key.as_str()).is_ok());
+        assert!(CacheKey::parse("no-space").is_err());
+        assert!(CacheKey::parse("o /path-without-host").is_err());
     }
 
     #[test]

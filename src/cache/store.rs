@@ -251,13 +251,12 @@ impl Store {
         self.not_stored.get(primary)
     }
 
-    /// Removes every entry for which `matches(url, entry)` holds (`url` is
-    /// `authority/path?query`); returns how many. Walks the whole cache:
-    /// call it off the runtime threads.
-    pub fn purge_where(&self, matches: impl Fn(&str, &CachedResponse) -> bool) -> usize {
+    /// Removes every entry for which `matches(key, entry)` holds; returns
+    /// how many. Walks the whole cache: call it off the runtime threads.
+    pub fn purge_where(&self, matches: impl Fn(&CacheKey, &CachedResponse) -> bool) -> usize {
         let mut removed = 0;
         for (key, entry) in self.iter() {
-            if matches(key.url(), &entry) && self.entries.remove(&key).is_some() {
+            if matches(&key, &entry) && self.entries.remove(&key).is_some() {
                 removed += 1;
             }
         }
@@ -334,11 +333,10 @@ impl Store {
 /// Removes a variant that left moka from its URL's index line, and the
 /// line once it lists none.
 fn forget_variant(index: &Variants, key: &CacheKey) {
-    let text = key.as_str();
-    if !CacheKey::is_variant(text) {
+    if !key.is_variant() {
         return;
     }
-    index.remove_if_mut(CacheKey::primary_of(text), |_, line| {
+    index.remove_if_mut(key.primary_text(), |_, line| {
         line.keys.retain(|k| k != key);
         line.keys.is_empty()
     });

@@ -39,9 +39,9 @@ pub fn of_entry(key: &CacheKey, entry: &CachedResponse) -> u32 {
     let text = key.as_str();
     // The key's `Arc<str>`: two counts and the text.
     let key_bytes = allocated(16 + text.len());
-    let index = if CacheKey::is_variant(text) {
+    let index = if key.is_variant() {
         // The primary key's text is kept by the index line.
-        VARIANT_INDEX_LINE + allocated(16 + CacheKey::primary_of(text).len())
+        VARIANT_INDEX_LINE + allocated(16 + key.primary_text().len())
     } else {
         0
     };

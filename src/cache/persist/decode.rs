@@ -34,8 +34,6 @@ use crate::cache::vary::VaryValues;
 use crate::clock::from_unix_millis;
 use crate::error::chain;
 
-/// The longest key a snapshot entry may have.
-const MAX_KEY_BYTES: usize = 16 * 1024;
 /// Header fields an entry may have.
 const MAX_FIELDS: usize = 500;
 /// How far in the future a `stored_at` may lie (clocks differ a little
@@ -317,7 +315,7 @@ fn check(
     now: SystemTime,
     limits: Limits,
 ) -> Result<(CacheKey, CachedResponse), &'static str> {
-    let key = checked_key(&raw.key)?;
+    let key = CacheKey::parse(&raw.key)?;
     let status = StatusCode::from_u16(raw.status).map_err(|_| "invalid status")?;
     if !(200..=599).contains(&raw.status)
         || status == StatusCode::PARTIAL_CONTENT
@@ -385,20 +383,6 @@ fn check(
     )
     .with_tags(raw.tags.into_iter().map(String::into_boxed_str).collect());
     Ok((key, entry))
-}
-
-/// A key as the proxy builds them: `origin-id authority/path?query`
-/// (and maybe a variant suffix), of a sane length.
-fn checked_key(text: &str) -> Result<CacheKey, &'static str> {
-    if text.len() > MAX_KEY_BYTES {
-        return Err("key too long");
-    }
-    let (origin, url) = text.split_once(' ').ok_or("not a cache key")?;
-    let url = CacheKey::primary_of(url);
-    if origin.is_empty() || !url.contains('/') || url.starts_with('/') {
-        return Err("not a cache key");
-    }
-    Ok(CacheKey::from_text(text))
 }
 
 #[cfg(test)]
