@@ -175,7 +175,10 @@ pub fn explain(proxy: &Proxy, query: &str) -> Result<Value, AdminError> {
             ));
         }
         return Ok(match store.not_stored_reason(&primary) {
-            Some(why) => answer("MISS", format!("the last response was not stored: {why}")),
+            Some(why) => answer(
+                "MISS",
+                format!("the last response was not stored: {}", why.as_str()),
+            ),
             None => answer("MISS", "not in the cache".into()),
         });
     };

@@ -18,6 +18,7 @@ pub mod persist;
 pub mod policy;
 pub mod range;
 pub mod reuse;
+pub mod revalidation;
 pub mod store;
 pub mod tags;
 pub mod vary;

@@ -53,6 +53,16 @@ pub enum Lifetime {
     For(Duration),
 }
 
+impl Lifetime {
+    /// How long it is fresh for; `None` for ever.
+    pub fn fresh_for(self) -> Option<Duration> {
+        match self {
+            Lifetime::Forever => None,
+            Lifetime::For(duration) => Some(duration),
+        }
+    }
+}
+
 /// The outcome of [`decide`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

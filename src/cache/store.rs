@@ -33,6 +33,7 @@ use super::expiry::Ceiling;
 pub use super::expiry::Retention;
 use super::key::CacheKey;
 use super::maintenance::Maintenance;
+use super::policy::NotStored;
 use super::vary::VaryValues;
 use super::weight;
 use crate::clock::SharedClock;
@@ -66,7 +67,7 @@ pub struct Usage {
 #[derive(Clone)]
 pub struct Store {
     entries: Cache<CacheKey, Arc<CachedResponse>>,
-    not_stored: Cache<CacheKey, &'static str>,
+    not_stored: Cache<CacheKey, NotStored>,
     variants: Arc<Variants>,
     retention: Arc<ArcSwap<Retention>>,
     maintenance: Arc<Maintenance>,
@@ -242,12 +243,12 @@ impl Store {
     /// Notes why the last response for `primary` was not stored. Callers
     /// skip this when the note already says `why` (reading is cheaper
     /// than writing; uncacheable URLs repeat a lot).
-    pub fn note_not_stored(&self, primary: CacheKey, why: &'static str) {
+    pub fn note_not_stored(&self, primary: CacheKey, why: NotStored) {
         self.not_stored.insert(primary, why);
     }
 
     /// Why the last response for `primary` was not stored, if it was not.
-    pub fn not_stored_reason(&self, primary: &CacheKey) -> Option<&'static str> {
+    pub fn not_stored_reason(&self, primary: &CacheKey) -> Option<NotStored> {
         self.not_stored.get(primary)
     }
 

@@ -92,7 +92,7 @@ pub enum Problem {
     /// An origin URL that cannot be used.
     Origin(InvalidOrigin),
     /// A size that cannot be used.
-    Size(super::values::SizeError),
+    Size(SizeError),
 }
 
 impl fmt::Display for Problem {
@@ -117,8 +117,8 @@ impl From<&str> for Problem {
     }
 }
 
-impl From<super::values::SizeError> for Problem {
-    fn from(size: super::values::SizeError) -> Self {
+impl From<SizeError> for Problem {
+    fn from(size: SizeError) -> Self {
         Problem::Size(size)
     }
 }
@@ -176,6 +176,22 @@ impl ConfigError {
             other => other,
         }
     }
+}
+
+/// A byte size that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// Not a number of bytes, with or without a unit.
+    #[error("'{text}' is not a size like 8MiB: {why}")]
+    NotASize {
+        /// What was given.
+        text: String,
+        /// The size parser's explanation (it gives only text).
+        why: String,
+    },
+    /// Zero bytes.
+    #[error("size must be greater than 0")]
+    Zero,
 }
 
 #[cfg(test)]

@@ -21,11 +21,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use error::{Cause, ConfigError, InvalidOrigin, Place, Problem};
+pub use error::{Cause, ConfigError, InvalidOrigin, Place, Problem, SizeError};
 pub use origin::{InvalidTarget, Origin, Scheme};
 pub use source::{ConfigSource, Overrides};
 pub use validate::validate;
-pub use values::{SizeError, parse_size};
+pub use values::parse_size;
 
 pub use crate::router::HostMatch;
 

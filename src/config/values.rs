@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, SizeError};
 use super::file::{DurationValue, SizeValue};
 
 /// A configuration error about `key`.
@@ -84,20 +84,4 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
         return Err(SizeError::Zero);
     }
     Ok(size.as_u64())
-}
-
-/// A byte size that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SizeError {
-    /// Not a number of bytes, with or without a unit.
-    #[error("'{text}' is not a size like 8MiB: {why}")]
-    NotASize {
-        /// What was given.
-        text: String,
-        /// The size parser's explanation (it gives only text).
-        why: String,
-    },
-    /// Zero bytes.
-    #[error("size must be greater than 0")]
-    Zero,
 }

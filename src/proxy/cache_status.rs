@@ -4,6 +4,57 @@
 use bytes::BytesMut;
 use http::HeaderValue;
 
+use crate::cache::policy::NotStored;
+
+/// Why a response was served stale, or not stored (RFC 9211 `detail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// The client accepted a stale response (`max-stale`).
+    MaxStale,
+    /// Served stale while one background request refreshes it.
+    StaleWhileRevalidate,
+    /// Served stale because the origin failed.
+    StaleIfError,
+    /// Waited for another request's fill longer than the origin timeout.
+    CoalesceTimeout,
+    /// Waited for another request's fill, which was not stored.
+    CoalescedNotStored,
+    /// Larger than the cache's `max_object_size`.
+    TooLarge,
+    /// A HEAD the cache could not answer.
+    Head,
+    /// A range request with nothing stored.
+    Range,
+    /// A request with a body.
+    RequestBody,
+    /// A method that is not cached.
+    Method,
+    /// The route never caches.
+    Bypass,
+    /// The policy refused to store the response.
+    NotStored(NotStored),
+}
+
+impl Detail {
+    /// The token in `Cache-Status` and in the access log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detail::MaxStale => "max-stale",
+            Detail::StaleWhileRevalidate => "stale-while-revalidate",
+            Detail::StaleIfError => "stale-if-error",
+            Detail::CoalesceTimeout => "coalesce-timeout",
+            Detail::CoalescedNotStored => "coalesced-not-stored",
+            Detail::TooLarge => "too-large",
+            Detail::Head => "head",
+            Detail::Range => "range",
+            Detail::RequestBody => "request-body",
+            Detail::Method => "method",
+            Detail::Bypass => "bypass",
+            Detail::NotStored(why) => why.as_str(),
+        }
+    }
+}
+
 /// Why a request went forward to the origin (RFC 9211 `fwd`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fwd {
@@ -42,7 +93,7 @@ pub enum CacheStatus {
         /// Seconds of freshness left (negative when served stale).
         ttl: Option<i64>,
         /// Why a stale response was served (`stale-while-revalidate`, ...).
-        detail: Option<&'static str>,
+        detail: Option<Detail>,
     },
     /// The origin confirmed the stored response (304); its body came from
     /// the cache.
@@ -57,7 +108,7 @@ pub enum CacheStatus {
         /// Whether the response is being stored.
         stored: bool,
         /// Why it is not stored (or why it was not looked up).
-        detail: Option<&'static str>,
+        detail: Option<Detail>,
     },
     /// The proxy answered with an error of its own.
     Error,
@@ -65,7 +116,7 @@ pub enum CacheStatus {
 
 impl CacheStatus {
     /// A miss for `fwd` that is not stored, for `detail`.
-    pub fn pass(fwd: Fwd, detail: &'static str) -> Self {
+    pub fn pass(fwd: Fwd, detail: Detail) -> Self {
         CacheStatus::Miss {
             fwd,
             stored: false,
@@ -101,10 +152,10 @@ impl CacheStatus {
     /// Why it was not served or stored from the cache ("-" if it was).
     pub fn reason(self) -> &'static str {
         match self {
-            CacheStatus::Hit { detail, .. } => detail.unwrap_or("-"),
+            CacheStatus::Hit { detail, .. } => detail.map_or("-", Detail::as_str),
             CacheStatus::Revalidated { .. } => "not-modified",
             CacheStatus::Miss { stored: true, .. } => "stored",
-            CacheStatus::Miss { detail, fwd, .. } => detail.unwrap_or(fwd.as_str()),
+            CacheStatus::Miss { detail, fwd, .. } => detail.map_or(fwd.as_str(), Detail::as_str),
             CacheStatus::Error => "-",
         }
     }
@@ -151,10 +202,10 @@ fn ttl_field(value: &mut BytesMut, ttl: Option<i64>) {
     }
 }
 
-fn detail_field(value: &mut BytesMut, detail: Option<&'static str>) {
+fn detail_field(value: &mut BytesMut, detail: Option<Detail>) {
     if let Some(detail) = detail {
         value.extend_from_slice(b"; detail=");
-        value.extend_from_slice(detail.as_bytes());
+        value.extend_from_slice(detail.as_str().as_bytes());
     }
 }
 
@@ -176,7 +227,7 @@ mod tests {
             (
                 CacheStatus::Hit {
                     ttl: Some(-5),
-                    detail: Some("stale-while-revalidate"),
+                    detail: Some(Detail::StaleWhileRevalidate),
                 },
                 "caching-proxy; hit; ttl=-5; detail=stale-while-revalidate",
                 true,
@@ -196,7 +247,7 @@ mod tests {
                 false,
             ),
             (
-                CacheStatus::pass(Fwd::Method, "method"),
+                CacheStatus::pass(Fwd::Method, Detail::Method),
                 "caching-proxy; fwd=method; detail=method",
                 false,
             ),
@@ -204,7 +255,7 @@ mod tests {
                 CacheStatus::Miss {
                     fwd: Fwd::VaryMiss,
                     stored: false,
-                    detail: Some("no-store"),
+                    detail: Some(Detail::NotStored(NotStored::NoStore)),
                 },
                 "caching-proxy; fwd=vary-miss; detail=no-store",
                 false,

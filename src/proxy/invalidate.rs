@@ -8,21 +8,20 @@ use http::header::{CONTENT_LOCATION, LOCATION};
 use super::exchange::Exchange;
 use crate::cache::CacheKey;
 
-impl Exchange {
-    /// After a successful unsafe request: the URL's entries go, and those of
-    /// its `Location` and `Content-Location` when they are on this host
-    /// (RFC 9111 section 4.4).
-    pub(super) fn invalidate_after(&self, primary: &CacheKey, response: &HeaderMap) {
-        self.proxy.store.invalidate(primary);
-        for name in [LOCATION, CONTENT_LOCATION] {
-            let target = response.get(&name).and_then(|v| v.to_str().ok());
-            if let Some(path) = target.and_then(|t| same_origin_path(t, &self.authority)) {
-                self.proxy.store.invalidate(&CacheKey::new(
-                    &self.route.origin_id,
-                    &self.authority,
-                    &path,
-                ));
-            }
+/// After a successful unsafe request: the URL's entries go, and those of
+/// its `Location` and `Content-Location` when they are on this host (RFC
+/// 9111 section 4.4).
+pub(super) fn after_unsafe(exchange: &Exchange, primary: &CacheKey, response: &HeaderMap) {
+    let store = exchange.store();
+    store.invalidate(primary);
+    for name in [LOCATION, CONTENT_LOCATION] {
+        let target = response.get(&name).and_then(|v| v.to_str().ok());
+        if let Some(path) = target.and_then(|t| same_origin_path(t, exchange.authority())) {
+            store.invalidate(&CacheKey::new(
+                &exchange.route().origin_id,
+                exchange.authority(),
+                &path,
+            ));
         }
     }
 }

@@ -1,14 +1,28 @@
 //! The request path: one [`Proxy`] per process, shared by every connection.
 //!
-//! `handler` sequences the phases (check, route, look up, judge);
-//! `exchange` deals with the origin (fetch, coalesce, revalidate, store,
-//! stale fallback); [`headers`], [`body`], `respond` and [`access_log`]
-//! each do one job; the origin client is [`crate::upstream`].
+//! A request goes one way through these modules:
+//!
+//! - `handler` sequences the phases: check ([`request`]), route and key,
+//!   look up and judge ([`crate::cache::reuse`]), then answer from the
+//!   cache or go to the origin;
+//! - `fetch` goes to the origin for the cache: the coalesced leader and
+//!   its followers, revalidation, the HEAD update, the background refresh
+//!   and the stale-if-error fallback; `invalidate` follows unsafe methods;
+//! - `exchange` is one request's view of the proxy and the operations the
+//!   phases share (answer from an entry, rewrite and send a request, relay
+//!   an answer); `respond` builds the proxy's own responses;
+//! - `finish` ends every request: error responses, the proxy's headers
+//!   ([`cache_status`]), counting, and the access line ([`access_log`]);
+//! - [`headers`] and [`body`] are the header rules and the body types.
+//!
+//! The origin client is [`crate::upstream`].
 
 pub mod access_log;
 pub mod body;
 pub mod cache_status;
 mod exchange;
+mod fetch;
+mod finish;
 mod handler;
 pub mod headers;
 mod invalidate;
@@ -28,7 +42,7 @@ use crate::cache::coalesce::Coalescer;
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
-pub use handler::Handling;
+pub use finish::Handling;
 pub use peer::Peer;
 
 /// The connection a request arrived on.
@@ -84,6 +98,16 @@ impl Proxy {
     /// The response cache.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Concurrent misses of one URL, joined.
+    fn coalescer(&self) -> &Arc<Coalescer> {
+        &self.coalescer
+    }
+
+    /// The clock freshness is judged by.
+    fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// Replaces the configuration snapshot in one store.

@@ -20,14 +20,6 @@ use crate::error::RequestError;
 const NOT_MODIFIED_HEADERS: [http::HeaderName; 6] =
     [CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, VARY];
 
-/// The `Content-Length` the origin announced, if any.
-pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// Answers a GET or HEAD with `request` headers from `entry`: 304 when the
 /// client's validators match, 206/416 for a single range of a stored 200,
 /// the whole response otherwise. The body is shared, never copied.

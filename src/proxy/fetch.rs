@@ -1,0 +1,346 @@
+//! Fetching from the origin for the cache: the leader of a coalesced fill
+//! and its followers, revalidation of a stale entry (a 304 refreshes it,
+//! through [`super::revalidate`]), the background refresh of
+//! stale-while-revalidate, and the one stale-if-error fallback all of
+//! them share.
+
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Either, Empty};
+
+use super::body::{Fill, ProxyBody, TeeBody};
+use super::cache_status::{CacheStatus, Detail, Fwd};
+use super::exchange::{Asked, Exchange, Served, Stored, ttl_of};
+use super::headers;
+use super::respond::from_cache;
+use super::revalidate::{self, Refresh};
+use crate::cache::CacheKey;
+use crate::cache::coalesce::{FillGuard, FillState, Role};
+use crate::cache::control::CacheControl;
+use crate::cache::policy::{Decision, NotStored, StoreInput};
+use crate::cache::revalidation::{add_validators, declared_length, stale_may_replace};
+use crate::cache::vary::{Vary, VaryValues};
+use crate::error::RequestError;
+use crate::upstream::UpstreamBody;
+
+/// The URL's hit-for-miss note, as far as the caller has read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Note {
+    /// Not read yet.
+    Unread,
+    /// Read: none.
+    Clear,
+    /// Read: the last response was not stored, for this reason.
+    NotStored(NotStored),
+}
+
+impl Note {
+    fn read(exchange: &Exchange, primary: &CacheKey) -> Self {
+        exchange
+            .store()
+            .not_stored_reason(primary)
+            .map_or(Note::Clear, Note::NotStored)
+    }
+}
+
+/// A leader's fetch: the request, the URL's key, the fill it leads (if
+/// coalesced), the stale entry it may revalidate or fall back on, why it
+/// went forward, and the URL's hit-for-miss note.
+pub(super) struct Lead {
+    pub request: Request<UpstreamBody>,
+    pub primary: CacheKey,
+    pub guard: Option<FillGuard>,
+    pub stale: Option<Stored>,
+    pub fwd: Fwd,
+    pub note: Note,
+}
+
+/// Fetches a GET for the cache; concurrent misses for the URL wait for
+/// one origin request (bounded by the origin timeout).
+pub(super) async fn fetch(
+    exchange: &Exchange,
+    request: Request<UpstreamBody>,
+    primary: CacheKey,
+    stale: Option<Stored>,
+    fwd: Fwd,
+    directives: &CacheControl,
+) -> Result<Served, RequestError> {
+    let note = Note::read(exchange, &primary);
+    let lead = |guard, request| Lead {
+        request,
+        primary: primary.clone(),
+        guard,
+        stale: stale.clone(),
+        fwd,
+        note,
+    };
+    if note != Note::Clear {
+        // Recently uncacheable ("hit-for-miss"): waiting for another
+        // request would only delay this one.
+        return self::lead(exchange, lead(None, request)).await;
+    }
+    match exchange.coalescer().join(&primary) {
+        Role::Leader(guard) => {
+            if let Some(hit) = exchange.usable_hit(&primary, request.headers(), directives) {
+                guard.stored();
+                return Ok(hit);
+            }
+            self::lead(exchange, lead(Some(guard), request)).await
+        }
+        Role::Follower(follower) => {
+            exchange.metrics().coalesced_waits.inc();
+            let state = follower
+                .wait(exchange.route().upstream.origin().timeout)
+                .await;
+            if state == FillState::Stored {
+                if let Some(hit) = exchange.usable_hit(&primary, request.headers(), directives) {
+                    return Ok(hit);
+                }
+            }
+            let detail = match state {
+                FillState::TimedOut => Detail::CoalesceTimeout,
+                FillState::Pending | FillState::Stored | FillState::NotStored => {
+                    Detail::CoalescedNotStored
+                }
+            };
+            let asked = Asked {
+                headers: request.headers().clone(),
+                head: false,
+            };
+            let passed = exchange.pass(request).await;
+            let failure = match &passed {
+                Ok(response) if stale_may_replace(response.status()) => {
+                    Some(Failure::Status(response.status()))
+                }
+                Ok(_) => None,
+                Err(err) => Some(Failure::Error(err)),
+            };
+            if let Some(served) = failure
+                .and_then(|failure| stale_if_error(exchange, stale.as_ref(), &asked, failure))
+            {
+                return Ok(served);
+            }
+            passed.map(|response| Served {
+                response,
+                cache: CacheStatus::pass(fwd, detail),
+            })
+        }
+    }
+}
+
+/// The leader's fetch: conditional when a stale entry has validators; a
+/// 304 refreshes it, a failure may be covered by it, anything else is
+/// judged by the policy and stored while it streams.
+pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, RequestError> {
+    let Lead {
+        request,
+        primary,
+        guard,
+        stale,
+        fwd,
+        note,
+    } = lead;
+    let asked = Asked {
+        headers: request.headers().clone(),
+        head: request.method() == Method::HEAD,
+    };
+    let mut upstream_request = exchange.upstream_request(request, true)?;
+    if let Some((_, entry)) = &stale {
+        add_validators(upstream_request.headers_mut(), entry);
+    }
+    let request_time = exchange.now();
+    let response = match exchange.send(upstream_request).await {
+        Ok(response) => response,
+        Err(err) => {
+            let failure = Failure::Error(&err);
+            return stale_if_error(exchange, stale.as_ref(), &asked, failure).ok_or(err);
+        }
+    };
+    let response_time = exchange.now();
+    let (mut parts, body) = response.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers);
+    let tags = exchange.take_tags(&mut parts.headers);
+    if let Some((key, entry)) = &stale {
+        if parts.status == StatusCode::NOT_MODIFIED {
+            let refreshed = revalidate::refresh(
+                exchange,
+                Refresh {
+                    primary: &primary,
+                    key: key.clone(),
+                    entry,
+                    fresh: &parts.headers,
+                    fresh_tags: tags,
+                    request: &asked.headers,
+                    request_time,
+                    response_time,
+                },
+            );
+            if let Some(guard) = guard {
+                guard.stored();
+            }
+            let now = exchange.now();
+            return Ok(Served {
+                response: from_cache(&refreshed, &asked.headers, asked.head, now),
+                cache: CacheStatus::Revalidated {
+                    ttl: ttl_of(&refreshed, now),
+                },
+            });
+        }
+        if stale_may_replace(parts.status) {
+            let failure = Failure::Status(parts.status);
+            if let Some(served) = stale_if_error(exchange, stale.as_ref(), &asked, failure) {
+                return Ok(served);
+            }
+        }
+    }
+    let input = StoreInput {
+        request: &asked.headers,
+        status: parts.status,
+        response: &parts.headers,
+        request_time,
+        response_time,
+        ttl: exchange.route().ttl,
+        targets: &exchange.runtime().targeted,
+    };
+    let decision = exchange.decide(&input);
+    let limit = exchange.runtime().max_object_size;
+    let (body, cache) = match decision {
+        Decision::Store { .. } if declared_length(&parts.headers) > Some(limit) => (
+            ProxyBody::Stream(Box::new(body)),
+            CacheStatus::pass(fwd, Detail::TooLarge),
+        ),
+        Decision::Store {
+            lifetime,
+            initial_age,
+            vary,
+            rules,
+            strip,
+        } => {
+            let mut stored_headers = parts.headers.clone();
+            strip.iter().for_each(|name| {
+                stored_headers.remove(name.as_str());
+            });
+            if note != Note::Clear {
+                exchange.store().clear_not_stored(&primary);
+            }
+            let fill = Fill {
+                store: exchange.store().clone(),
+                primary,
+                status: parts.status,
+                headers: stored_headers,
+                stored_at: response_time,
+                fresh_for: lifetime.fresh_for(),
+                initial_age,
+                vary: capture(&vary, &asked.headers),
+                rules,
+                tags,
+                guard,
+            };
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            let expected = declared_length(&parts.headers);
+            let tee = TeeBody::new(body, limit, fill, expected);
+            (
+                ProxyBody::Tee(Box::new(tee)),
+                CacheStatus::Miss {
+                    fwd,
+                    stored: true,
+                    detail: None,
+                },
+            )
+        }
+        Decision::Skip(why) => {
+            let noted = match note {
+                Note::Unread => Note::read(exchange, &primary),
+                Note::Clear | Note::NotStored(_) => note,
+            };
+            if noted != Note::NotStored(why) {
+                exchange.store().note_not_stored(primary, why);
+            }
+            (
+                ProxyBody::Stream(Box::new(body)),
+                CacheStatus::pass(fwd, Detail::NotStored(why)),
+            )
+        }
+    };
+    Ok(Served {
+        response: Response::from_parts(parts, body),
+        cache,
+    })
+}
+
+/// How the origin failed a request that has a stale entry to fall back on.
+#[derive(Clone, Copy)]
+enum Failure<'a> {
+    /// No usable answer.
+    Error(&'a RequestError),
+    /// An answer RFC 5861 lets a stale response replace.
+    Status(StatusCode),
+}
+
+/// The stale entry in place of a failed origin, when its windows allow.
+fn stale_if_error(
+    exchange: &Exchange,
+    stale: Option<&Stored>,
+    asked: &Asked,
+    failure: Failure<'_>,
+) -> Option<Served> {
+    let (_, entry) = stale?;
+    if !entry.usable_on_error(exchange.now(), exchange.runtime().grace) {
+        return None;
+    }
+    match failure {
+        Failure::Error(err) => {
+            tracing::warn!(error = %err.chain(), "origin failed; serving a stale response");
+        }
+        Failure::Status(status) => {
+            tracing::warn!(%status, "origin failed; serving a stale response");
+        }
+    }
+    Some(exchange.answer_from(
+        entry,
+        &asked.headers,
+        asked.head,
+        Some(Detail::StaleIfError),
+    ))
+}
+
+/// Refreshes `stale` with one background request (the client was served
+/// the stale response already).
+pub(super) fn refresh_in_background(
+    exchange: &Exchange,
+    parts: &http::request::Parts,
+    primary: CacheKey,
+    stale: Stored,
+) {
+    let Role::Leader(guard) = exchange.coalescer().join(&primary) else {
+        return; // a fetch for this URL is already under way
+    };
+    let mut request = Request::new(Either::Right(Empty::new()));
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    let exchange = exchange.clone();
+    tokio::spawn(async move {
+        let background = Lead {
+            request,
+            primary,
+            guard: Some(guard),
+            stale: Some(stale),
+            fwd: Fwd::Stale,
+            note: Note::Unread,
+        };
+        match lead(&exchange, background).await {
+            // Reading the body to its end is what stores it.
+            Ok(served) => {
+                let _ = served.response.into_body().collect().await;
+            }
+            Err(err) => tracing::debug!(error = %err.chain(), "background revalidation failed"),
+        }
+    });
+}
+
+fn capture(vary: &Vary, request: &HeaderMap) -> VaryValues {
+    match vary {
+        Vary::Fields(names) => VaryValues::capture(names, request),
+        Vary::None | Vary::Star => VaryValues::default(),
+    }
+}
