@@ -2,6 +2,7 @@
 //! (`cargo bench --bench snapshot`; bench/run.sh includes it in its report).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::disallowed_methods)] // a benchmark times itself
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

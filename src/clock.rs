@@ -1,13 +1,18 @@
-//! The only reader of the wall clock.
+//! The only reader of the system's clocks (`clippy.toml` refuses
+//! `SystemTime::now` and `Instant::now` anywhere else).
 //!
-//! HTTP freshness is judged against [`Clock::now`], never against
-//! `SystemTime::now()` directly, so that tests can move time forward
-//! ([`ManualClock`]) instead of sleeping through a TTL.
+//! HTTP freshness is judged against [`Clock::now`], so that tests can move
+//! time forward ([`ManualClock`]) instead of sleeping through a TTL.
+//! Timestamps that only report (log lines, metrics) read [`wall_now`];
+//! durations are measured with a [`Stopwatch`]. Timers and deadlines use
+//! tokio's clock.
+
+#![allow(clippy::disallowed_methods)] // this module is where they are read
 
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time.
 pub trait Clock: Send + Sync + Debug {
@@ -45,6 +50,28 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
         SystemTime::now() + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+    }
+}
+
+/// The wall-clock time, for timestamps that report rather than decide
+/// (log lines, metrics).
+pub fn wall_now() -> SystemTime {
+    SystemTime::now()
+}
+
+/// Measures how long something took, on the monotonic clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(Instant);
+
+impl Stopwatch {
+    /// Starts measuring now.
+    pub fn start() -> Self {
+        Stopwatch(Instant::now())
+    }
+
+    /// Time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
     }
 }
 

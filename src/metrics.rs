@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::cache::persist::SnapshotCounters;
 use crate::cache::store::Usage;
-use crate::clock::unix_millis;
+use crate::clock::{unix_millis, wall_now};
 use crate::error::OriginFailure;
 
 /// A label value shared without copying (route and origin names).
@@ -175,7 +175,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("caching_proxy");
         let metrics = Metrics {
             registry: Arc::new(Registry::default()),
-            started: SystemTime::now(),
+            started: wall_now(),
             requests: Family::default(),
             unrouted: Arc::new(RouteCounters::new(Arc::from("-"))),
             all_requests: Counter::default(),
@@ -282,7 +282,7 @@ impl Metrics {
             "Unix time of the last good configuration load",
             metrics.last_reload.clone(),
         );
-        metrics.last_reload.set(unix_seconds(SystemTime::now()));
+        metrics.last_reload.set(unix_seconds(wall_now()));
         Metrics {
             registry: Arc::new(registry),
             ..metrics
@@ -327,7 +327,7 @@ impl Metrics {
         let result = if ok { "ok" } else { "error" };
         self.reloads.get_or_create(&ReloadLabels { result }).inc();
         if ok {
-            self.last_reload.set(unix_seconds(SystemTime::now()));
+            self.last_reload.set(unix_seconds(wall_now()));
         }
     }
 
@@ -375,7 +375,7 @@ impl Metrics {
         let reloads = |result| self.reloads.get_or_create(&ReloadLabels { result }).get();
         let requests = self.all_requests.get();
         json!({
-            "uptime_seconds": SystemTime::now().duration_since(self.started).map(|d| d.as_secs()).unwrap_or(0),
+            "uptime_seconds": wall_now().duration_since(self.started).map(|d| d.as_secs()).unwrap_or(0),
             "requests": requests,
             "cache": {
                 "entries": entries,

@@ -12,6 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::cache::CacheKey;
 use crate::cache::persist::Placement;
+use crate::cache::store::Retention;
 use crate::config::{Config, HostMatch, Policy};
 use crate::metrics::{Metrics, RouteCounters};
 use crate::router::Router;
@@ -60,8 +61,10 @@ pub struct Runtime {
     tls: HashMap<SocketAddr, TlsAcceptor>,
     /// Larger responses are not stored.
     pub max_object_size: u64,
-    /// Stale entries may stand in for a failing origin this long.
-    pub grace: Duration,
+    /// How long stale entries may stand in for a failing origin (`grace`)
+    /// and are kept for revalidation (`keep`); the store's memory ceiling
+    /// follows it when the snapshot is swapped in.
+    pub retention: Retention,
     /// Targeted cache-control fields this cache obeys (RFC 9213).
     pub targeted: Vec<http::HeaderName>,
     /// Response fields that carry purge tags.
@@ -134,7 +137,10 @@ impl Runtime {
             upstreams: upstreams.into_values().collect(),
             tls,
             max_object_size: config.cache.max_object_size,
-            grace: config.cache.grace,
+            retention: Retention {
+                grace: config.cache.grace,
+                keep: config.cache.keep,
+            },
             targeted: config.cache.targeted.clone(),
             tag_headers: config.cache.tag_headers.clone(),
             expose_tags: config.cache.expose_tags,

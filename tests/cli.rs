@@ -1,6 +1,7 @@
 //! The specified command line, tested on the built binary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::disallowed_methods)] // tests time themselves
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! and every case is counted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::disallowed_methods)] // tests time themselves
 
 mod common;
 

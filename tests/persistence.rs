@@ -2,6 +2,7 @@
 //! file, and can be cleared while an instance runs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::disallowed_methods)] // tests time themselves
 
 mod common;
 
@@ -41,7 +42,9 @@ async fn restored_entries_keep_their_remaining_lifetime() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cache.json");
     let clock = Arc::new(ManualClock::default());
-    let ttl = |c: &mut caching_proxy::config::Config| c.set_ttl(Some(Duration::from_secs(60)));
+    let ttl = |c: &mut caching_proxy::config::Config| {
+        common::set_cache_ttl(c, Some(Duration::from_secs(60)))
+    };
 
     let mut first = TestProxy::start_on(&origin.url(), file.clone(), clock.clone(), ttl).await;
     get_as(&first.url("/ttl"), "cache.test").await;
@@ -289,7 +292,7 @@ async fn a_route_with_a_longer_ttl_keeps_it_across_a_restart() {
     let file = dir.path().join("cache.json");
     let clock = Arc::new(ManualClock::default());
     let routes = |c: &mut caching_proxy::config::Config| {
-        c.set_ttl(Some(Duration::from_secs(60)));
+        common::set_cache_ttl(c, Some(Duration::from_secs(60)));
         let mut long = c.routes[0].clone();
         long.name = "long".into();
         long.path_prefix = "/long/".into();

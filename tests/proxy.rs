@@ -1,6 +1,7 @@
 //! The request path end to end: a real origin, the real proxy, real HTTP.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::disallowed_methods)] // tests time themselves
 
 mod common;
 
@@ -155,8 +156,10 @@ async fn bodies_over_max_object_size_stream_through_uncached() {
 async fn entries_expire_after_the_ttl() {
     let origin = TestOrigin::start().await;
     origin.route("/ttl", Route::ok("v"));
-    let proxy =
-        TestProxy::start_with(&origin.url(), |c| c.set_ttl(Some(Duration::from_secs(60)))).await;
+    let proxy = TestProxy::start_with(&origin.url(), |c| {
+        common::set_cache_ttl(c, Some(Duration::from_secs(60)))
+    })
+    .await;
 
     assert_eq!(get(&proxy.url("/ttl")).await.x_cache(), "MISS");
     proxy.clock.advance(Duration::from_secs(59));
@@ -179,8 +182,10 @@ async fn origin_freshness_is_respected_and_capped_by_the_ttl() {
         "/long",
         Route::ok("l").header("cache-control", "public, max-age=3600"),
     );
-    let proxy =
-        TestProxy::start_with(&origin.url(), |c| c.set_ttl(Some(Duration::from_secs(60)))).await;
+    let proxy = TestProxy::start_with(&origin.url(), |c| {
+        common::set_cache_ttl(c, Some(Duration::from_secs(60)))
+    })
+    .await;
 
     get(&proxy.url("/short")).await;
     get(&proxy.url("/long")).await;

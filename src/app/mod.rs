@@ -17,7 +17,6 @@ use crate::accept::BindError;
 use crate::admin::Admin;
 use crate::cache::Store;
 use crate::cache::persist::{self, LoadLimits, Snapshotter, files};
-use crate::cache::store::Retention;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError, ConfigSource};
 use crate::error::chain;
@@ -63,10 +62,7 @@ async fn start_inner(
 ) -> Result<RunningProxy, StartupError> {
     let metrics = Metrics::new();
     let runtime = Runtime::build(&config, None, &metrics)?;
-    let retention = Retention {
-        grace: config.cache.grace,
-        keep: config.cache.keep,
-    };
+    let retention = runtime.retention;
     let store = Store::new(
         config.cache.max_size,
         clock.clone(),

@@ -126,8 +126,19 @@ pub struct RouteConfig {
     /// Default lifetime and cap for this route (the route's own or
     /// `[cache].ttl`).
     pub ttl: Option<Duration>,
+    /// Whether `ttl` is the route's own or `[cache].ttl`.
+    pub ttl_from: TtlFrom,
     /// How it caches.
     pub policy: Policy,
+}
+
+/// Where a route's ttl comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlFrom {
+    /// The route sets its own.
+    Route,
+    /// It inherits `[cache].ttl`.
+    Cache,
 }
 
 /// Cache storage.
@@ -232,22 +243,12 @@ impl Config {
                 path_prefix: "/".into(),
                 origin: name,
                 ttl: None,
+                ttl_from: TtlFrom::Cache,
                 policy: Policy::Standard,
             }],
             cache: CacheConfig::with_file(cache_file),
             limits: Limits::default(),
             admin: AdminConfig::default(),
-        }
-    }
-
-    /// Sets the cache-wide TTL and every route that inherited it.
-    pub fn set_ttl(&mut self, ttl: Option<Duration>) {
-        let old = self.cache.ttl;
-        self.cache.ttl = ttl;
-        for route in &mut self.routes {
-            if route.ttl == old {
-                route.ttl = ttl;
-            }
         }
     }
 

@@ -17,7 +17,7 @@ use super::file::{
 use super::values::{bytes, duration, invalid};
 use super::{
     AdminConfig, CacheConfig, Config, HostMatch, ListenerConfig, ListenerTls, MAX_TTL_SECS, Origin,
-    Policy, RouteConfig,
+    Policy, RouteConfig, TtlFrom,
 };
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -72,6 +72,7 @@ pub fn validate(raw: &FileConfig, base_dir: &Path) -> Result<Config, ConfigError
             path_prefix: "/".into(),
             origin: origins[0].name.clone(),
             ttl: cache.ttl,
+            ttl_from: TtlFrom::Cache,
             policy: Policy::Standard,
         }]
     } else {
@@ -269,9 +270,9 @@ fn validate_route(
             "must start with '/'",
         ));
     }
-    let ttl = match &section.ttl {
-        Some(t) => Some(ttl(&format!("{key}.ttl"), t)?),
-        None => default_ttl,
+    let (ttl, ttl_from) = match &section.ttl {
+        Some(t) => (Some(ttl(&format!("{key}.ttl"), t)?), TtlFrom::Route),
+        None => (default_ttl, TtlFrom::Cache),
     };
     let policy = match section.policy.unwrap_or(PolicyName::Standard) {
         PolicyName::Standard => Policy::Standard,
@@ -293,6 +294,7 @@ fn validate_route(
         name,
         host,
         path_prefix,
+        ttl_from,
         origin: section.origin.clone(),
         ttl,
         policy,

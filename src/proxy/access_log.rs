@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -24,6 +24,7 @@ use serde::{Serialize, Serializer};
 use super::Peer;
 use super::body::ProxyBody;
 use super::cache_status::CacheStatus;
+use crate::clock::{Stopwatch, wall_now};
 use crate::runtime::Route;
 use crate::telemetry::{AccessSink, LogFormat, timestamp};
 use crate::upstream::body::BodyError;
@@ -35,7 +36,7 @@ pub struct AccessRecord {
     client: Peer,
     method: Method,
     target: String,
-    started: Instant,
+    started: Stopwatch,
     /// The normalized Host, once checked.
     pub host: Option<String>,
     /// The route (and through it the origin's name), once routed.
@@ -75,7 +76,7 @@ impl AccessRecord {
             client,
             method,
             target: target.to_owned(),
-            started: Instant::now(),
+            started: Stopwatch::start(),
             host: None,
             route: None,
             origin_time: Arc::default(),
@@ -187,7 +188,7 @@ impl Drop for LoggedBody {
         match AccessSink::get() {
             // The log line's own time stamp, like tracing's; not a cache
             // decision, so not the proxy's clock.
-            Some(sink) => sink.write(line.render(sink.format, SystemTime::now())),
+            Some(sink) => sink.write(line.render(sink.format, wall_now())),
             // A library user without `telemetry::init`: through tracing.
             None => {
                 let mut fields = Vec::new();

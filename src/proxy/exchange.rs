@@ -25,6 +25,7 @@ use crate::cache::control::CacheControl;
 use crate::cache::policy::{self, Decision, StoreInput};
 use crate::cache::reuse::{self, Verdict};
 use crate::cache::{CacheKey, CachedResponse, Store, tags};
+use crate::clock::Stopwatch;
 use crate::config::{InvalidTarget, Policy};
 use crate::error::RequestError;
 use crate::metrics::Metrics;
@@ -165,7 +166,7 @@ impl Exchange {
         &self,
         request: Request<UpstreamBody>,
     ) -> Result<Response<OriginBody>, RequestError> {
-        let started = std::time::Instant::now();
+        let started = Stopwatch::start();
         let result = self.route.upstream.send(request).await;
         self.origin_time.set(started.elapsed());
         result

@@ -284,7 +284,7 @@ fn stale_if_error(
     failure: Failure<'_>,
 ) -> Option<Served> {
     let (_, entry) = stale?;
-    if !entry.usable_on_error(exchange.now(), exchange.runtime().grace) {
+    if !entry.usable_on_error(exchange.now(), exchange.runtime().retention.grace) {
         return None;
     }
     match failure {

@@ -81,6 +81,7 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy serving `runtime` from `store`.
     pub fn new(runtime: Runtime, store: Store, clock: SharedClock, metrics: Metrics) -> Self {
+        store.set_retention(runtime.retention);
         Proxy {
             runtime: ArcSwap::from_pointee(runtime),
             store,
@@ -110,8 +111,10 @@ impl Proxy {
         &self.clock
     }
 
-    /// Replaces the configuration snapshot in one store.
+    /// Replaces the configuration snapshot in one store; the store's
+    /// memory ceiling follows its retention.
     pub fn swap_runtime(&self, runtime: Arc<Runtime>) {
+        self.store.set_retention(runtime.retention);
         self.runtime.store(runtime);
     }
 

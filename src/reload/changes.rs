@@ -183,7 +183,8 @@ mod tests {
     fn each_changed_setting_is_named_with_its_values() {
         let old = config();
         let mut new = config();
-        new.set_ttl(Some(Duration::from_secs(120)));
+        new.cache.ttl = Some(Duration::from_secs(120));
+        new.routes[0].ttl = new.cache.ttl;
         new.cache.grace = Duration::from_secs(30);
         new.origins[0].timeout = Duration::from_secs(5);
         let line = describe(&old, &new, &[], &[], &[], &[]);

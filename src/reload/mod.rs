@@ -13,7 +13,6 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, watch};
 
 use crate::accept::BindError;
-use crate::cache::store::Retention;
 use crate::config::ConfigError;
 use crate::config::{Config, ConfigSource};
 use crate::error::chain;
@@ -157,11 +156,6 @@ impl Reloader {
         let added: Vec<SocketAddr> = bound.iter().map(|(address, _)| *address).collect();
         let routes_before = self.proxy.runtime().route_names();
         self.proxy.swap_runtime(Arc::new(runtime));
-        // The store's expiry ceiling reads these, the request path the runtime's copy.
-        self.proxy.store().set_retention(Retention {
-            grace: config.cache.grace,
-            keep: config.cache.keep,
-        });
         live.listeners.start(bound, &config.limits);
         let removed = live.listeners.stop_unwanted(&wanted);
         let summary = changes::describe(

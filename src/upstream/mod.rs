@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 pub mod body;
 mod pool;
 
+use crate::clock::Stopwatch;
 use crate::config::Origin;
 use crate::error::{OriginFailure, RequestError};
 use crate::metrics::Metrics;
@@ -110,7 +111,7 @@ impl Upstream {
         // version must not force one.
         *request.version_mut() = Version::HTTP_11;
         let timeout = self.origin.timeout;
-        let started = std::time::Instant::now();
+        let started = Stopwatch::start();
         let result = match tokio::time::timeout(timeout, self.pool.send(request)).await {
             Ok(Ok(response)) => check_framing(response),
             Ok(Err(err)) => Err(err),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use caching_proxy::app::{self, RunningProxy};
 use caching_proxy::clock::ManualClock;
-use caching_proxy::config::{Config, Limits, Origin as OriginConfig};
+use caching_proxy::config::{Config, Limits, Origin as OriginConfig, TtlFrom};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
@@ -30,6 +30,18 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub mod binary;
 pub mod tls;
+
+/// Sets `[cache].ttl`, and the ttl of every route that inherits it (as the
+/// config file's `ttl` under `[cache]` would).
+#[allow(dead_code)] // not every test binary sets a ttl
+pub fn set_cache_ttl(config: &mut Config, ttl: Option<Duration>) {
+    config.cache.ttl = ttl;
+    for route in &mut config.routes {
+        if route.ttl_from == TtlFrom::Cache {
+            route.ttl = ttl;
+        }
+    }
+}
 
 /// What the origin answers on one path.
 #[derive(Clone, Debug)]

@@ -97,7 +97,7 @@ impl Snapshotter {
     /// Writes the snapshot now. Blocking: call from a blocking thread.
     pub fn write_now(&self) -> Result<usize, SnapshotError> {
         let _serialized = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let started = std::time::Instant::now();
+        let started = crate::clock::Stopwatch::start();
         let written =
             write_atomic_with(&self.path, |writer| encode_into(self.store.iter(), writer));
         self.counters.writes.inc();
@@ -132,7 +132,7 @@ impl Snapshotter {
     /// [`run`]: Snapshotter::run
     pub async fn write_in_background(self: &Arc<Self>) -> Duration {
         let this = self.clone();
-        let started = std::time::Instant::now();
+        let started = crate::clock::Stopwatch::start();
         let (done, outcome) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("snapshot-writer".into())
