@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::accept::{self, BindError};
 use crate::config::Limits;
@@ -234,8 +235,11 @@ pub async fn serve(
         // An IPv4 client of the dual-stack socket as 127.0.0.1, not
         // ::ffff:127.0.0.1, in logs and forwarding headers.
         let peer = Peer::new(peer);
+        // Every log line about this connection and its requests names the
+        // client and the listener through this span.
+        let span = tracing::info_span!("connection", client = peer.shown(), listener = %configured);
         if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(peer = peer.shown(), error = %err, "cannot set TCP_NODELAY");
+            span.in_scope(|| tracing::debug!(error = %err, "cannot set TCP_NODELAY"));
         }
         let acceptor = proxy.runtime().tls_acceptor(&configured);
         let connection = Connection {
@@ -246,10 +250,13 @@ pub async fn serve(
             limits: request_limits,
             peer,
         };
-        tokio::spawn(async move {
-            connection.run(stream, acceptor).await;
-            drop(slot);
-        });
+        tokio::spawn(
+            async move {
+                connection.run(stream, acceptor).await;
+                drop(slot);
+            }
+            .instrument(span),
+        );
     }
     drop(listener);
     tokio::select! {
@@ -274,15 +281,13 @@ struct Connection {
 
 impl Connection {
     async fn run(self, stream: TcpStream, acceptor: Option<TlsAcceptor>) {
-        let peer = self.peer.clone();
-        let peer = peer.shown();
         match acceptor {
             None => self.serve(stream, false).await,
             Some(acceptor) => {
                 match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => self.serve(tls, true).await,
-                    Ok(Err(err)) => tracing::debug!(peer, error = %err, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(peer, "TLS handshake timed out"),
+                    Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
                 }
             }
         }
@@ -304,7 +309,7 @@ impl Connection {
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
         if let Err(err) = self.watcher.watch(connection).await {
-            tracing::debug!(peer = self.peer.shown(), error = %err, "connection ended with an error");
+            tracing::debug!(error = %err, "connection ended with an error");
         }
     }
 }

@@ -118,9 +118,9 @@ impl Finish {
             Ok(served) => served,
             Err(err) => {
                 if err.is_refusal() {
-                    tracing::debug!(client = record.client(), error = %err, "refused request");
+                    tracing::debug!(error = %err, "refused request");
                 } else {
-                    tracing::warn!(client = record.client(), error = %err.chain(), "request failed");
+                    tracing::warn!(error = %err.chain(), "request failed");
                 }
                 Served {
                     response: error_response(&err),
@@ -141,10 +141,7 @@ impl Finish {
     /// trip (499, as nginx has it).
     fn abandoned(self, proxy: &Proxy) {
         let Finish { record, method } = self;
-        tracing::debug!(
-            client = record.client(),
-            "client went away before the answer"
-        );
+        tracing::debug!("client went away before the answer");
         proxy
             .metrics()
             .client_closed(record.route.as_ref().map(|route| &route.counters));
