@@ -6,27 +6,33 @@
 //!   flags over it and validates the result once into a [`config::Config`].
 //! - [`app`] binds, restores the cache snapshot and starts the tasks;
 //!   `main.rs` and the integration tests both use [`app::start`].
-//! - [`server`] accepts connections (HTTP/1.1 and h2c) and drains them.
+//! - [`server`] accepts connections (HTTP/1.1, h2 and h2c) and drains
+//!   them; [`accept`] is what its accept loop and the admin API's share.
 //! - [`proxy`] is the request path; [`runtime`] the configuration snapshot
-//!   it reads ([`router`] picks the route); [`cache`] the keys, policy,
-//!   store and snapshot.
+//!   it reads ([`router`] picks the route); [`upstream`] the origin
+//!   client; [`cache`] the keys, policy, store and snapshot.
 //! - [`reload`] applies config edits live (notify, SIGHUP).
 //! - [`admin`] is the admin API (health, metrics, purge, inspection) and
 //!   its client; [`metrics`] holds the counters; [`commands`] are the
 //!   binary's one-shot commands (`--clear-cache`, `cache ...`).
-//! - [`error`] classifies every failure into a status or an exit code;
-//!   [`clock`] is the only reader of the wall clock.
+//! - [`error`] holds the request path's errors and their statuses; the
+//!   errors that end the process are typed where they arise and mapped to
+//!   exit codes by [`app::StartupError`] and [`commands::CommandError`].
+//! - [`clock`] is the only reader of the system clocks (`clippy.toml`
+//!   enforces it).
 //!
 //! # Request lifecycle
 //!
-//! 1. Check the request (one valid `Host`), pick the route by host and
-//!    path (404 if none), build the [`cache::CacheKey`].
+//! 1. Check the request (limits, one valid `Host`), pick the route by
+//!    host and path (404 if none), build the [`cache::CacheKey`].
 //! 2. GET/HEAD without a body: look the key up; [`cache::reuse`] judges the
 //!    stored variant: fresh is a HIT (body shared, `Age` computed; 304 or
 //!    206 when the client asks), stale may be served while it revalidates,
 //!    or is revalidated with a conditional request.
 //! 3. A GET miss joins the key's fill ([`cache::coalesce`]): the leader
-//!    fetches, followers wait (bounded) and are then served from the cache.
+//!    fetches (conditionally when a stale entry has validators; a 304
+//!    refreshes it, a failure may be answered by it), followers wait
+//!    (bounded) and are then served from the cache.
 //! 4. The leader's response goes through [`cache::policy::decide`]; if
 //!    storable, its body streams to the client and into the store at once.
 //! 5. Other methods pass through and invalidate the URL's entry on success.

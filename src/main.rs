@@ -12,11 +12,9 @@ use caching_proxy::error::chain;
 use caching_proxy::telemetry;
 use clap::Parser;
 
-/// jemalloc: as fast as mimalloc on the request path (instructions per
-/// hit, pass and miss within 1%), and it gives large freed blocks back,
-/// where mimalloc's per-thread heaps kept tens of megabytes of evicted
-/// 1 MiB bodies and broke the cache's memory bound (`docs/architecture.md`,
-/// "An entry's memory is counted"; `bench/memory.py`).
+/// jemalloc: it gives large freed blocks back, which the cache's memory
+/// bound needs (`docs/architecture.md`, "The memory bound holds for the
+/// process").
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

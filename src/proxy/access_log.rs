@@ -3,9 +3,8 @@
 //!
 //! The line is formatted here, in the shape tracing's text or JSON format
 //! gives every other line, and handed to the log writer as one buffer:
-//! formatting thirteen fields through tracing's visitor cost ~40% of the
-//! instructions of a cache hit; this costs a tenth of that. `RUST_LOG`
-//! still decides (target `access`, level info).
+//! formatting its fields through tracing's visitor would dominate a cache
+//! hit's cost. `RUST_LOG` still decides (target `access`, level info).
 
 use std::fmt::Display;
 use std::io::Write;

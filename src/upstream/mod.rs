@@ -1,6 +1,6 @@
 //! The client towards one origin: HTTP/1.1 or HTTP/2 (ALPN) over TCP or
 //! rustls, with webpki roots and the ring provider chosen explicitly, its
-//! connections kept by [`pool`]. Failures are classified by type,
+//! connections kept by `pool`. Failures are classified by type,
 //! never by message text.
 
 use std::sync::Arc;

@@ -194,8 +194,8 @@ impl Snapshotter {
     }
 }
 
-/// Gives the calling thread the lowest scheduling priority (nice 19: about
-/// 1.5% of a core when requests want it all). Best effort: without
+/// Gives the calling thread the lowest scheduling priority (nice 19: it
+/// runs when requests leave the core idle). Best effort: without
 /// permission the thread keeps its priority.
 fn yield_cpu_to_requests() {
     #[cfg(any(target_os = "linux", target_os = "android"))]
