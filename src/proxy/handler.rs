@@ -17,7 +17,6 @@ use super::fetch;
 use super::finish::{Finish, Handling, OriginTrip};
 use super::invalidate;
 use super::request;
-use super::revalidate;
 use super::{ClientConn, Proxy};
 use crate::cache::CacheKey;
 use crate::cache::control::CacheControl;
@@ -202,7 +201,7 @@ fn look_up(exchange: Exchange, primary: CacheKey, request: Request<Incoming>) ->
     let request = upstream_body(request, exchange.body_rate());
     if head {
         return Step::Origin(Box::pin(async move {
-            revalidate::head(&exchange, request, primary, stale, fwd).await
+            fetch::head(&exchange, request, primary, stale, fwd).await
         }));
     }
     if stale.is_none() && request.headers().contains_key(RANGE) {

@@ -6,14 +6,16 @@
 //!   look up and judge ([`crate::cache::reuse`]), then answer from the
 //!   cache or go to the origin;
 //! - `fetch` goes to the origin for the cache: the coalesced leader and
-//!   its followers, revalidation, the HEAD update, the background refresh
-//!   and the stale-if-error fallback; `invalidate` follows unsafe methods;
+//!   its followers, revalidation and the HEAD update (`fetch/revalidate`),
+//!   the background refresh and the stale-if-error fallback; `invalidate`
+//!   follows unsafe methods;
 //! - `exchange` is one request's view of the proxy and the operations the
 //!   phases share (answer from an entry, rewrite and send a request, relay
 //!   an answer); `respond` builds the proxy's own responses;
 //! - `finish` ends every request: error responses, the proxy's headers
 //!   ([`cache_status`]), counting, and the access line ([`access_log`]);
-//! - [`headers`] and [`body`] are the header rules and the body types.
+//! - [`headers`] and [`body`] are the header rules and the body types;
+//!   [`Peer`] is the client address, formatted once per connection.
 //!
 //! The origin client is [`crate::upstream`].
 
@@ -29,7 +31,6 @@ mod invalidate;
 mod peer;
 pub mod request;
 mod respond;
-mod revalidate;
 
 use std::sync::Arc;
 

@@ -72,7 +72,7 @@ pub fn client_body_fault<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Bo
     while let Some(e) = cause {
         match e.downcast_ref::<BodyError>() {
             Some(fault @ (BodyError::ClientTooSlow | BodyError::Client(_))) => return Some(fault),
-            _ => cause = e.source(),
+            Some(BodyError::Origin(_) | BodyError::OriginStalled(_)) | None => cause = e.source(),
         }
     }
     None

@@ -1,6 +1,6 @@
 //! Fetching from the origin for the cache: the leader of a coalesced fill
-//! and its followers, revalidation of a stale entry (a 304 refreshes it,
-//! through [`super::revalidate`]), the background refresh of
+//! and its followers, revalidation of a stale entry (a 304 or a matching
+//! HEAD refreshes it: `revalidate`), the background refresh of
 //! stale-while-revalidate, and the one stale-if-error fallback all of
 //! them share.
 
@@ -12,7 +12,8 @@ use super::cache_status::{CacheStatus, Detail, Fwd};
 use super::exchange::{Asked, Exchange, Served, Stored, ttl_of};
 use super::headers;
 use super::respond::from_cache;
-use super::revalidate::{self, Refresh};
+mod revalidate;
+
 use crate::cache::CacheKey;
 use crate::cache::coalesce::{FillGuard, FillState, Role};
 use crate::cache::control::CacheControl;
@@ -21,6 +22,8 @@ use crate::cache::revalidation::{add_validators, declared_length, stale_may_repl
 use crate::cache::vary::{Vary, VaryValues};
 use crate::error::RequestError;
 use crate::upstream::UpstreamBody;
+use revalidate::Refresh;
+pub(super) use revalidate::head;
 
 /// The URL's hit-for-miss note, as far as the caller has read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, Request, StatusCode};
 
-use super::cache_status::{CacheStatus, Detail, Fwd};
-use super::exchange::{Exchange, Served, Stored};
+use super::super::cache_status::{CacheStatus, Detail, Fwd};
+use super::super::exchange::{Exchange, Served, Stored};
 use crate::cache::headers::StoredHeaders;
 use crate::cache::policy::{Decision, StoreInput};
 use crate::cache::revalidation::{merge_fresh_headers, same_representation};
@@ -94,7 +94,7 @@ pub(super) fn refresh(exchange: &Exchange, refresh: Refresh<'_>) -> CachedRespon
 /// A HEAD the cache cannot answer goes to the origin; if its validators
 /// match the stored GET, its headers refresh that entry (RFC 9111 section
 /// 4.3.5). The stored body is never replaced.
-pub(super) async fn head(
+pub(in crate::proxy) async fn head(
     exchange: &Exchange,
     request: Request<UpstreamBody>,
     primary: CacheKey,
