@@ -4,6 +4,7 @@
 //! The parsing and policy modules are pure functions of headers and times;
 //! only [`store`] and [`persist`] hold state.
 
+pub mod admit;
 pub mod coalesce;
 pub mod conditional;
 pub mod control;

@@ -21,36 +21,17 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::VERSION;
 use super::files::move_aside;
 use super::format::SnapshotEntry;
+use crate::cache::admit::{MAX_FIELDS, Parts, admit};
 use crate::cache::entry::{CachedResponse, ReuseRules};
 use crate::cache::key::CacheKey;
-use crate::cache::vary::VaryValues;
 use crate::clock::from_unix_millis;
 use crate::error::chain;
-
-/// Header fields an entry may have.
-const MAX_FIELDS: usize = 500;
-/// How far in the future a `stored_at` may lie (clocks differ a little
-/// between hosts that share a volume).
-const CLOCK_SKEW: Duration = Duration::from_secs(60);
-/// Fields that describe a message's framing or its hop, never a stored
-/// representation: dropped on load (`Content-Length` is rebuilt).
-const FRAMING: [HeaderName; 8] = [
-    CONNECTION,
-    CONTENT_LENGTH,
-    TE,
-    TRAILER,
-    TRANSFER_ENCODING,
-    UPGRADE,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-];
 
 /// Where a restored entry goes, as the configuration sees its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,24 +297,19 @@ fn check(
     limits: Limits,
 ) -> Result<(CacheKey, CachedResponse), &'static str> {
     let key = CacheKey::parse(&raw.key)?;
-    let status = StatusCode::from_u16(raw.status).map_err(|_| "invalid status")?;
-    if !(200..=599).contains(&raw.status)
-        || status == StatusCode::PARTIAL_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Err("a status that is never stored");
-    }
     if raw.headers.len() > MAX_FIELDS {
         return Err("too many header fields");
     }
-    let mut headers = HeaderMap::with_capacity(raw.headers.len());
-    for (name, value) in raw.headers {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "invalid header name")?;
-        let value = HeaderValue::from_str(&value).map_err(|_| "invalid header value")?;
-        if !FRAMING.contains(&name) {
-            headers.append(name, value);
-        }
-    }
+    let headers = raw
+        .headers
+        .into_iter()
+        .map(|(name, value)| {
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| "invalid header name")?;
+            let value = HeaderValue::from_str(&value).map_err(|_| "invalid header value")?;
+            Ok((name, value))
+        })
+        .collect::<Result<Vec<_>, &'static str>>()?;
     let vary = raw
         .vary
         .into_iter()
@@ -356,39 +332,26 @@ fn check(
             .decode(raw.body.as_bytes())
             .map_err(|_| "body not base64")?,
     );
-    if body.len() as u64 > limits.max_object_size {
-        return Err("body larger than the object limit");
-    }
-    if status == StatusCode::NO_CONTENT && !body.is_empty() {
-        return Err("a 204 with a body");
-    }
-    let stored_at = from_unix_millis(raw.stored_at);
-    if stored_at > now + CLOCK_SKEW {
-        return Err("stored in the future");
-    }
-    let fresh_for = raw.expires_at.map(|until| {
-        from_unix_millis(until)
-            .duration_since(stored_at)
-            .unwrap_or_default()
-    });
-    let entry = CachedResponse::new(
-        status,
+    let parts = Parts {
+        status: raw.status,
         headers,
         body,
-        stored_at,
-        fresh_for,
-        Duration::from_secs(raw.initial_age),
-        VaryValues::from_pairs(vary),
-        ReuseRules::from(&raw.rules),
-    )
-    .with_tags(raw.tags.into_iter().map(String::into_boxed_str).collect());
-    Ok((key, entry))
+        stored_at: from_unix_millis(raw.stored_at),
+        fresh_until: raw.expires_at.map(from_unix_millis),
+        initial_age: Duration::from_secs(raw.initial_age),
+        vary,
+        rules: ReuseRules::from(&raw.rules),
+        tags: raw.tags.into_iter().map(String::into_boxed_str).collect(),
+    };
+    Ok((key, admit(parts, now, limits.max_object_size)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cache::persist::encode::encode;
+    use http::HeaderMap;
+    use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
     use http::header::{CONTENT_TYPE, VARY};
     use std::sync::Arc;
 
