@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers that read network and file bytes (fuzz/fuzz_targets:
-# cache_control, http_date, cache_key, snapshot) with cargo-fuzz and
+# cache_control, http_date, cache_key, snapshot, wire) with cargo-fuzz and
 # libFuzzer, each for a bounded time. Not run by CI. libFuzzer needs
 # nightly compiler flags; the machine's one stable toolchain is told to
 # allow them (RUSTC_BOOTSTRAP=1), as no nightly can be installed here.
@@ -19,7 +19,7 @@ fi
 export RUSTC_BOOTSTRAP=1
 per_target=${SECONDS_PER_TARGET:-120}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(cache_control http_date cache_key snapshot)
+[ ${#targets[@]} -eq 0 ] && targets=(cache_control http_date cache_key snapshot wire)
 
 report="../bench/results/$(date -u +%Y-%m-%d-%H%M)-fuzz.md"
 {

@@ -24,6 +24,7 @@ pub mod store;
 pub mod tags;
 pub mod vary;
 pub mod weight;
+pub mod wire;
 
 pub use entry::{CachedResponse, ReuseRules};
 pub use key::CacheKey;
