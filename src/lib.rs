@@ -57,5 +57,6 @@ pub mod reload;
 pub mod router;
 pub mod runtime;
 pub mod server;
+pub mod shared;
 pub mod telemetry;
 pub mod upstream;

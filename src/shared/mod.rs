@@ -1,0 +1,11 @@
+//! The shared second tier that instances of a fleet use through Redis.
+//!
+//! Built in steps (issue 15); what exists so far is used by nothing on
+//! the request path yet:
+//!
+//! - [`breaker`]: when the tier is failing, skip it without waiting, and
+//!   let one probe find out when it is back.
+//!
+//! The stored form of an entry is [`crate::cache::wire`].
+
+pub mod breaker;
