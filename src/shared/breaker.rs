@@ -85,11 +85,13 @@ impl Breaker {
         }
     }
 
-    /// The call worked: the tier is used again.
-    pub fn succeeded(&self) {
+    /// The call worked: the tier is used again. Returns true when this
+    /// closed an open breaker (to log once).
+    pub fn succeeded(&self) -> bool {
         self.failures.store(0, Ordering::Release);
-        self.open_until.store(0, Ordering::Release);
+        let was_open = self.open_until.swap(0, Ordering::AcqRel) != 0;
         self.probing.store(false, Ordering::Release);
+        was_open
     }
 
     /// The call failed (an error or its timeout). Returns true when this
@@ -151,9 +153,10 @@ mod tests {
         tokio::time::advance(COOL_DOWN).await;
         assert_eq!(breaker.permit(), Permit::Probe);
         assert_eq!(breaker.permit(), Permit::Skip, "one probe at a time");
-        breaker.succeeded();
+        assert!(breaker.succeeded(), "closing it says so once");
         assert_eq!(breaker.state(), State::Closed);
         assert_eq!(breaker.permit(), Permit::Call);
+        assert!(!breaker.succeeded());
     }
 
     #[tokio::test(start_paused = true)]
@@ -174,7 +177,7 @@ mod tests {
     async fn a_success_resets_the_count_of_failures_in_a_row() {
         let breaker = Breaker::new(2, COOL_DOWN);
         assert!(!breaker.failed());
-        breaker.succeeded();
+        assert!(!breaker.succeeded());
         assert!(!breaker.failed());
         assert_eq!(breaker.state(), State::Closed);
     }

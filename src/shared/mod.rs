@@ -4,8 +4,11 @@
 //! the request path yet:
 //!
 //! - [`breaker`]: when the tier is failing, skip it without waiting, and
-//!   let one probe find out when it is back.
+//!   let one probe find out when it is back;
+//! - [`client`]: the Redis client, every call bounded by its own timeout
+//!   and guarded by the breaker.
 //!
 //! The stored form of an entry is [`crate::cache::wire`].
 
 pub mod breaker;
+pub mod client;

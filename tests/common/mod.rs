@@ -29,6 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 pub mod binary;
+pub mod redis;
 pub mod tls;
 
 /// Sets `[cache].ttl`, and the ttl of every route that inherits it (as the

@@ -1,0 +1,123 @@
+//! The shared tier's Redis client: one multiplexed connection (redis-rs's
+//! `ConnectionManager`, connected lazily and reconnected in the
+//! background), our own timeout around every call, and the [`Breaker`]
+//! in front of it, so that a Redis that is down or slow costs a request
+//! nothing once the breaker has opened. A single server for now; a Redis
+//! Cluster comes with the rest of issue 15.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::breaker::{Breaker, Permit, State};
+
+/// Failures in a row that open the breaker.
+const TRIP_AFTER: u32 = 3;
+
+/// Why a call to the shared tier gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TierError {
+    /// The breaker is open: the tier was not asked.
+    #[error("shared tier skipped while it is failing")]
+    Skipped,
+    /// No answer within the per-call timeout.
+    #[error("shared tier did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Redis answered with an error, or the connection failed.
+    #[error("shared tier failed")]
+    Redis(#[source] redis::RedisError),
+}
+
+/// The shared tier's client. Cheap to share; every call is independent.
+#[derive(Debug)]
+pub struct SharedClient {
+    connection: ConnectionManager,
+    timeout: Duration,
+    breaker: Breaker,
+}
+
+impl SharedClient {
+    /// A client of the Redis at `url` (`redis://` or `rediss://`, with
+    /// `user:password@` and `/db`), each call bounded by `timeout`, the
+    /// tier skipped for `cool_down` after repeated failures. Does not
+    /// connect: the first call does, so a Redis that is down at start
+    /// does not stop the proxy.
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        cool_down: Duration,
+    ) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(cool_down);
+        Ok(SharedClient {
+            connection: client.get_connection_manager_lazy(config)?,
+            timeout,
+            breaker: Breaker::new(TRIP_AFTER, cool_down),
+        })
+    }
+
+    /// The value at `key`, if there is one.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, TierError> {
+        let mut get = redis::cmd("GET");
+        get.arg(key);
+        let value: Option<Vec<u8>> = self.call(get).await?;
+        Ok(value.map(Bytes::from))
+    }
+
+    /// Stores `value` at `key` for `ttl` (at least a millisecond), in one
+    /// command: a reader sees the old value or the new one, never part.
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), TierError> {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut set = redis::cmd("SET");
+        set.arg(key).arg(value).arg("PX").arg(millis);
+        self.call(set).await
+    }
+
+    /// Removes `keys`; returns how many existed.
+    pub async fn delete(&self, keys: &[&str]) -> Result<u64, TierError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut del = redis::cmd("DEL");
+        del.arg(keys);
+        self.call(del).await
+    }
+
+    /// Whether the tier is used or skipped.
+    pub fn state(&self) -> State {
+        self.breaker.state()
+    }
+
+    async fn call<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, TierError> {
+        match self.breaker.permit() {
+            Permit::Skip => return Err(TierError::Skipped),
+            Permit::Call | Permit::Probe => {}
+        }
+        let mut connection = self.connection.clone();
+        let answer = tokio::time::timeout(self.timeout, command.query_async(&mut connection)).await;
+        let error = match answer {
+            Ok(Ok(value)) => {
+                if self.breaker.succeeded() {
+                    tracing::info!("shared tier answering again");
+                }
+                return Ok(value);
+            }
+            // redis-rs's own response timeout is ours too.
+            Ok(Err(err)) if err.is_timeout() => TierError::Timeout(self.timeout),
+            Ok(Err(err)) => TierError::Redis(err),
+            Err(_) => TierError::Timeout(self.timeout),
+        };
+        if self.breaker.failed() {
+            tracing::warn!(
+                error = %crate::error::chain(&error),
+                "shared tier failing; skipping it and probing until it answers"
+            );
+        }
+        Err(error)
+    }
+}

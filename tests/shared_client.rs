@@ -1,0 +1,100 @@
+//! The shared tier's Redis client against a real `redis-server`: values
+//! round-trip with their expiry; a Redis that stops answering costs one
+//! timeout per call until the breaker opens, then nothing; the tier is
+//! used again once Redis is back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use caching_proxy::shared::breaker::State;
+use caching_proxy::shared::client::{SharedClient, TierError};
+use common::redis::RedisServer;
+
+const TIMEOUT: Duration = Duration::from_millis(100);
+const COOL_DOWN: Duration = Duration::from_millis(200);
+
+#[tokio::test]
+async fn values_round_trip_and_expire_as_set() {
+    let redis = RedisServer::start().await;
+    let client = SharedClient::new(&redis.url(), TIMEOUT, COOL_DOWN).unwrap();
+    assert_eq!(client.get("cp:absent").await.unwrap(), None);
+    let value = vec![0u8, 1, 2, 255, b'x'];
+    client
+        .set("cp:k", &value, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(client.get("cp:k").await.unwrap().unwrap(), value);
+
+    let direct = redis::Client::open(redis.url()).unwrap();
+    let mut direct = direct.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("cp:k")
+        .query_async(&mut direct)
+        .await
+        .unwrap();
+    assert!((29_000..=30_000).contains(&ttl), "expires as set: {ttl} ms");
+
+    assert_eq!(client.delete(&["cp:k", "cp:absent"]).await.unwrap(), 1);
+    assert_eq!(client.get("cp:k").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_is_skipped_then_used_again_when_back() {
+    let redis = RedisServer::start().await;
+    let client = SharedClient::new(&redis.url(), TIMEOUT, COOL_DOWN).unwrap();
+    client
+        .set("cp:k", b"v", Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    redis.signal("-STOP");
+    for _ in 0..3 {
+        let started = tokio::time::Instant::now();
+        let err = client.get("cp:k").await.unwrap_err();
+        assert!(matches!(err, TierError::Timeout(_)), "{err:?}");
+        assert!(started.elapsed() < TIMEOUT * 5, "bounded by the timeout");
+    }
+    assert_eq!(client.state(), State::Open);
+    let err = client.get("cp:k").await.unwrap_err();
+    assert!(matches!(err, TierError::Skipped), "{err:?}");
+
+    redis.signal("-CONT");
+    // Once the cool-down is over, a call probes Redis and closes the
+    // breaker; until then calls are skipped.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match client.get("cp:k").await {
+            Ok(value) => {
+                assert_eq!(value.as_deref(), Some(&b"v"[..]));
+                break;
+            }
+            Err(TierError::Skipped | TierError::Timeout(_) | TierError::Redis(_)) => {
+                assert!(tokio::time::Instant::now() < deadline, "Redis used again");
+                tokio::time::sleep(COOL_DOWN / 4).await;
+            }
+        }
+    }
+    assert_eq!(client.state(), State::Closed);
+}
+
+#[tokio::test]
+async fn a_redis_that_is_not_there_fails_calls_quickly_and_never_panics() {
+    let port = common::binary::free_port();
+    let client = SharedClient::new(&format!("redis://127.0.0.1:{port}"), TIMEOUT, COOL_DOWN)
+        .expect("a client is made without connecting");
+    for _ in 0..5 {
+        let err = client.get("cp:k").await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TierError::Redis(_) | TierError::Timeout(_) | TierError::Skipped
+            ),
+            "{err:?}"
+        );
+    }
+    assert_eq!(client.state(), State::Open);
+    assert!(SharedClient::new("http://not-redis", TIMEOUT, COOL_DOWN).is_err());
+}
