@@ -237,7 +237,8 @@ pub async fn serve(
         let peer = Peer::new(peer);
         // Every log line about this connection and its requests names the
         // client and the listener through this span.
-        let span = tracing::info_span!("connection", client = peer.shown(), listener = %configured);
+        let span =
+            tracing::info_span!("connection", client = %peer.shown(), listener = %configured);
         if let Err(err) = stream.set_nodelay(true) {
             span.in_scope(|| tracing::debug!(error = %err, "cannot set TCP_NODELAY"));
         }
