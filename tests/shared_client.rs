@@ -1,7 +1,7 @@
-//! The shared tier's Redis client against a real `redis-server`: values
-//! round-trip with their expiry; a Redis that stops answering costs one
-//! timeout per call until the breaker opens, then nothing; the tier is
-//! used again once Redis is back.
+//! The shared tier's Redis client against a real `redis-server` and a
+//! real three-node Redis Cluster: values round-trip with their expiry; a
+//! Redis that stops answering costs one timeout per call until the
+//! breaker opens, then nothing; the tier is used again once Redis is back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use caching_proxy::shared::breaker::State;
 use caching_proxy::shared::client::{SharedClient, TierError};
-use common::redis::RedisServer;
+use common::redis::{RedisCluster, RedisServer};
 
 const TIMEOUT: Duration = Duration::from_millis(100);
 const COOL_DOWN: Duration = Duration::from_millis(200);
@@ -97,4 +97,37 @@ async fn a_redis_that_is_not_there_fails_calls_quickly_and_never_panics() {
     }
     assert_eq!(client.state(), State::Open);
     assert!(SharedClient::new("http://not-redis", TIMEOUT, COOL_DOWN).is_err());
+}
+
+#[tokio::test]
+async fn a_redis_cluster_holds_keys_on_every_node_through_one_client() {
+    let cluster = RedisCluster::start().await;
+    let seeds = cluster.seeds();
+    let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+    let client = SharedClient::cluster(&seeds, Duration::from_secs(2), COOL_DOWN).unwrap();
+    // Enough keys to land in every node's slots (redirections followed).
+    for n in 0..60 {
+        let key = format!("cp:key-{n}");
+        client
+            .set(&key, key.as_bytes(), Duration::from_secs(30))
+            .await
+            .unwrap();
+    }
+    for n in 0..60 {
+        let key = format!("cp:key-{n}");
+        assert_eq!(client.get(&key).await.unwrap().unwrap(), key.as_bytes());
+    }
+    let mut held = Vec::new();
+    for node in &cluster.nodes {
+        let direct = redis::Client::open(node.url()).unwrap();
+        let mut direct = direct.get_multiplexed_async_connection().await.unwrap();
+        let keys: i64 = redis::cmd("DBSIZE").query_async(&mut direct).await.unwrap();
+        held.push(keys);
+    }
+    assert!(
+        held.iter().all(|&keys| keys > 0),
+        "every node holds some: {held:?}"
+    );
+    assert_eq!(held.iter().sum::<i64>(), 60);
+    assert_eq!(client.delete(&["cp:key-0"]).await.unwrap(), 1);
 }

@@ -1,14 +1,18 @@
-//! The shared tier's Redis client: one multiplexed connection (redis-rs's
-//! `ConnectionManager`, connected lazily and reconnected in the
-//! background), our own timeout around every call, and the [`Breaker`]
-//! in front of it, so that a Redis that is down or slow costs a request
-//! nothing once the breaker has opened. A single server for now; a Redis
-//! Cluster comes with the rest of issue 15.
+//! The shared tier's Redis client: a single server through one
+//! multiplexed connection (redis-rs's `ConnectionManager`, connected
+//! lazily and reconnected in the background), or a Redis Cluster through
+//! redis-rs's cluster connection (connected at the first call, following
+//! the cluster's redirections); our own timeout around every call, and
+//! the [`Breaker`] in front, so that a Redis that is down or slow costs a
+//! request nothing once the breaker has opened.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use tokio::sync::OnceCell;
 
 use super::breaker::{Breaker, Permit, State};
 
@@ -30,11 +34,35 @@ pub enum TierError {
 }
 
 /// The shared tier's client. Cheap to share; every call is independent.
-#[derive(Debug)]
 pub struct SharedClient {
-    connection: ConnectionManager,
+    connection: Connection,
     timeout: Duration,
     breaker: Breaker,
+}
+
+enum Connection {
+    Single(ConnectionManager),
+    // Boxed: the cluster client is large, and one is made per process.
+    Cluster(Box<Cluster>),
+}
+
+struct Cluster {
+    client: ClusterClient,
+    connected: OnceCell<ClusterConnection>,
+}
+
+impl std::fmt::Debug for SharedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.connection {
+            Connection::Single(_) => "single",
+            Connection::Cluster(_) => "cluster",
+        };
+        f.debug_struct("SharedClient")
+            .field("redis", &kind)
+            .field("timeout", &self.timeout)
+            .field("breaker", &self.breaker.state())
+            .finish()
+    }
 }
 
 impl SharedClient {
@@ -55,7 +83,29 @@ impl SharedClient {
             .set_number_of_retries(1)
             .set_max_delay(cool_down);
         Ok(SharedClient {
-            connection: client.get_connection_manager_lazy(config)?,
+            connection: Connection::Single(client.get_connection_manager_lazy(config)?),
+            timeout,
+            breaker: Breaker::new(TRIP_AFTER, cool_down),
+        })
+    }
+
+    /// A client of the Redis Cluster that `seeds` (`redis://` URLs of some
+    /// of its nodes) belong to. Connects at the first call.
+    pub fn cluster(
+        seeds: &[&str],
+        timeout: Duration,
+        cool_down: Duration,
+    ) -> Result<Self, redis::RedisError> {
+        let client = ClusterClient::builder(seeds.iter().copied())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(1)
+            .build()?;
+        Ok(SharedClient {
+            connection: Connection::Cluster(Box::new(Cluster {
+                client,
+                connected: OnceCell::new(),
+            })),
             timeout,
             breaker: Breaker::new(TRIP_AFTER, cool_down),
         })
@@ -78,7 +128,8 @@ impl SharedClient {
         self.call(set).await
     }
 
-    /// Removes `keys`; returns how many existed.
+    /// Removes `keys`; returns how many existed. On a cluster the keys of
+    /// one call must share a slot (the tier hash-tags the keys of a URL).
     pub async fn delete(&self, keys: &[&str]) -> Result<u64, TierError> {
         if keys.is_empty() {
             return Ok(0);
@@ -98,8 +149,7 @@ impl SharedClient {
             Permit::Skip => return Err(TierError::Skipped),
             Permit::Call | Permit::Probe => {}
         }
-        let mut connection = self.connection.clone();
-        let answer = tokio::time::timeout(self.timeout, command.query_async(&mut connection)).await;
+        let answer = tokio::time::timeout(self.timeout, self.query(&command)).await;
         let error = match answer {
             Ok(Ok(value)) => {
                 if self.breaker.succeeded() {
@@ -119,5 +169,18 @@ impl SharedClient {
             );
         }
         Err(error)
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> redis::RedisResult<T> {
+        match &self.connection {
+            Connection::Single(connection) => command.query_async(&mut connection.clone()).await,
+            Connection::Cluster(cluster) => {
+                let connection = cluster
+                    .connected
+                    .get_or_try_init(|| cluster.client.get_async_connection())
+                    .await?;
+                command.query_async(&mut connection.clone()).await
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! A real `redis-server` for the shared-tier tests, on a free loopback
-//! port, with no persistence; stopped by its PID when dropped. A test
-//! that needs one fails (never skips) when it cannot start.
+//! Real `redis-server`s for the shared-tier tests, on free loopback
+//! ports, with no persistence: one server, or a Redis Cluster of three
+//! masters; stopped by their PIDs when dropped. A test that needs one
+//! fails (never skips) when it cannot start.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -15,7 +16,10 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one and waits until it accepts connections.
     pub async fn start() -> Self {
-        let port = free_port();
+        Self::start_with(free_port(), &[]).await
+    }
+
+    async fn start_with(port: u16, extra: &[&str]) -> Self {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -27,6 +31,7 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -71,5 +76,74 @@ impl Drop for RedisServer {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A Redis Cluster of three masters (no replicas), all slots assigned.
+#[allow(dead_code)] // not every test binary starts a cluster
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    _dir: tempfile::TempDir,
+}
+
+#[allow(dead_code)]
+impl RedisCluster {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes = Vec::new();
+        for n in 0..3 {
+            let port = cluster_port();
+            let conf = dir.path().join(format!("nodes-{n}.conf"));
+            let conf = conf.to_str().unwrap().to_owned();
+            let args = ["--cluster-enabled", "yes", "--cluster-config-file", &conf];
+            nodes.push(RedisServer::start_with(port, &args).await);
+        }
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli must be installed (it comes with redis-server)");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = RedisCluster { nodes, _dir: dir };
+        // Every node must see every slot before the cluster is usable.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        for node in &cluster.nodes {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the cluster did not become ready"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        cluster
+    }
+
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+}
+
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
     }
 }
