@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use caching_proxy::shared::breaker::State;
 use caching_proxy::shared::client::{SharedClient, TierError};
+use caching_proxy::shared::lease;
 use common::redis::{RedisCluster, RedisServer};
 
 const TIMEOUT: Duration = Duration::from_millis(100);
@@ -130,4 +131,41 @@ async fn a_redis_cluster_holds_keys_on_every_node_through_one_client() {
     );
     assert_eq!(held.iter().sum::<i64>(), 60);
     assert_eq!(client.delete(&["cp:key-0"]).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_lease_has_one_owner_who_alone_renews_and_releases_it() {
+    let redis = RedisServer::start().await;
+    let a = SharedClient::new(&redis.url(), TIMEOUT, COOL_DOWN).unwrap();
+    let b = SharedClient::new(&redis.url(), TIMEOUT, COOL_DOWN).unwrap();
+    let key = "cp:{tag}:lease";
+    let long = Duration::from_secs(30);
+
+    assert!(lease::take(&a, key, "node-a", long).await.unwrap());
+    assert!(
+        !lease::take(&b, key, "node-b", long).await.unwrap(),
+        "one owner"
+    );
+    assert!(!lease::renew(&b, key, "node-b", long).await.unwrap());
+    assert!(!lease::release(&b, key, "node-b").await.unwrap());
+    assert!(lease::renew(&a, key, "node-a", long).await.unwrap());
+    assert!(lease::release(&a, key, "node-a").await.unwrap());
+    assert!(
+        lease::take(&b, key, "node-b", long).await.unwrap(),
+        "released: free"
+    );
+    assert!(lease::release(&b, key, "node-b").await.unwrap());
+
+    // A lease that is not renewed expires, and the next taker gets it; the
+    // old owner can then neither renew nor release the new one's.
+    let short = Duration::from_millis(50);
+    assert!(lease::take(&a, key, "node-a", short).await.unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !lease::take(&b, key, "node-b", long).await.unwrap() {
+        assert!(tokio::time::Instant::now() < deadline, "the lease expired");
+        tokio::time::sleep(short / 2).await;
+    }
+    assert!(!lease::renew(&a, key, "node-a", long).await.unwrap());
+    assert!(!lease::release(&a, key, "node-a").await.unwrap());
+    assert!(lease::release(&b, key, "node-b").await.unwrap());
 }

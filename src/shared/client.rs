@@ -144,7 +144,11 @@ impl SharedClient {
         self.breaker.state()
     }
 
-    async fn call<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, TierError> {
+    /// Sends `command` through the breaker, bounded by the timeout.
+    pub(super) async fn call<T: redis::FromRedisValue>(
+        &self,
+        command: redis::Cmd,
+    ) -> Result<T, TierError> {
         match self.breaker.permit() {
             Permit::Skip => return Err(TierError::Skipped),
             Permit::Call | Permit::Probe => {}

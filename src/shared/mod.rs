@@ -6,9 +6,12 @@
 //! - [`breaker`]: when the tier is failing, skip it without waiting, and
 //!   let one probe find out when it is back;
 //! - [`client`]: the Redis client, every call bounded by its own timeout
-//!   and guarded by the breaker.
+//!   and guarded by the breaker;
+//! - [`lease`]: the right to fetch one URL for the whole fleet, taken,
+//!   renewed and released by its owner only.
 //!
 //! The stored form of an entry is [`crate::cache::wire`].
 
 pub mod breaker;
 pub mod client;
+pub mod lease;
