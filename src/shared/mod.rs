@@ -8,10 +8,12 @@
 //! - [`client`]: the Redis client, every call bounded by its own timeout
 //!   and guarded by the breaker;
 //! - [`lease`]: the right to fetch one URL for the whole fleet, taken,
-//!   renewed and released by its owner only.
+//!   renewed and released by its owner only;
+//! - [`keys`]: the names in Redis, hash-tagged per URL for a cluster.
 //!
 //! The stored form of an entry is [`crate::cache::wire`].
 
 pub mod breaker;
 pub mod client;
+pub mod keys;
 pub mod lease;
