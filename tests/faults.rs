@@ -159,15 +159,7 @@ async fn a_client_that_goes_away_during_the_origin_trip_is_counted_as_499() {
         .await
         .unwrap();
     // Wait until the request is at the origin, then hang up.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while origin.hits("/slow") == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the request never reached the origin"
-        );
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    origin.wait_for_hits("/slow", 1).await;
     drop(stream);
     let counted = r#"caching_proxy_client_closed_requests_total{route="default"}"#;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -119,6 +119,8 @@ impl Route {
 struct OriginState {
     routes: Mutex<HashMap<String, Route>>,
     hits: Mutex<HashMap<String, usize>>,
+    /// Woken on every hit.
+    hit: tokio::sync::Notify,
     last_request: Mutex<HashMap<String, HeaderMap>>,
     statuses: Mutex<HashMap<String, Vec<u16>>>,
     clock: Mutex<Option<Arc<ManualClock>>>,
@@ -214,6 +216,24 @@ impl TestOrigin {
     }
 
     /// Requests received for this path and query.
+    /// Waits until `path_and_query` has been requested `count` times (at
+    /// most 5 s).
+    #[allow(dead_code)] // not every test binary waits for a hit
+    pub async fn wait_for_hits(&self, path_and_query: &str, count: usize) {
+        let reached = async {
+            loop {
+                let hit = self.state.hit.notified();
+                if self.hits(path_and_query) >= count {
+                    return;
+                }
+                hit.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), reached)
+            .await
+            .unwrap_or_else(|_| panic!("{path_and_query} was not requested {count} times"));
+    }
+
     pub fn hits(&self, path_and_query: &str) -> usize {
         *self
             .state
@@ -260,6 +280,7 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
         .map_or("/", |pq| pq.as_str())
         .to_owned();
     *state.hits.lock().unwrap().entry(key.clone()).or_default() += 1;
+    state.hit.notify_waiters();
     state
         .last_request
         .lock()

@@ -1,26 +1,41 @@
 //! Real `redis-server`s for the shared-tier tests, on free loopback
 //! ports, with no persistence: one server, or a Redis Cluster of three
-//! masters; stopped by their PIDs when dropped. A test that needs one
-//! fails (never skips) when it cannot start.
+//! masters; stopped by their PIDs when dropped. Readiness is read from
+//! the server's own log ("Ready to accept connections", "Cluster state
+//! changed: ok"). On a machine without Redis the Debian package is
+//! installed first (as `.ci/run` does); a test that needs Redis fails,
+//! never skips, when it cannot start.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::Once;
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+use tokio::sync::mpsc;
+
 use super::binary::free_port;
+
+/// How long a server may take to say it is ready.
+const READY_WITHIN: Duration = Duration::from_secs(20);
 
 pub struct RedisServer {
     child: Child,
     pub port: u16,
+    log: mpsc::UnboundedReceiver<String>,
 }
 
 impl RedisServer {
     /// Starts one and waits until it accepts connections.
     pub async fn start() -> Self {
-        Self::start_with(free_port(), &[]).await
+        let mut server = Self::spawn(free_port(), &[]);
+        server.wait_for_log("Ready to accept connections").await;
+        server
     }
 
-    async fn start_with(port: u16, extra: &[&str]) -> Self {
-        let child = Command::new("redis-server")
+    fn spawn(port: u16, extra: &[&str]) -> Self {
+        ensure_installed();
+        let mut child = tokio::process::Command::new("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
@@ -32,28 +47,39 @@ impl RedisServer {
                 "no",
             ])
             .args(extra)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            .kill_on_drop(true)
             .spawn()
-            .expect("redis-server must be installed (.ci/run installs it)");
-        let server = RedisServer { child, port };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut pong = [0u8; 7];
-                if stream.write_all(b"PING\r\n").await.is_ok()
-                    && stream.read_exact(&mut pong).await.is_ok()
-                    && &pong == b"+PONG\r\n"
-                {
-                    return server;
+            .expect("redis-server starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (lines, log) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if lines.send(line).is_err() {
+                    break;
                 }
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-server did not start on port {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        });
+        RedisServer { child, port, log }
+    }
+
+    /// Waits for a line of the server's log that contains `needle`.
+    async fn wait_for_log(&mut self, needle: &str) {
+        let found = async {
+            while let Some(line) = self.log.recv().await {
+                if line.contains(needle) {
+                    return true;
+                }
+            }
+            false
+        };
+        let port = self.port;
+        match tokio::time::timeout(READY_WITHIN, found).await {
+            Ok(true) => {}
+            Ok(false) => panic!("redis-server on port {port} exited before '{needle}'"),
+            Err(_) => panic!("redis-server on port {port} did not log '{needle}'"),
         }
     }
 
@@ -63,7 +89,7 @@ impl RedisServer {
 
     /// Sends a signal (`-STOP`, `-CONT`) to the server we started.
     pub fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
+        let pid = self.child.id().expect("running").to_string();
         let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
         assert!(sent.success());
     }
@@ -71,11 +97,13 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // A stopped server must run again to die of the kill.
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .status();
+        }
+        let _ = self.child.start_kill();
     }
 }
 
@@ -92,11 +120,12 @@ impl RedisCluster {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
         for n in 0..3 {
-            let port = cluster_port();
             let conf = dir.path().join(format!("nodes-{n}.conf"));
             let conf = conf.to_str().unwrap().to_owned();
             let args = ["--cluster-enabled", "yes", "--cluster-config-file", &conf];
-            nodes.push(RedisServer::start_with(port, &args).await);
+            let mut node = RedisServer::spawn(cluster_port(), &args);
+            node.wait_for_log("Ready to accept connections").await;
+            nodes.push(node);
         }
         let addresses: Vec<String> = nodes
             .iter()
@@ -109,28 +138,13 @@ impl RedisCluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .expect("redis-cli must be installed (it comes with redis-server)");
+            .expect("redis-cli runs (it comes with redis-server)");
         assert!(created.success(), "redis-cli --cluster create failed");
-        let cluster = RedisCluster { nodes, _dir: dir };
-        // Every node must see every slot before the cluster is usable.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        for node in &cluster.nodes {
-            loop {
-                let info = Command::new("redis-cli")
-                    .args(["-p", &node.port.to_string(), "cluster", "info"])
-                    .output()
-                    .unwrap();
-                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
-                    break;
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the cluster did not become ready"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        // Usable once every node has seen every slot assigned.
+        for node in &mut nodes {
+            node.wait_for_log("Cluster state changed: ok").await;
         }
-        cluster
+        RedisCluster { nodes, _dir: dir }
     }
 
     pub fn seeds(&self) -> Vec<String> {
@@ -146,4 +160,32 @@ fn cluster_port() -> u16 {
             return port;
         }
     }
+}
+
+/// Installs Debian's `redis-server` once per test binary if it is missing,
+/// so that `cargo test` runs on a fresh machine.
+fn ensure_installed() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let present = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if present {
+            return;
+        }
+        let installed = Command::new("sh")
+            .args([
+                "-c",
+                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server",
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        assert!(
+            installed,
+            "redis-server is missing and could not be installed (apt-get install redis-server)"
+        );
+    });
 }
