@@ -81,19 +81,8 @@ impl RequestError {
     /// (logged at debug), rather than failed on our or the origin's side
     /// (a warning).
     pub fn is_refusal(&self) -> bool {
-        match self {
-            RequestError::ClientBodyTimeout
-            | RequestError::UriTooLong(_)
-            | RequestError::HeadersTooLarge(_)
-            | RequestError::NotCached
-            | RequestError::MethodNotAllowed
-            | RequestError::NoRoute
-            | RequestError::BadRequest(_) => true,
-            RequestError::OriginConnect(_)
-            | RequestError::OriginTimeout(_)
-            | RequestError::OriginFailed(_)
-            | RequestError::OriginProtocol(_) => false,
-        }
+        // Exactly the errors that are not the origin's.
+        OriginFailure::of(self).is_none()
     }
 
     /// The error and its whole cause chain on one line, for logs.

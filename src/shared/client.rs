@@ -19,6 +19,12 @@ use super::breaker::{Breaker, Permit, State};
 /// Failures in a row that open the breaker.
 const TRIP_AFTER: u32 = 3;
 
+/// `ttl` as the milliseconds of a `PX` argument (at least 1: 0 is an
+/// error to Redis).
+pub(super) fn px(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 /// Why a call to the shared tier gave no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum TierError {
@@ -122,9 +128,8 @@ impl SharedClient {
     /// Stores `value` at `key` for `ttl` (at least a millisecond), in one
     /// command: a reader sees the old value or the new one, never part.
     pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), TierError> {
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut set = redis::cmd("SET");
-        set.arg(key).arg(value).arg("PX").arg(millis);
+        set.arg(key).arg(value).arg("PX").arg(px(ttl));
         self.call(set).await
     }
 

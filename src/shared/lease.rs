@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::client::{SharedClient, TierError};
+use super::client::{SharedClient, TierError, px};
 
 /// Extends the lease's expiry if `owner` still holds it.
 const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
@@ -24,7 +24,7 @@ pub async fn take(
     ttl: Duration,
 ) -> Result<bool, TierError> {
     let mut set = redis::cmd("SET");
-    set.arg(key).arg(owner).arg("NX").arg("PX").arg(millis(ttl));
+    set.arg(key).arg(owner).arg("NX").arg("PX").arg(px(ttl));
     let taken: Option<String> = client.call(set).await?;
     Ok(taken.is_some())
 }
@@ -38,7 +38,7 @@ pub async fn renew(
     ttl: Duration,
 ) -> Result<bool, TierError> {
     let mut eval = redis::cmd("EVAL");
-    eval.arg(RENEW).arg(1).arg(key).arg(owner).arg(millis(ttl));
+    eval.arg(RENEW).arg(1).arg(key).arg(owner).arg(px(ttl));
     let renewed: i64 = client.call(eval).await?;
     Ok(renewed == 1)
 }
@@ -49,10 +49,4 @@ pub async fn release(client: &SharedClient, key: &str, owner: &str) -> Result<bo
     eval.arg(RELEASE).arg(1).arg(key).arg(owner);
     let released: i64 = client.call(eval).await?;
     Ok(released == 1)
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
 }

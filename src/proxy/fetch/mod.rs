@@ -68,66 +68,68 @@ pub(super) async fn fetch(
     directives: &CacheControl,
 ) -> Result<Served, RequestError> {
     let note = Note::read(exchange, &primary);
-    let lead = |guard, request| Lead {
+    let mut guard = None;
+    // Recently uncacheable ("hit-for-miss"): waiting for another request
+    // would only delay this one, so it leads without joining.
+    if note == Note::Clear {
+        match exchange.coalescer().join(&primary) {
+            Role::Leader(leader) => {
+                if let Some(hit) = exchange.usable_hit(&primary, request.headers(), directives) {
+                    leader.stored();
+                    return Ok(hit);
+                }
+                guard = Some(leader);
+            }
+            Role::Follower(follower) => {
+                exchange.metrics().coalesced_waits.inc();
+                let state = follower
+                    .wait(exchange.route().upstream.origin().timeout)
+                    .await;
+                if state == FillState::Stored {
+                    if let Some(hit) = exchange.usable_hit(&primary, request.headers(), directives)
+                    {
+                        return Ok(hit);
+                    }
+                }
+                let detail = match state {
+                    FillState::TimedOut => Detail::CoalesceTimeout,
+                    FillState::Pending | FillState::Stored | FillState::NotStored => {
+                        Detail::CoalescedNotStored
+                    }
+                };
+                let asked = Asked {
+                    headers: request.headers().clone(),
+                    head: false,
+                };
+                let passed = exchange.pass(request).await;
+                let failure = match &passed {
+                    Ok(response) if stale_may_replace(response.status()) => {
+                        Some(Failure::Status(response.status()))
+                    }
+                    Ok(_) => None,
+                    Err(err) => Some(Failure::Error(err)),
+                };
+                if let Some(served) = failure
+                    .and_then(|failure| stale_if_error(exchange, stale.as_ref(), &asked, failure))
+                {
+                    return Ok(served);
+                }
+                return passed.map(|response| Served {
+                    response,
+                    cache: CacheStatus::pass(fwd, detail),
+                });
+            }
+        }
+    }
+    let lead = Lead {
         request,
-        primary: primary.clone(),
+        primary,
         guard,
-        stale: stale.clone(),
+        stale,
         fwd,
         note,
     };
-    if note != Note::Clear {
-        // Recently uncacheable ("hit-for-miss"): waiting for another
-        // request would only delay this one.
-        return self::lead(exchange, lead(None, request)).await;
-    }
-    match exchange.coalescer().join(&primary) {
-        Role::Leader(guard) => {
-            if let Some(hit) = exchange.usable_hit(&primary, request.headers(), directives) {
-                guard.stored();
-                return Ok(hit);
-            }
-            self::lead(exchange, lead(Some(guard), request)).await
-        }
-        Role::Follower(follower) => {
-            exchange.metrics().coalesced_waits.inc();
-            let state = follower
-                .wait(exchange.route().upstream.origin().timeout)
-                .await;
-            if state == FillState::Stored {
-                if let Some(hit) = exchange.usable_hit(&primary, request.headers(), directives) {
-                    return Ok(hit);
-                }
-            }
-            let detail = match state {
-                FillState::TimedOut => Detail::CoalesceTimeout,
-                FillState::Pending | FillState::Stored | FillState::NotStored => {
-                    Detail::CoalescedNotStored
-                }
-            };
-            let asked = Asked {
-                headers: request.headers().clone(),
-                head: false,
-            };
-            let passed = exchange.pass(request).await;
-            let failure = match &passed {
-                Ok(response) if stale_may_replace(response.status()) => {
-                    Some(Failure::Status(response.status()))
-                }
-                Ok(_) => None,
-                Err(err) => Some(Failure::Error(err)),
-            };
-            if let Some(served) = failure
-                .and_then(|failure| stale_if_error(exchange, stale.as_ref(), &asked, failure))
-            {
-                return Ok(served);
-            }
-            passed.map(|response| Served {
-                response,
-                cache: CacheStatus::pass(fwd, detail),
-            })
-        }
-    }
+    self::lead(exchange, lead).await
 }
 
 /// The leader's fetch: conditional when a stale entry has validators; a
