@@ -76,6 +76,12 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_object_size: Option<u64>,
 
+    /// Share a second cache tier with the other instances of a fleet
+    /// through this Redis (redis:// or rediss://): one origin fetch per URL
+    /// for the whole fleet, purges everywhere (see docs/scale-out.md).
+    #[arg(long, value_name = "URL")]
+    pub shared_cache: Option<String>,
+
     /// Load listeners, origins, routes and cache settings from a TOML file
     /// (see proxy.example.toml); the other flags override it. Edits to the
     /// file apply live; SIGHUP reloads it too.
@@ -185,6 +191,7 @@ impl Cli {
                 timeout: self.timeout,
                 cache_size: self.cache_size,
                 max_object_size: self.max_object_size,
+                shared_cache: self.shared_cache.clone(),
                 admin: self.admin,
                 admin_token: std::env::var(crate::admin::client::TOKEN_ENV).ok(),
             },

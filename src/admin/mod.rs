@@ -40,8 +40,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accept::BindError;
 use crate::cache::persist::{Snapshotter, write_atomic};
+use crate::cache::purge::PurgeRule;
 use crate::error::chain;
 use crate::proxy::Proxy;
+
+/// How long a purge's answer waits for the fleet's other instances to
+/// confirm it (it is applied by them either way).
+const FLEET_CONFIRM_WITHIN: Duration = Duration::from_secs(1);
 pub use error::AdminError;
 
 /// Where a running instance advertises its admin endpoint.
@@ -206,7 +211,15 @@ impl Admin {
             (&Method::GET, "/healthz") => return Ok(text(StatusCode::OK, "ok\n")),
             (&Method::GET, "/readyz") => {
                 return Ok(if self.ready.load(Ordering::Acquire) {
-                    text(StatusCode::OK, "ready\n")
+                    // A failing shared tier is not a reason to take the
+                    // instance out of a load balancer: it serves without.
+                    match self.proxy.shared() {
+                        Some(tier) => text_owned(
+                            StatusCode::OK,
+                            format!("ready\nshared tier: {}\n", tier.state().as_str()),
+                        ),
+                        None => text(StatusCode::OK, "ready\n"),
+                    }
                 } else {
                     text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
                 });
@@ -231,7 +244,13 @@ impl Admin {
                 response
             }
             ("GET", "/stats") => {
-                let stats = |proxy: &Proxy| proxy.metrics().stats(proxy.store().usage());
+                let stats = |proxy: &Proxy| {
+                    let mut stats = proxy.metrics().stats(proxy.store().usage());
+                    if let Some(tier) = proxy.shared() {
+                        stats["shared"] = tier.stats();
+                    }
+                    stats
+                };
                 json(StatusCode::OK, &self.off_runtime(stats).await?)
             }
             ("POST", "/purge") => {
@@ -242,15 +261,12 @@ impl Admin {
                     .to_bytes();
                 let purge: purge::Purge =
                     serde_json::from_slice(&body).map_err(AdminError::PurgeBody)?;
-                let purged = self.off_runtime(move |proxy| purge::run(proxy, &purge));
-                self.purged(purged.await??).await
+                self.purge(purge.rule()?).await?
             }
             ("PURGE", _) => {
                 let url =
                     purge::url_of_purge_request(&request).ok_or(AdminError::PurgeWithoutUrl)?;
-                let purge = purge::Purge::url(url);
-                let purged = self.off_runtime(move |proxy| purge::run(proxy, &purge));
-                self.purged(purged.await??).await
+                self.purge(purge::Purge::url(url).rule()?).await?
             }
             ("POST", "/snapshot") => {
                 // Like the write-behind: its own thread at the lowest
@@ -297,24 +313,34 @@ impl Admin {
             .map_err(AdminError::WorkFailed)
     }
 
-    /// Answers a purge, after rewriting the snapshot so that the purged
+    /// Applies `rule` here, carries it to the fleet (with a shared tier),
+    /// and answers after rewriting the snapshot, so that the purged
     /// entries do not come back at the next start.
-    async fn purged(&self, purged: usize) -> Answer {
+    async fn purge(&self, rule: PurgeRule) -> Result<Answer, AdminError> {
+        let applied = rule.clone();
+        let purged = self
+            .off_runtime(move |proxy| purge::run(proxy, &applied))
+            .await?;
+        let mut answer = serde_json::json!({ "purged": purged });
+        if let Some(tier) = self.proxy.shared() {
+            answer["fleet"] = match tier.publish_purge(&rule, FLEET_CONFIRM_WITHIN).await {
+                Ok(fanout) => serde_json::to_value(fanout).unwrap_or_default(),
+                Err(err) => {
+                    tracing::warn!(error = %chain(&err), "purge not carried to the fleet");
+                    serde_json::json!({ "error": chain(&err) })
+                }
+            };
+        }
         let snapshotter = self.snapshotter.clone();
         let written = tokio::task::spawn_blocking(move || snapshotter.write_now()).await;
-        tracing::info!(purged, "cache purged on request");
+        tracing::info!(purged, op = rule.op(), "cache purged on request");
+        // Memory is purged either way; say when the file is not.
         match written {
-            Ok(Ok(_)) => json(StatusCode::OK, &serde_json::json!({ "purged": purged })),
-            // Memory is purged either way; say that the file is not.
-            Ok(Err(err)) => json(
-                StatusCode::OK,
-                &serde_json::json!({ "purged": purged, "snapshot_error": chain(&err) }),
-            ),
-            Err(err) => json(
-                StatusCode::OK,
-                &serde_json::json!({ "purged": purged, "snapshot_error": chain(&err) }),
-            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => answer["snapshot_error"] = chain(&err).into(),
+            Err(err) => answer["snapshot_error"] = chain(&err).into(),
         }
+        Ok(json(StatusCode::OK, &answer))
     }
 }
 

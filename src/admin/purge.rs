@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::error::AdminError;
 use crate::cache::key::KeyUrl;
+use crate::cache::purge::PurgeRule;
 use crate::error::BoxError;
 use crate::proxy::Proxy;
 use crate::proxy::request::normalize;
@@ -32,24 +33,23 @@ impl Purge {
     }
 }
 
-/// Runs `purge`; returns how many entries it removed.
-pub fn run(proxy: &Proxy, purge: &Purge) -> Result<usize, AdminError> {
-    let store = proxy.store();
-    match (&purge.url, &purge.prefix, &purge.tag, purge.all) {
-        (Some(url), None, None, None) => {
-            let target = host_and_path(url)?;
-            Ok(store.purge_where(|key, _| target.is_url_of(key)))
+impl Purge {
+    /// What it removes.
+    pub fn rule(&self) -> Result<PurgeRule, AdminError> {
+        match (&self.url, &self.prefix, &self.tag, self.all) {
+            (Some(url), None, None, None) => Ok(PurgeRule::Url(host_and_path(url)?)),
+            (None, Some(prefix), None, None) => Ok(PurgeRule::Prefix(host_and_path(prefix)?)),
+            (None, None, Some(tag), None) if !tag.is_empty() => Ok(PurgeRule::Tag(tag.as_str().into())),
+            (None, None, None, Some(true)) => Ok(PurgeRule::All),
+            (_, _, _, _) => Err(AdminError::PurgeAmbiguous),
         }
-        (None, Some(prefix), None, None) => {
-            let target = host_and_path(prefix)?;
-            Ok(store.purge_where(|key, _| target.is_prefix_of(key)))
-        }
-        (None, None, Some(tag), None) => {
-            Ok(store.purge_where(|_, entry| entry.tags().iter().any(|t| &**t == tag)))
-        }
-        (None, None, None, Some(true)) => Ok(usize::try_from(store.clear()).unwrap_or(usize::MAX)),
-        (_, _, _, _) => Err(AdminError::PurgeAmbiguous),
     }
+}
+
+/// Applies `rule` to this instance's store; returns how many entries it
+/// removed. Walks the cache: call it off the runtime threads.
+pub fn run(proxy: &Proxy, rule: &PurgeRule) -> usize {
+    proxy.store().purge(rule)
 }
 
 /// `http://Host:80/path?q` as the cache keys spell it: `host/path?q`

@@ -22,6 +22,10 @@ pub enum StartupError {
     /// The config file's directory cannot be watched.
     #[error(transparent)]
     Watch(#[from] WatchError),
+    /// The shared tier's client cannot be made (its URL was validated; a
+    /// TLS setup may still fail).
+    #[error("cache.shared: the Redis client cannot be set up")]
+    SharedTier(#[source] redis::RedisError),
     /// Work on a blocking thread did not finish (a bug).
     #[error("a start-up task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -31,7 +35,7 @@ impl StartupError {
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartupError::Config(_) | StartupError::Build(_) => 2,
+            StartupError::Config(_) | StartupError::Build(_) | StartupError::SharedTier(_) => 2,
             StartupError::Bind(_) | StartupError::Watch(_) | StartupError::Task(_) => 1,
         }
     }

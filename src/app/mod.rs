@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accept::BindError;
 use crate::admin::Admin;
 use crate::cache::Store;
+use crate::cache::purge::LogPosition;
 use crate::cache::persist::{self, LoadLimits, Snapshotter, files};
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError, ConfigSource};
@@ -25,7 +26,11 @@ use crate::proxy::Proxy;
 use crate::reload::{self, Live, ReloadEvent, Reloader};
 use crate::runtime::Runtime;
 use crate::server::ListenerSet;
+use crate::shared::SharedTier;
 pub use error::StartupError;
+
+/// How long a start waits to apply the purges it missed.
+const CATCH_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A proxy that is serving.
 #[derive(Debug)]
@@ -69,11 +74,24 @@ async fn start_inner(
         retention,
         metrics.evictions.clone(),
     );
+    let shared = match &config.cache.shared {
+        Some(shared) => Some(
+            SharedTier::new(
+                shared.clone(),
+                store.clone(),
+                retention,
+                metrics.shared.clone(),
+            )
+            .map_err(StartupError::SharedTier)?,
+        ),
+        None => None,
+    };
     let proxy = Arc::new(Proxy::new(
         runtime,
         store.clone(),
         clock.clone(),
         metrics.clone(),
+        shared.clone(),
     ));
     let cancel = CancellationToken::new();
 
@@ -89,7 +107,18 @@ async fn start_inner(
         None => return Err(ConfigError::invalid("listeners", "none to serve").into()),
     };
 
-    let restored = restore(&config, &proxy, clock.now()).await?;
+    let (restored, position) = restore(&config, &proxy, clock.now()).await?;
+    if let Some(tier) = &shared {
+        // Purges this instance missed while it was down are applied before
+        // it serves its snapshot; a Redis that is down does not stop it.
+        tier.start_from(position.as_ref());
+        if !tier.catch_up(CATCH_UP_WITHIN).await {
+            tracing::warn!(
+                redis = %tier.stats()["redis"],
+                "shared tier unreachable at start: serving the snapshot; purges it missed apply when Redis answers"
+            );
+        }
+    }
 
     let snapshotter = Arc::new(Snapshotter::new(
         store.clone(),
@@ -131,6 +160,10 @@ async fn start_inner(
     if let Some(path) = watched {
         tasks.push(reload::watch_file(reloader.clone(), path, cancel.clone())?);
     }
+    if let Some(tier) = shared {
+        tasks.push(tokio::spawn(tier.clone().follow_log(cancel.clone())));
+        tasks.push(tokio::spawn(tier.follow_announcements(cancel.clone())));
+    }
     Ok(RunningProxy {
         local_addr,
         admin_addr,
@@ -144,12 +177,12 @@ async fn start_inner(
 
 /// Cleans the temp files a killed process left and restores the snapshot
 /// into the store, streamed, off the runtime threads; returns how many
-/// entries came back.
+/// entries came back, and the fleet's purge log position they reflect.
 async fn restore(
     config: &Config,
     proxy: &Arc<Proxy>,
     now: SystemTime,
-) -> Result<usize, StartupError> {
+) -> Result<(usize, Option<LogPosition>), StartupError> {
     let path = config.cache.file.clone();
     let limits = LoadLimits {
         max_file_bytes: config
@@ -184,7 +217,7 @@ async fn restore(
         );
         proxy.metrics().snapshot_dropped.inc_by(dropped as u64);
     }
-    Ok(report.restored)
+    Ok((report.restored, report.position))
 }
 
 impl RunningProxy {

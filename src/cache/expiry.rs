@@ -31,20 +31,30 @@ pub(super) struct Ceiling {
 
 impl Ceiling {
     fn usable_for(&self, value: &CachedResponse) -> Option<Duration> {
-        let fresh = value.remaining(self.clock.now())?;
-        let rules = value.rules();
-        let retention = **self.retention.load();
-        let stale_use = rules
-            .stale_while_revalidate
-            .max(rules.stale_if_error)
-            .max(retention.grace);
-        let keep = if value.has_validators() {
-            retention.keep
-        } else {
-            Duration::ZERO
-        };
-        Some(clamp(fresh.saturating_add(stale_use).saturating_add(keep)))
+        usable_for(value, self.clock.now(), **self.retention.load())
     }
+}
+
+/// How long from `now` `value` can still be of use: its freshness, plus
+/// its stale windows, plus `keep` if it can be revalidated; `None`: no
+/// end (until evicted).
+pub fn usable_for(
+    value: &CachedResponse,
+    now: std::time::SystemTime,
+    retention: Retention,
+) -> Option<Duration> {
+    let fresh = value.remaining(now)?;
+    let rules = value.rules();
+    let stale_use = rules
+        .stale_while_revalidate
+        .max(rules.stale_if_error)
+        .max(retention.grace);
+    let keep = if value.has_validators() {
+        retention.keep
+    } else {
+        Duration::ZERO
+    };
+    Some(clamp(fresh.saturating_add(stale_use).saturating_add(keep)))
 }
 
 impl Expiry<CacheKey, Arc<CachedResponse>> for Ceiling {

@@ -50,6 +50,13 @@ impl KeyUrl {
         }
     }
 
+    /// `authority/path?query` as [`KeyUrl::as_str`] spells it; `None`
+    /// without a path.
+    pub fn parse(text: &str) -> Option<Self> {
+        let slash = text.find('/')?;
+        (slash > 0 && text.len() <= MAX_KEY_BYTES).then(|| KeyUrl::new(&text[..slash], &text[slash..]))
+    }
+
     /// `authority/path?query`.
     pub fn as_str(&self) -> &str {
         &self.text

@@ -17,6 +17,7 @@ pub mod key;
 mod maintenance;
 pub mod persist;
 pub mod policy;
+pub mod purge;
 pub mod range;
 pub mod reuse;
 pub mod revalidation;

@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use dashmap::DashMap;
 use http::{HeaderMap, HeaderName};
 use moka::notification::RemovalCause;
@@ -30,10 +30,11 @@ use tokio::sync::watch;
 
 use super::entry::CachedResponse;
 use super::expiry::Ceiling;
-pub use super::expiry::Retention;
+pub use super::expiry::{Retention, usable_for};
 use super::key::CacheKey;
 use super::maintenance::Maintenance;
 use super::policy::NotStored;
+use super::purge::{LogPosition, PurgeRule, RecentPurges};
 use super::vary::VaryValues;
 use super::weight;
 use crate::clock::SharedClock;
@@ -75,6 +76,9 @@ pub struct Store {
     /// the latest count.
     changes: Arc<watch::Sender<u64>>,
     clock: SharedClock,
+    purges: Arc<RecentPurges>,
+    /// Where in the fleet's purge log the entries are (with a shared tier).
+    position: Arc<ArcSwapOption<LogPosition>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -129,6 +133,8 @@ impl Store {
             retention,
             changes: Arc::new(watch::Sender::new(0)),
             clock,
+            purges: Arc::default(),
+            position: Arc::default(),
         }
     }
 
@@ -182,6 +188,82 @@ impl Store {
         key
     }
 
+    /// Stores a fill whose fetch started when [`Store::purge_count`] was
+    /// `since`, unless a purge since then removes it; returns the key it is
+    /// stored under.
+    pub fn insert_fill(
+        &self,
+        since: u64,
+        primary: CacheKey,
+        entry: CachedResponse,
+    ) -> Option<(CacheKey, Arc<CachedResponse>)> {
+        if self.purges.purged_since(since, &primary, entry.tags()) {
+            return None;
+        }
+        let key = self.place(primary, entry.vary());
+        let stored = self.put(key.clone(), entry);
+        self.touch();
+        Some((key, stored))
+    }
+
+    /// Purges applied so far (a fill notes it when its fetch starts).
+    pub fn purge_count(&self) -> u64 {
+        self.purges.count()
+    }
+
+    /// Applies `rule`; returns how many entries it removed. Walks the
+    /// whole cache for a URL, prefix or tag: call it off the runtime
+    /// threads.
+    pub fn purge(&self, rule: &PurgeRule) -> usize {
+        self.purges.record(rule.clone());
+        match rule {
+            PurgeRule::Key(primary) => self.invalidate(primary),
+            PurgeRule::All => usize::try_from(self.clear()).unwrap_or(usize::MAX),
+            PurgeRule::Url(_) | PurgeRule::Prefix(_) | PurgeRule::Tag(_) => {
+                self.purge_where(|key, entry| rule.matches(key, entry.tags()))
+            }
+        }
+    }
+
+    /// Applies `rules` in order with at most one walk of the cache (the
+    /// purge log's batches); returns how many entries they removed.
+    pub fn purge_batch(&self, rules: &[PurgeRule]) -> usize {
+        // After a purge of everything, only what follows it matters.
+        let from = rules.iter().rposition(|r| *r == PurgeRule::All);
+        let mut removed = 0;
+        if let Some(all) = from {
+            rules[..all].iter().for_each(|r| self.purges.record(r.clone()));
+            removed += self.purge(&PurgeRule::All);
+        }
+        let rest = &rules[from.map_or(0, |i| i + 1)..];
+        let mut walked = Vec::new();
+        for rule in rest {
+            match rule {
+                PurgeRule::Key(_) => removed += self.purge(rule),
+                _ => {
+                    self.purges.record(rule.clone());
+                    walked.push(rule);
+                }
+            }
+        }
+        if !walked.is_empty() {
+            removed += self.purge_where(|key, entry| {
+                walked.iter().any(|rule| rule.matches(key, entry.tags()))
+            });
+        }
+        removed
+    }
+
+    /// Where in the fleet's purge log the entries are.
+    pub fn log_position(&self) -> Option<Arc<LogPosition>> {
+        self.position.load_full()
+    }
+
+    /// Notes that the purge log has been applied up to `position`.
+    pub fn set_log_position(&self, position: Option<LogPosition>) {
+        self.position.store(position.map(Arc::new));
+    }
+
     /// Replaces the entry stored under `key` (a 304 refreshed it).
     pub fn replace(&self, key: CacheKey, entry: CachedResponse) {
         self.put(key, entry);
@@ -196,10 +278,12 @@ impl Store {
         self.put(key, entry);
     }
 
-    fn put(&self, key: CacheKey, entry: CachedResponse) {
+    fn put(&self, key: CacheKey, entry: CachedResponse) -> Arc<CachedResponse> {
         let bytes = weight::of_entry(&key, &entry);
-        self.entries.insert(key, Arc::new(entry));
+        let entry = Arc::new(entry);
+        self.entries.insert(key, entry.clone());
         self.maintenance.inserted(u64::from(bytes));
+        entry
     }
 
     /// The key for a response that varies as `vary` says, updating the
@@ -254,7 +338,7 @@ impl Store {
 
     /// Removes every entry for which `matches(key, entry)` holds; returns
     /// how many. Walks the whole cache: call it off the runtime threads.
-    pub fn purge_where(&self, matches: impl Fn(&CacheKey, &CachedResponse) -> bool) -> usize {
+    fn purge_where(&self, matches: impl Fn(&CacheKey, &CachedResponse) -> bool) -> usize {
         let mut removed = 0;
         for (key, entry) in self.iter() {
             if matches(&key, &entry) && self.entries.remove(&key).is_some() {
@@ -267,17 +351,18 @@ impl Store {
         removed
     }
 
-    /// Removes every stored variant of `primary`.
-    pub fn invalidate(&self, primary: &CacheKey) {
-        let mut removed = self.entries.remove(primary).is_some();
+    /// Removes every stored variant of `primary`; returns how many.
+    fn invalidate(&self, primary: &CacheKey) -> usize {
+        let mut removed = usize::from(self.entries.remove(primary).is_some());
         if let Some((_, index)) = self.variants.remove(primary) {
             for key in index.keys {
-                removed |= self.entries.remove(&key).is_some();
+                removed += usize::from(self.entries.remove(&key).is_some());
             }
         }
-        if removed {
+        if removed > 0 {
             self.touch();
         }
+        removed
     }
 
     /// Removes everything; returns how many entries there were.
@@ -347,7 +432,9 @@ fn forget_variant(index: &Variants, key: &CacheKey) {
 /// hash that is the same in every build (the key is written to the
 /// snapshot). A collision cannot serve a wrong variant: lookups compare
 /// the stored values too.
-fn variant_key(primary: &CacheKey, values: &VaryValues) -> CacheKey {
+/// The key a variant of `primary` selected by `values` is stored under
+/// (the shared tier computes it as the store does).
+pub fn variant_key(primary: &CacheKey, values: &VaryValues) -> CacheKey {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     for (name, value) in values.pairs() {
         hasher.update(name.as_str().as_bytes());

@@ -53,6 +53,28 @@ pub struct CacheSection {
     pub tag_headers: Option<Vec<String>>,
     /// Pass the tag fields on to clients.
     pub expose_tag_headers: Option<bool>,
+    /// `[cache.shared]`: the second tier a fleet shares.
+    pub shared: Option<SharedSection>,
+}
+
+/// `[cache.shared]`
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedSection {
+    /// `redis://` or `rediss://` URL of one Redis server.
+    pub url: Option<String>,
+    /// Seed node URLs of a Redis Cluster.
+    pub urls: Option<Vec<String>>,
+    /// Namespace of this fleet's keys.
+    pub prefix: Option<String>,
+    /// Per-operation timeout.
+    pub timeout: Option<DurationValue>,
+    /// Larger responses stay in each instance's own memory.
+    pub max_object_size: Option<SizeValue>,
+    /// This instance's name in the fleet.
+    pub node_id: Option<String>,
+    /// How long a fleet-wide fetch lease lasts without renewal.
+    pub lease: Option<DurationValue>,
 }
 
 /// `[[listeners]]`

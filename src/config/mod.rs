@@ -11,6 +11,7 @@ pub mod file;
 mod limits;
 mod locate;
 mod origin;
+mod shared;
 pub mod source;
 mod validate;
 mod values;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 pub use error::{Cause, ConfigError, InvalidOrigin, Place, Problem, SizeError};
 pub use origin::{InvalidTarget, Origin, Scheme};
+pub use shared::{RedisTarget, SharedConfig};
 pub use source::{ConfigSource, Overrides};
 pub use validate::validate;
 pub use values::parse_size;
@@ -165,6 +167,9 @@ pub struct CacheConfig {
     pub tag_headers: Vec<http::HeaderName>,
     /// Pass the tag fields on to clients (default: strip them).
     pub expose_tags: bool,
+    /// The second tier a fleet of instances shares (`None`: this instance
+    /// caches alone).
+    pub shared: Option<SharedConfig>,
 }
 
 /// Limits that protect the proxy from clients.
@@ -225,6 +230,7 @@ impl CacheConfig {
                 http::HeaderName::from_static("cache-tag"),
             ],
             expose_tags: false,
+            shared: None,
         }
     }
 }
@@ -291,6 +297,17 @@ impl Config {
             self.cache.grace.as_secs(),
             self.cache.keep.as_secs()
         ));
+        if let Some(shared) = &self.cache.shared {
+            out.push_str(&format!(
+                "shared tier: {}, prefix {}, node {}, timeout {}ms, max object {} bytes, lease {}ms\n",
+                shared.redis.describe(),
+                shared.prefix,
+                shared.node_id,
+                shared.timeout.as_millis(),
+                shared.max_object_size,
+                shared.lease.as_millis()
+            ));
+        }
         if let Some(admin) = self.admin.address {
             let auth = if self.admin.token.is_some() {
                 "token required"

@@ -30,6 +30,8 @@ pub struct Overrides {
     pub cache_size: Option<u64>,
     /// `--max-object-size` in bytes.
     pub max_object_size: Option<u64>,
+    /// `--shared-cache URL`: the fleet's Redis.
+    pub shared_cache: Option<String>,
     /// `--admin ADDR`: the admin API's address.
     pub admin: Option<std::net::SocketAddr>,
     /// The admin token from the environment (`CACHING_PROXY_ADMIN_TOKEN`),
@@ -67,6 +69,11 @@ impl Overrides {
         }
         if let Some(size) = self.cache_size {
             raw.cache.max_size = Some(SizeValue::Bytes(to_i64(size)));
+        }
+        if let Some(url) = &self.shared_cache {
+            let shared = raw.cache.shared.get_or_insert_with(Default::default);
+            shared.url = Some(url.clone());
+            shared.urls = None;
         }
         if let Some(size) = self.max_object_size {
             raw.cache.max_object_size = Some(SizeValue::Bytes(to_i64(size)));

@@ -25,7 +25,7 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// Validates `raw`; relative paths are taken from `base_dir` (the config
 /// file's directory).
 pub fn validate(raw: &FileConfig, base_dir: &Path) -> Result<Config, ConfigError> {
-    let cache = validate_cache(raw, base_dir)?;
+    let mut cache = validate_cache(raw, base_dir)?;
     if raw.listeners.is_empty() {
         return Err(invalid(
             "listeners",
@@ -43,6 +43,10 @@ pub fn validate(raw: &FileConfig, base_dir: &Path) -> Result<Config, ConfigError
             ));
         }
         listeners.push(listener);
+    }
+    if let Some(section) = &raw.cache.shared {
+        let port = listeners.first().map_or(0, |l| l.address.port());
+        cache.shared = Some(super::shared::validate_shared(section, port)?);
     }
     if raw.origins.is_empty() {
         return Err(invalid("origins", "at least one [[origins]] is required"));

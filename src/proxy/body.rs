@@ -8,6 +8,7 @@
 //! response never looks complete and is never cached.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -18,6 +19,8 @@ use http_body::{Body, Frame, SizeHint};
 use crate::cache::coalesce::FillGuard;
 use crate::cache::vary::VaryValues;
 use crate::cache::{CacheKey, CachedResponse, ReuseRules, Store};
+use crate::shared::log_id::LogId;
+use crate::shared::{LeaseHold, SharedTier};
 use crate::upstream::body::{BodyError, OriginBody};
 
 /// Every response body the proxy sends.
@@ -107,6 +110,23 @@ pub struct Fill {
     pub tags: Vec<Box<str>>,
     /// Releases the coalesced followers when dropped (`None`: nobody waits).
     pub guard: Option<FillGuard>,
+    /// [`Store::purge_count`] when the fetch started: a purge since then
+    /// that matches keeps the response out.
+    pub since: u64,
+    /// Where the fleet's copy goes, with a shared tier.
+    pub shared: Option<SharedFill>,
+}
+
+/// The shared tier's part of a fill.
+#[derive(Debug)]
+pub struct SharedFill {
+    /// The tier.
+    pub tier: Arc<SharedTier>,
+    /// The purge log position when the fetch started.
+    pub since: LogId,
+    /// The fleet's lease on the fetch, if this instance took it (dropped
+    /// without a fill, it is released and the waiters woken).
+    pub lease: Option<LeaseHold>,
 }
 
 /// An origin body forwarded to the client and collected for the cache.
@@ -154,9 +174,16 @@ impl TeeBody {
             fill.rules,
         )
         .with_tags(fill.tags);
-        fill.store.insert(fill.primary, entry);
+        let Some((key, stored)) = fill.store.insert_fill(fill.since, fill.primary.clone(), entry)
+        else {
+            return; // purged while it was fetched
+        };
         if let Some(guard) = fill.guard {
             guard.stored();
+        }
+        if let Some(shared) = fill.shared {
+            let SharedFill { tier, since, lease } = shared;
+            tier.fill(fill.primary, key, stored, since, lease);
         }
     }
 }

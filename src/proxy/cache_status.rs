@@ -15,6 +15,9 @@ pub enum Detail {
     StaleWhileRevalidate,
     /// Served stale because the origin failed.
     StaleIfError,
+    /// Answered by the fleet's shared tier (this instance's own memory
+    /// did not have it).
+    Shared,
     /// Waited for another request's fill longer than the origin timeout.
     CoalesceTimeout,
     /// Waited for another request's fill, which was not stored.
@@ -42,6 +45,7 @@ impl Detail {
             Detail::MaxStale => "max-stale",
             Detail::StaleWhileRevalidate => "stale-while-revalidate",
             Detail::StaleIfError => "stale-if-error",
+            Detail::Shared => "shared",
             Detail::CoalesceTimeout => "coalesce-timeout",
             Detail::CoalescedNotStored => "coalesced-not-stored",
             Detail::TooLarge => "too-large",

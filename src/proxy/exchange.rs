@@ -30,6 +30,7 @@ use crate::config::{InvalidTarget, Policy};
 use crate::error::RequestError;
 use crate::metrics::Metrics;
 use crate::runtime::{Route, Runtime};
+use crate::shared::SharedTier;
 use crate::upstream::UpstreamBody;
 use crate::upstream::body::{ClientBody, MinRate, OriginBody};
 
@@ -104,6 +105,11 @@ impl Exchange {
 
     pub(super) fn coalescer(&self) -> &Arc<Coalescer> {
         self.proxy.coalescer()
+    }
+
+    /// The fleet's shared tier, if any.
+    pub(super) fn shared(&self) -> Option<&Arc<SharedTier>> {
+        self.proxy.shared()
     }
 
     pub(super) fn metrics(&self) -> &Metrics {

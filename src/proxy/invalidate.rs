@@ -7,21 +7,29 @@ use http::header::{CONTENT_LOCATION, LOCATION};
 
 use super::exchange::Exchange;
 use crate::cache::CacheKey;
+use crate::cache::purge::PurgeRule;
 
 /// After a successful unsafe request: the URL's entries go, and those of
 /// its `Location` and `Content-Location` when they are on this host (RFC
 /// 9111 section 4.4).
+/// The fleet's instances apply the same invalidations.
 pub(super) fn after_unsafe(exchange: &Exchange, primary: &CacheKey, response: &HeaderMap) {
-    let store = exchange.store();
-    store.invalidate(primary);
+    let mut keys = vec![primary.clone()];
     for name in [LOCATION, CONTENT_LOCATION] {
         let target = response.get(&name).and_then(|v| v.to_str().ok());
         if let Some(path) = target.and_then(|t| same_origin_path(t, exchange.authority())) {
-            store.invalidate(&CacheKey::new(
+            keys.push(CacheKey::new(
                 &exchange.route().origin_id,
                 exchange.authority(),
                 &path,
             ));
+        }
+    }
+    for key in keys {
+        let rule = PurgeRule::Key(key);
+        exchange.store().purge(&rule);
+        if let Some(tier) = exchange.shared() {
+            tier.announce_purge(rule);
         }
     }
 }

@@ -43,6 +43,7 @@ use crate::cache::coalesce::Coalescer;
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
+use crate::shared::SharedTier;
 pub use finish::Handling;
 pub use peer::Peer;
 
@@ -77,11 +78,19 @@ pub struct Proxy {
     coalescer: Arc<Coalescer>,
     clock: SharedClock,
     metrics: Metrics,
+    shared: Option<Arc<SharedTier>>,
 }
 
 impl Proxy {
-    /// A proxy serving `runtime` from `store`.
-    pub fn new(runtime: Runtime, store: Store, clock: SharedClock, metrics: Metrics) -> Self {
+    /// A proxy serving `runtime` from `store`, with the fleet's `shared`
+    /// tier behind it if there is one.
+    pub fn new(
+        runtime: Runtime,
+        store: Store,
+        clock: SharedClock,
+        metrics: Metrics,
+        shared: Option<Arc<SharedTier>>,
+    ) -> Self {
         store.set_retention(runtime.retention);
         Proxy {
             runtime: ArcSwap::from_pointee(runtime),
@@ -89,7 +98,13 @@ impl Proxy {
             coalescer: Arc::new(Coalescer::default()),
             clock,
             metrics,
+            shared,
         }
+    }
+
+    /// The fleet's shared tier, if this instance is part of one.
+    pub fn shared(&self) -> Option<&Arc<SharedTier>> {
+        self.shared.as_ref()
     }
 
     /// The process's metrics.
@@ -116,6 +131,9 @@ impl Proxy {
     /// memory ceiling follows its retention.
     pub fn swap_runtime(&self, runtime: Arc<Runtime>) {
         self.store.set_retention(runtime.retention);
+        if let Some(tier) = &self.shared {
+            tier.set_retention(runtime.retention);
+        }
         self.runtime.store(runtime);
     }
 

@@ -15,6 +15,8 @@ use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
 use super::breaker::{Breaker, Permit, State};
+use crate::config::RedisTarget;
+use crate::metrics::SharedCounters;
 
 /// Failures in a row that open the breaker.
 const TRIP_AFTER: u32 = 3;
@@ -44,6 +46,7 @@ pub struct SharedClient {
     connection: Connection,
     timeout: Duration,
     breaker: Breaker,
+    counters: SharedCounters,
 }
 
 enum Connection {
@@ -92,6 +95,7 @@ impl SharedClient {
             connection: Connection::Single(client.get_connection_manager_lazy(config)?),
             timeout,
             breaker: Breaker::new(TRIP_AFTER, cool_down),
+            counters: SharedCounters::default(),
         })
     }
 
@@ -114,7 +118,34 @@ impl SharedClient {
             })),
             timeout,
             breaker: Breaker::new(TRIP_AFTER, cool_down),
+            counters: SharedCounters::default(),
         })
+    }
+
+    /// A client of `target` (one server or a cluster's seeds).
+    pub fn connect(
+        target: &RedisTarget,
+        timeout: Duration,
+        cool_down: Duration,
+    ) -> Result<Self, redis::RedisError> {
+        match target {
+            RedisTarget::Single(url) => SharedClient::new(url, timeout, cool_down),
+            RedisTarget::Cluster(urls) => {
+                let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+                SharedClient::cluster(&seeds, timeout, cool_down)
+            }
+        }
+    }
+
+    /// Counts timeouts, failures and the breaker's state in `counters`.
+    pub fn counting(mut self, counters: SharedCounters) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    /// The per-call timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The value at `key`, if there is one.
@@ -155,13 +186,17 @@ impl SharedClient {
         command: redis::Cmd,
     ) -> Result<T, TierError> {
         match self.breaker.permit() {
-            Permit::Skip => return Err(TierError::Skipped),
+            Permit::Skip => {
+                self.counters.errors.inc();
+                return Err(TierError::Skipped);
+            }
             Permit::Call | Permit::Probe => {}
         }
         let answer = tokio::time::timeout(self.timeout, self.query(&command)).await;
         let error = match answer {
             Ok(Ok(value)) => {
                 if self.breaker.succeeded() {
+                    self.counters.breaker_open.set(0);
                     tracing::info!("shared tier answering again");
                 }
                 return Ok(value);
@@ -171,7 +206,12 @@ impl SharedClient {
             Ok(Err(err)) => TierError::Redis(err),
             Err(_) => TierError::Timeout(self.timeout),
         };
+        match error {
+            TierError::Timeout(_) => self.counters.timeouts.inc(),
+            TierError::Skipped | TierError::Redis(_) => self.counters.errors.inc(),
+        };
         if self.breaker.failed() {
+            self.counters.breaker_open.set(1);
             tracing::warn!(
                 error = %crate::error::chain(&error),
                 "shared tier failing; skipping it and probing until it answers"

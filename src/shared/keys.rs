@@ -27,14 +27,35 @@ impl Keys {
         format!("{}{}:e:{}", self.prefix, tag(key), key.as_str())
     }
 
+    /// The `Vary` names of `key`'s URL (`a,b`), when its responses vary.
+    pub fn vary(&self, key: &CacheKey) -> String {
+        format!("{}{}:vary", self.prefix, tag(key))
+    }
+
     /// The lease of the fetch of `key`'s URL.
     pub fn lease(&self, key: &CacheKey) -> String {
         format!("{}{}:lease", self.prefix, tag(key))
     }
 
-    /// The channel that announces a fill of `key`'s URL.
-    pub fn filled(&self, key: &CacheKey) -> String {
-        format!("{}{}:filled", self.prefix, tag(key))
+    /// The channel that announces fills (the message: the primary key).
+    /// One channel for all URLs: an instance subscribes once.
+    pub fn filled_channel(&self) -> String {
+        format!("{}filled", self.prefix)
+    }
+
+    /// The channel on which instances confirm purges (`node id`).
+    pub fn acks_channel(&self) -> String {
+        format!("{}acks", self.prefix)
+    }
+
+    /// The hash of instances and when each was last seen (Unix ms).
+    pub fn members(&self) -> String {
+        format!("{}members", self.prefix)
+    }
+
+    /// The purge log's identity: made once, lost only with Redis's data.
+    pub fn log_identity(&self) -> String {
+        format!("{}log", self.prefix)
     }
 
     /// The note that `key`'s URL was not storable (hit-for-pass).
@@ -69,7 +90,7 @@ mod tests {
             keys.entry(&variant),
             keys.lease(&primary),
             keys.lease(&variant),
-            keys.filled(&primary),
+            keys.vary(&variant),
             keys.not_stored(&variant),
         ] {
             assert!(name.starts_with("cp:{"), "{name}");

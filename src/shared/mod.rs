@@ -1,19 +1,32 @@
-//! The shared second tier that instances of a fleet use through Redis.
+//! The shared second tier that the instances of a fleet use through Redis
+//! (a single server or a Redis Cluster).
 //!
-//! Built in steps (issue 15); what exists so far is used by nothing on
-//! the request path yet:
-//!
+//! - [`tier`]: what the request path asks of it: look up, fill, note a
+//!   URL that is not storable, and the fleet's fetch lease per URL;
+//! - [`log`]: the purge log (a Redis Stream) that carries purges and
+//!   invalidations to every instance, and the rules values read from
+//!   Redis are checked against ([`rules`]);
+//! - [`announcements`]: the `filled` and `acks` channels;
 //! - [`breaker`]: when the tier is failing, skip it without waiting, and
 //!   let one probe find out when it is back;
 //! - [`client`]: the Redis client, every call bounded by its own timeout
 //!   and guarded by the breaker;
-//! - [`lease`]: the right to fetch one URL for the whole fleet, taken,
-//!   renewed and released by its owner only;
-//! - [`keys`]: the names in Redis, hash-tagged per URL for a cluster.
+//! - [`lease`]: the lease commands (taken, renewed and released by its
+//!   owner only);
+//! - [`keys`]: the names in Redis, hash-tagged per URL for a cluster;
+//! - [`value`] and [`log_id`]: a stored value and a log position.
 //!
 //! The stored form of an entry is [`crate::cache::wire`].
 
+pub mod announcements;
 pub mod breaker;
 pub mod client;
 pub mod keys;
 pub mod lease;
+pub mod log;
+pub mod log_id;
+pub mod rules;
+pub mod tier;
+pub mod value;
+
+pub use tier::{LeaseHold, Lookup, SharedTier, Taken};

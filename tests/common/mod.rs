@@ -30,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub mod binary;
 pub mod redis;
+pub mod relay;
 pub mod tls;
 
 /// Sets `[cache].ttl`, and the ttl of every route that inherits it (as the

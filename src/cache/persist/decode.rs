@@ -24,6 +24,8 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::cache::purge::LogPosition;
+
 use super::VERSION;
 use super::files::move_aside;
 use super::format::SnapshotEntry;
@@ -65,6 +67,8 @@ pub struct LoadReport {
     pub unrouted: usize,
     /// Where the file was moved, if it could not be used.
     pub moved_aside: Option<PathBuf>,
+    /// The fleet's purge log position the entries reflect, if recorded.
+    pub position: Option<LogPosition>,
 }
 
 /// Why a document could not be read as a snapshot.
@@ -218,6 +222,13 @@ impl Sink<'_> {
     }
 }
 
+/// `"fleet"`: the purge log position the entries reflect.
+#[derive(serde::Deserialize)]
+struct FleetIn {
+    log: String,
+    applied: String,
+}
+
 /// `{"version": 1, "entries": [...]}`, with the version first (as this
 /// proxy writes it), so that entries are restored while they are read.
 struct DocumentSeed<'s, 'a>(&'s mut Sink<'a>);
@@ -250,6 +261,13 @@ impl<'de> Visitor<'de> for DocumentSeed<'_, '_> {
                         )));
                     }
                     version = Some(found);
+                }
+                "fleet" => {
+                    let fleet: FleetIn = map.next_value()?;
+                    self.0.report.position = Some(LogPosition {
+                        log: fleet.log,
+                        applied: fleet.applied,
+                    });
                 }
                 "entries" if version.is_some() => map.next_value_seed(EntriesSeed(&mut *self.0))?,
                 "entries" => return Err(A::Error::custom("the version must come first")),

@@ -17,16 +17,24 @@ use super::VERSION;
 use super::format::SnapshotRules;
 use crate::cache::entry::CachedResponse;
 use crate::cache::key::CacheKey;
+use crate::cache::purge::LogPosition;
 use crate::clock::unix_millis;
 
-/// Serializes `entries` into `writer`; returns how many were written.
+/// Serializes `entries` into `writer`, with the fleet's purge log
+/// `position` they reflect (read before the entries); returns how many
+/// entries were written.
 pub fn encode_into(
     entries: impl Iterator<Item = (CacheKey, Arc<CachedResponse>)>,
+    position: Option<&LogPosition>,
     writer: impl Write,
 ) -> io::Result<usize> {
     let document = Document {
         entries: RefCell::new(Some(entries)),
         written: Cell::new(0),
+        position: position.map(|p| FleetOut {
+            log: &p.log,
+            applied: &p.applied,
+        }),
     };
     serde_json::to_writer(writer, &document).map_err(io::Error::other)?;
     Ok(document.written.get())
@@ -36,29 +44,40 @@ pub fn encode_into(
 pub fn encode(entries: impl Iterator<Item = (CacheKey, Arc<CachedResponse>)>) -> Vec<u8> {
     let mut out = Vec::new();
     // Writing into a Vec cannot fail.
-    let _ = encode_into(entries, &mut out);
+    let _ = encode_into(entries, None, &mut out);
     out
 }
 
 /// The document: `Serialize` takes `&self`, so the iterator is taken out
 /// of a cell the one time it is serialized.
-struct Document<I> {
+struct Document<'p, I> {
     entries: RefCell<Option<I>>,
     written: Cell<usize>,
+    position: Option<FleetOut<'p>>,
 }
 
-impl<I: Iterator<Item = (CacheKey, Arc<CachedResponse>)>> Serialize for Document<I> {
+/// `"fleet": {"log": ..., "applied": ...}`: the purge log position.
+#[derive(Serialize)]
+struct FleetOut<'p> {
+    log: &'p str,
+    applied: &'p str,
+}
+
+impl<I: Iterator<Item = (CacheKey, Arc<CachedResponse>)>> Serialize for Document<'_, I> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut document = serializer.serialize_struct("SnapshotFile", 2)?;
+        let mut document = serializer.serialize_struct("SnapshotFile", 3)?;
         document.serialize_field("version", &VERSION)?;
+        if let Some(position) = &self.position {
+            document.serialize_field("fleet", position)?;
+        }
         document.serialize_field("entries", &Entries(self))?;
         document.end()
     }
 }
 
-struct Entries<'a, I>(&'a Document<I>);
+struct Entries<'a, 'p, I>(&'a Document<'p, I>);
 
-impl<I: Iterator<Item = (CacheKey, Arc<CachedResponse>)>> Serialize for Entries<'_, I> {
+impl<I: Iterator<Item = (CacheKey, Arc<CachedResponse>)>> Serialize for Entries<'_, '_, I> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let entries = self.0.entries.borrow_mut().take();
         let written = &self.0.written;
@@ -242,7 +261,7 @@ mod tests {
             ),
         ];
         let mut out = Vec::new();
-        assert_eq!(encode_into(entries.into_iter(), &mut out).unwrap(), 1);
+        assert_eq!(encode_into(entries.into_iter(), None, &mut out).unwrap(), 1);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("o h/text") && !text.contains("o h/raw"));
     }

@@ -1,10 +1,12 @@
 //! `cache.json`: the snapshot that lets the cache survive restarts.
 //!
 //! Format, version 1:
-//! `{"version":1,"entries":[{"key","status","headers":[[name,value]],
-//! "body":base64,"stored_at":ms,"expires_at":ms|null,"initial_age":s,
-//! "vary":[[name,value|null]],"rules":{...},"tags":[...]}]}`, times in
-//! wall-clock Unix milliseconds.
+//! `{"version":1,"fleet":{"log","applied"}?,"entries":[{"key","status",
+//! "headers":[[name,value]],"body":base64,"stored_at":ms,
+//! "expires_at":ms|null,"initial_age":s,"vary":[[name,value|null]],
+//! "rules":{...},"tags":[...]}]}`, times in wall-clock Unix milliseconds.
+//! `fleet` (with a shared tier only) is the purge log position the
+//! entries reflect: a restart replays the purges after it first.
 //!
 //! - [`mod@encode`] writes entries one at a time from the live cache (a write
 //!   never holds a second copy of it, nor entries moka has let go of).

@@ -99,7 +99,12 @@ impl Snapshotter {
         let _serialized = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let started = crate::clock::Stopwatch::start();
         let written =
-            write_atomic_with(&self.path, |writer| encode_into(self.store.iter(), writer));
+            write_atomic_with(&self.path, |writer| {
+                // Read before the entries: a purge applied during the walk
+                // is replayed at the next start (purges are idempotent).
+                let position = self.store.log_position();
+                encode_into(self.store.iter(), position.as_deref(), writer)
+            });
         self.counters.writes.inc();
         self.counters
             .duration

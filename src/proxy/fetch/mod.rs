@@ -7,11 +7,12 @@
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Empty};
 
-use super::body::{Fill, ProxyBody, TeeBody};
+use super::body::{Fill, ProxyBody, SharedFill, TeeBody};
 use super::cache_status::{CacheStatus, Detail, Fwd};
 use super::exchange::{Asked, Exchange, Served, Stored, ttl_of};
 use super::headers;
 use super::respond::from_cache;
+mod fleet;
 mod revalidate;
 
 use crate::cache::CacheKey;
@@ -21,6 +22,7 @@ use crate::cache::policy::{Decision, NotStored, StoreInput};
 use crate::cache::revalidation::{add_validators, declared_length, stale_may_replace};
 use crate::cache::vary::{Vary, VaryValues};
 use crate::error::RequestError;
+use crate::shared::LeaseHold;
 use crate::upstream::UpstreamBody;
 use revalidate::Refresh;
 pub(super) use revalidate::head;
@@ -55,6 +57,8 @@ pub(super) struct Lead {
     pub stale: Option<Stored>,
     pub fwd: Fwd,
     pub note: Note,
+    /// The fleet's lease on the fetch, if this instance took it.
+    pub lease: Option<LeaseHold>,
 }
 
 /// Fetches a GET for the cache; concurrent misses for the URL wait for
@@ -63,12 +67,13 @@ pub(super) async fn fetch(
     exchange: &Exchange,
     request: Request<UpstreamBody>,
     primary: CacheKey,
-    stale: Option<Stored>,
+    mut stale: Option<Stored>,
     fwd: Fwd,
     directives: &CacheControl,
 ) -> Result<Served, RequestError> {
     let note = Note::read(exchange, &primary);
     let mut guard = None;
+    let mut lease = None;
     // Recently uncacheable ("hit-for-miss"): waiting for another request
     // would only delay this one, so it leads without joining.
     if note == Note::Clear {
@@ -77,6 +82,26 @@ pub(super) async fn fetch(
                 if let Some(hit) = exchange.usable_hit(&primary, request.headers(), directives) {
                     leader.stored();
                     return Ok(hit);
+                }
+                if let Some(tier) = exchange.shared() {
+                    let consulted =
+                        fleet::consult(exchange, tier, &primary, request.headers(), directives)
+                            .await;
+                    match consulted {
+                        fleet::Consulted::Hit(hit) => {
+                            leader.stored();
+                            return Ok(hit);
+                        }
+                        fleet::Consulted::Fetch {
+                            lease: taken,
+                            stale: found,
+                        } => {
+                            lease = taken;
+                            if stale.is_none() {
+                                stale = found;
+                            }
+                        }
+                    }
                 }
                 guard = Some(leader);
             }
@@ -128,6 +153,7 @@ pub(super) async fn fetch(
         stale,
         fwd,
         note,
+        lease,
     };
     self::lead(exchange, lead).await
 }
@@ -143,7 +169,11 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
         stale,
         fwd,
         note,
+        lease,
     } = lead;
+    // Purges from here on keep this fetch's response out of both tiers.
+    let purges_since = exchange.store().purge_count();
+    let shared_since = exchange.shared().map(|tier| tier.watermark());
     let asked = Asked {
         headers: request.headers().clone(),
         head: request.method() == Method::HEAD,
@@ -209,10 +239,15 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
     let decision = exchange.decide(&input);
     let limit = exchange.runtime().max_object_size;
     let (body, cache) = match decision {
-        Decision::Store { .. } if declared_length(&parts.headers) > Some(limit) => (
-            ProxyBody::Stream(Box::new(body)),
-            CacheStatus::pass(fwd, Detail::TooLarge),
-        ),
+        Decision::Store { .. } if declared_length(&parts.headers) > Some(limit) => {
+            if let (Some(tier), Some(lease)) = (exchange.shared(), lease) {
+                tier.not_stored(primary, Detail::TooLarge.as_str(), lease);
+            }
+            (
+                ProxyBody::Stream(Box::new(body)),
+                CacheStatus::pass(fwd, Detail::TooLarge),
+            )
+        }
         Decision::Store {
             lifetime,
             initial_age,
@@ -239,6 +274,12 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
                 rules,
                 tags,
                 guard,
+                since: purges_since,
+                shared: exchange.shared().map(|tier| SharedFill {
+                    tier: tier.clone(),
+                    since: shared_since.unwrap_or_default(),
+                    lease,
+                }),
             };
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             let expected = declared_length(&parts.headers);
@@ -257,6 +298,9 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
                 Note::Unread => Note::read(exchange, &primary),
                 Note::Clear | Note::NotStored(_) => note,
             };
+            if let (Some(tier), Some(lease)) = (exchange.shared(), lease) {
+                tier.not_stored(primary.clone(), why.as_str(), lease);
+            }
             if noted != Note::NotStored(why) {
                 exchange.store().note_not_stored(primary, why);
             }
@@ -332,6 +376,7 @@ pub(super) fn refresh_in_background(
             stale: Some(stale),
             fwd: Fwd::Stale,
             note: Note::Unread,
+            lease: None,
         };
         match lead(&exchange, background).await {
             // Reading the body to its end is what stores it.

@@ -3,6 +3,7 @@
 //! sections 3.2, 4.3.4 and 4.3.5). What is merged and compared is
 //! computed in [`crate::cache::revalidation`]; this module stores it.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::{HeaderMap, Request, StatusCode};
@@ -11,6 +12,7 @@ use super::super::cache_status::{CacheStatus, Detail, Fwd};
 use super::super::exchange::{Exchange, Served, Stored};
 use crate::cache::headers::StoredHeaders;
 use crate::cache::policy::{Decision, StoreInput};
+use crate::cache::purge::PurgeRule;
 use crate::cache::revalidation::{merge_fresh_headers, same_representation};
 use crate::cache::{CacheKey, CachedResponse};
 use crate::error::RequestError;
@@ -80,12 +82,17 @@ pub(super) fn refresh(exchange: &Exchange, refresh: Refresh<'_>) -> CachedRespon
                 rules,
             )
             .with_tags(tags);
-            exchange.store().replace(key, refreshed.clone());
+            exchange.store().replace(key.clone(), refreshed.clone());
+            if let Some(tier) = exchange.shared() {
+                // Other instances find the refreshed response, not the stale one.
+                let since = tier.watermark();
+                tier.fill(primary.clone(), key, Arc::new(refreshed.clone()), since, None);
+            }
             refreshed
         }
         Decision::Skip(_) => {
             // Use the refreshed response this once, keep nothing.
-            exchange.store().invalidate(primary);
+            exchange.store().purge(&PurgeRule::Key(primary.clone()));
             entry.clone().with_headers(StoredHeaders::from_map(&merged))
         }
     }

@@ -1,0 +1,481 @@
+//! The shared tier as the request path sees it: look a URL up (one round
+//! trip for a URL that does not vary), write a fill, remember a URL that
+//! is not storable (fleet-wide hit-for-pass), and take the fleet's fetch
+//! lease for a URL, renewed while its fetch runs and released by the
+//! owner only. Every write that ends a fetch announces it on the `filled`
+//! channel, which wakes the instances waiting for that URL.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use dashmap::DashMap;
+use http::{HeaderMap, HeaderName};
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use super::breaker::State;
+use super::client::{SharedClient, TierError, px};
+use super::keys::Keys;
+use super::lease;
+use super::log_id::LogId;
+use super::rules::Rules;
+use super::value;
+use crate::cache::store::{Retention, usable_for};
+use crate::cache::vary::VaryValues;
+use crate::cache::{CacheKey, CachedResponse, Store, store};
+use crate::config::SharedConfig;
+use crate::metrics::SharedCounters;
+
+/// How long a "not storable" note keeps later misses from waiting for a
+/// lease (as the first tier's own note).
+const PASS_FOR: Duration = Duration::from_secs(120);
+/// The longest a value lives in Redis (an entry fresh "until evicted").
+const LONGEST: Duration = Duration::from_secs(30 * 86_400);
+/// The breaker's cool-down: the tier is probed again this often.
+pub(super) const COOL_DOWN: Duration = Duration::from_millis(500);
+
+/// Writes a value, keeps the URL's `Vary` names, drops a stale pass note,
+/// releases the writer's lease and announces the fill, in one step.
+/// KEYS: value, vary names, primary value, lease, pass note.
+/// ARGV: value, px, vary names ('' for none), lease owner ('' for none),
+/// channel, message.
+const FILL: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if ARGV[3] ~= '' then
+  if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
+    redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+  else
+    redis.call('SET', KEYS[2], ARGV[3], 'KEEPTTL')
+  end
+  redis.call('DEL', KEYS[3])
+elseif KEYS[1] == KEYS[3] then
+  redis.call('DEL', KEYS[2])
+end
+redis.call('DEL', KEYS[5])
+if ARGV[4] ~= '' and redis.call('GET', KEYS[4]) == ARGV[4] then
+  redis.call('DEL', KEYS[4])
+end
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1
+";
+
+/// Notes that the URL is not stored (or stored per instance only),
+/// releases the lease and announces it. KEYS: pass note, lease.
+/// ARGV: reason, px, lease owner, channel, message.
+const PASS: &str = r"
+if ARGV[1] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+if redis.call('GET', KEYS[2]) == ARGV[3] then
+  redis.call('DEL', KEYS[2])
+end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+";
+
+/// What the shared tier knows of a URL.
+#[derive(Debug)]
+pub enum Lookup {
+    /// A stored response for this request, with the key it is stored
+    /// under.
+    Found(CacheKey, CachedResponse),
+    /// Not storable for the fleet lately: fetch without a lease.
+    Pass,
+    /// Nothing.
+    Miss,
+    /// The tier did not answer (or is skipped).
+    Unavailable,
+}
+
+/// The fleet's fetch lease for a URL, as [`SharedTier::take_lease`] found it.
+#[derive(Debug)]
+pub enum Taken {
+    /// This instance fetches.
+    Mine(LeaseHold),
+    /// Another instance fetches; its lease ends within this long.
+    Held(Duration),
+}
+
+/// This instance's lease on a URL's fetch: renewed while held; released
+/// (and the waiters woken) when dropped without a fill.
+#[derive(Debug)]
+pub struct LeaseHold {
+    tier: Arc<SharedTier>,
+    primary: CacheKey,
+    owner: String,
+    renewing: CancellationToken,
+    released: bool,
+}
+
+impl LeaseHold {
+    /// Ends the lease here: the caller's write releases it.
+    fn consume(mut self) -> String {
+        self.released = true;
+        self.renewing.cancel();
+        std::mem::take(&mut self.owner)
+    }
+}
+
+impl Drop for LeaseHold {
+    fn drop(&mut self) {
+        self.renewing.cancel();
+        if self.released {
+            return;
+        }
+        let tier = self.tier.clone();
+        let primary = self.primary.clone();
+        let owner = std::mem::take(&mut self.owner);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { tier.end_lease(&primary, "", &owner).await });
+        }
+    }
+}
+
+/// Where this instance is in the fleet's purge log.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Position {
+    /// The log's identity (empty: not read yet).
+    pub log: String,
+    /// The last entry applied to this instance's store.
+    pub applied: LogId,
+}
+
+/// The shared tier of one instance.
+pub struct SharedTier {
+    pub(super) client: SharedClient,
+    /// The purge log reader's own connection (it blocks).
+    pub(super) reader: SharedClient,
+    /// Purge log entries this instance added and applied already.
+    pub(super) issued: std::sync::Mutex<std::collections::HashSet<LogId>>,
+    /// Where the start's catch-up left the reader.
+    pub(super) cursor: std::sync::Mutex<Option<LogId>>,
+    pub(super) keys: Keys,
+    pub(super) config: SharedConfig,
+    pub(super) store: Store,
+    pub(super) rules: Rules,
+    pub(super) position: ArcSwap<Position>,
+    /// Waiters for a URL's fill, by primary key text.
+    waiters: DashMap<Box<str>, Arc<Notify>>,
+    /// Purge confirmations as they arrive: (node, applied position).
+    pub(super) acks: broadcast::Sender<(String, LogId)>,
+    /// Whether the purge log reader is connected and caught up.
+    pub(super) log_ready: tokio::sync::watch::Sender<bool>,
+    pub(super) counters: SharedCounters,
+    retention: ArcSwap<Retention>,
+    fetches: AtomicU64,
+}
+
+impl std::fmt::Debug for SharedTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedTier")
+            .field("redis", &self.config.redis.describe())
+            .field("node", &self.config.node_id)
+            .field("state", &self.client.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedTier {
+    /// The tier `config` describes, for `store`. Does not connect: the
+    /// first call does, so that a Redis that is down does not stop a start.
+    pub fn new(
+        config: SharedConfig,
+        store: Store,
+        retention: Retention,
+        counters: SharedCounters,
+    ) -> Result<Arc<Self>, redis::RedisError> {
+        let client = SharedClient::connect(&config.redis, config.timeout, COOL_DOWN)?
+            .counting(counters.clone());
+        let reader = SharedClient::connect(
+            &config.redis,
+            super::log::reader_timeout(config.timeout),
+            COOL_DOWN,
+        )?;
+        Ok(Arc::new(SharedTier {
+            client,
+            reader,
+            issued: std::sync::Mutex::default(),
+            cursor: std::sync::Mutex::default(),
+            keys: Keys::new(&config.prefix),
+            config,
+            store,
+            rules: Rules::default(),
+            position: ArcSwap::default(),
+            waiters: DashMap::new(),
+            acks: broadcast::channel(256).0,
+            log_ready: tokio::sync::watch::Sender::new(false),
+            counters,
+            retention: ArcSwap::from_pointee(retention),
+            fetches: AtomicU64::new(0),
+        }))
+    }
+
+    /// Follows a reload's retention (Redis expiries include its windows).
+    pub fn set_retention(&self, retention: Retention) {
+        self.retention.store(Arc::new(retention));
+    }
+
+    /// This instance's name in the fleet.
+    pub fn node_id(&self) -> &str {
+        &self.config.node_id
+    }
+
+    /// Whether the tier is used or skipped.
+    pub fn state(&self) -> State {
+        self.client.state()
+    }
+
+    /// Whether the purge log has been read up to date since the last
+    /// connection to Redis.
+    pub fn log_ready(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.log_ready.subscribe()
+    }
+
+    /// The purge log position a fetch starting now records in its value.
+    pub fn watermark(&self) -> LogId {
+        self.position.load().applied
+    }
+
+    /// The stored response for `primary` that a request with `request`
+    /// headers selects: one `MGET` of the URL's value, `Vary` names and
+    /// pass note, and a `GET` of the variant when the URL varies.
+    pub async fn lookup(&self, primary: &CacheKey, request: &HeaderMap, now: SystemTime) -> Lookup {
+        let mut mget = redis::cmd("MGET");
+        mget.arg(self.keys.entry(primary))
+            .arg(self.keys.vary(primary))
+            .arg(self.keys.not_stored(primary));
+        let found: Vec<Option<Vec<u8>>> = match self.client.call(mget).await {
+            Ok(found) => found,
+            Err(_) => return Lookup::Unavailable,
+        };
+        let mut found = found.into_iter();
+        let (value, names, pass) = (
+            found.next().flatten(),
+            found.next().flatten(),
+            found.next().flatten(),
+        );
+        if pass.is_some() {
+            return Lookup::Pass;
+        }
+        let (key, value) = match (value, names) {
+            (Some(value), _) => (primary.clone(), value),
+            (None, Some(names)) => {
+                let Some(names) = vary_names(&names) else {
+                    return self.missed();
+                };
+                let key = store::variant_key(primary, &VaryValues::capture(&names, request));
+                match self.client.get(&self.keys.entry(&key)).await {
+                    Ok(Some(value)) => (key, value.to_vec()),
+                    Ok(None) => return self.missed(),
+                    Err(_) => return Lookup::Unavailable,
+                }
+            }
+            (None, None) => return self.missed(),
+        };
+        let max = self.config.max_object_size;
+        let (entry, since) = match value::decode(Bytes::from(value), now, max) {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                tracing::debug!(error = %err, key = %key, "unreadable value in the shared tier");
+                return self.missed();
+            }
+        };
+        if !entry.vary().matches(request) || self.rules.purged_since(since, &key, entry.tags()) {
+            return self.missed();
+        }
+        self.counters.hits.inc();
+        Lookup::Found(key, entry)
+    }
+
+    fn missed(&self) -> Lookup {
+        self.counters.misses.inc();
+        Lookup::Miss
+    }
+
+    /// Writes `entry`, stored here under `key` for `primary` by a fetch
+    /// that started at `since`, releasing `lease`; in the background. A
+    /// value over the tier's size limit is noted as kept per instance, so
+    /// that other instances fetch it without waiting.
+    pub fn fill(
+        self: &Arc<Self>,
+        primary: CacheKey,
+        key: CacheKey,
+        entry: Arc<CachedResponse>,
+        since: LogId,
+        lease: Option<LeaseHold>,
+    ) {
+        let tier = self.clone();
+        let owner = lease.map(LeaseHold::consume).unwrap_or_default();
+        tokio::spawn(async move {
+            let now = tier.store.clock().now();
+            let ttl = usable_for(&entry, now, **tier.retention.load()).map_or(LONGEST, |ttl| ttl.min(LONGEST));
+            let encoded = value::encode(&entry, since)
+                .filter(|v| v.len() as u64 <= tier.config.max_object_size);
+            let Some(encoded) = encoded else {
+                tier.end_lease(&primary, "local", &owner).await;
+                return;
+            };
+            let names = entry
+                .vary()
+                .pairs()
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(FILL)
+                .arg(5)
+                .arg(tier.keys.entry(&key))
+                .arg(tier.keys.vary(&primary))
+                .arg(tier.keys.entry(&primary))
+                .arg(tier.keys.lease(&primary))
+                .arg(tier.keys.not_stored(&primary))
+                .arg(encoded)
+                .arg(px(ttl))
+                .arg(names)
+                .arg(owner)
+                .arg(tier.keys.filled_channel())
+                .arg(primary.as_str());
+            match tier.client.call::<i64>(eval).await {
+                Ok(_) => {
+                    tier.counters.fills.inc();
+                }
+                Err(err) => tracing::debug!(error = %err, "fill not written to the shared tier"),
+            }
+        });
+    }
+
+    /// Notes that `primary`'s response was not stored (`why`), releasing
+    /// `lease`; in the background.
+    pub fn not_stored(self: &Arc<Self>, primary: CacheKey, why: &'static str, lease: LeaseHold) {
+        let tier = self.clone();
+        let owner = lease.consume();
+        tokio::spawn(async move { tier.end_lease(&primary, why, &owner).await });
+    }
+
+    /// Releases `owner`'s lease on `primary` and wakes the waiters,
+    /// noting `why` it was not stored in the tier (if not empty).
+    async fn end_lease(&self, primary: &CacheKey, why: &str, owner: &str) {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(PASS)
+            .arg(2)
+            .arg(self.keys.not_stored(primary))
+            .arg(self.keys.lease(primary))
+            .arg(why)
+            .arg(px(PASS_FOR))
+            .arg(owner)
+            .arg(self.keys.filled_channel())
+            .arg(primary.as_str());
+        if let Err(err) = self.client.call::<i64>(eval).await {
+            tracing::debug!(error = %err, "lease not released; it expires");
+        }
+    }
+
+    /// Takes the fleet's lease on `primary`'s fetch, or says how long the
+    /// holder's lasts.
+    pub async fn take_lease(self: &Arc<Self>, primary: &CacheKey) -> Result<Taken, TierError> {
+        let number = self.fetches.fetch_add(1, Ordering::Relaxed);
+        let owner = format!("{}#{number}", self.config.node_id);
+        let key = self.keys.lease(primary);
+        let ttl = self.config.lease;
+        match lease::take_or_ttl(&self.client, &key, &owner, ttl).await? {
+            None => {
+                let renewing = CancellationToken::new();
+                tokio::spawn(renew(self.clone(), key, owner.clone(), renewing.clone()));
+                Ok(Taken::Mine(LeaseHold {
+                    tier: self.clone(),
+                    primary: primary.clone(),
+                    owner,
+                    renewing,
+                    released: false,
+                }))
+            }
+            Some(left) => Ok(Taken::Held(left)),
+        }
+    }
+
+    /// A waiter for `primary`'s next fill announcement: call before
+    /// looking, then await [`Notify::notified`] on it.
+    pub fn waiter(&self, primary: &CacheKey) -> Arc<Notify> {
+        self.waiters
+            .entry(primary.as_str().into())
+            .or_default()
+            .clone()
+    }
+
+    /// Forgets `waiter` if nobody else waits on it.
+    pub fn done_waiting(&self, primary: &CacheKey, waiter: &Arc<Notify>) {
+        self.waiters.remove_if(primary.as_str(), |_, current| {
+            Arc::ptr_eq(current, waiter) && Arc::strong_count(current) <= 2
+        });
+    }
+
+    /// Wakes the waiters of the primary key `text` (a fill was announced).
+    pub(super) fn filled(&self, text: &str) {
+        if let Some((_, waiter)) = self.waiters.remove(text) {
+            waiter.notify_waiters();
+        }
+    }
+
+    /// Wakes every waiter (announcements may have been missed).
+    pub(super) fn wake_all(&self) {
+        self.waiters.iter().for_each(|w| w.value().notify_waiters());
+    }
+
+    /// The fleet's lease length.
+    pub fn lease_length(&self) -> Duration {
+        self.config.lease
+    }
+
+    /// The tier's state and counts, for `/stats`.
+    pub fn stats(&self) -> serde_json::Value {
+        let position = self.position.load();
+        let c = &self.counters;
+        serde_json::json!({
+            "redis": self.config.redis.describe(),
+            "node": self.config.node_id,
+            "state": self.state().as_str(),
+            "purge_log": {
+                "applied": position.applied.to_string(),
+                "caught_up": *self.log_ready.borrow(),
+                "lag_ms": c.purge_lag_ms.get(),
+                "applied_from_others": c.purges_applied.get(),
+            },
+            "hits": c.hits.get(),
+            "misses": c.misses.get(),
+            "fills": c.fills.get(),
+            "fleet_waits": c.fleet_waits.get(),
+            "lease_takeovers": c.lease_takeovers.get(),
+            "timeouts": c.timeouts.get(),
+            "errors": c.errors.get(),
+        })
+    }
+}
+
+/// Renews `owner`'s lease every third of its length until cancelled or lost.
+async fn renew(tier: Arc<SharedTier>, key: String, owner: String, stop: CancellationToken) {
+    let length = tier.config.lease;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(length / 3) => {}
+        }
+        match lease::renew(&tier.client, &key, &owner, length).await {
+            Ok(true) => {}
+            Ok(false) => return, // lost (expired, or purged): nothing to keep
+            Err(_) => {}         // the next try may work; the lease lasts a while
+        }
+    }
+}
+
+/// `Vary` names as the tier keeps them (`a,b`); `None` if not names.
+fn vary_names(text: &[u8]) -> Option<Vec<HeaderName>> {
+    std::str::from_utf8(text)
+        .ok()?
+        .split(',')
+        .map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+        .collect()
+}

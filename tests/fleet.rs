@@ -1,0 +1,522 @@
+//! A fleet of instances sharing one cache through a real `redis-server`
+//! (and a real three-node Redis Cluster): a fill on one instance is a hit
+//! on the others, concurrent cold misses make one origin request, a killed
+//! lease holder costs at most one more, purges reach every instance (also
+//! one that was cut off, and one that was down), and Redis stopped or
+//! killed under load costs no request an error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use caching_proxy::clock::ManualClock;
+use caching_proxy::config::{RedisTarget, SharedConfig};
+use common::redis::{RedisCluster, RedisServer};
+use common::relay::Relay;
+use common::{Answer, Route, TestOrigin, TestProxy, client, get_as, send};
+use futures_util::StreamExt;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use serde_json::Value;
+
+const PREFIX: &str = "cp:";
+/// The site's name: behind a load balancer every instance sees it.
+const HOST: &str = "fleet.test";
+
+/// A GET with the site's Host, to any instance.
+async fn get(url: &str) -> Answer {
+    get_as(url, HOST).await
+}
+
+fn shared(redis: RedisTarget, node: &str) -> SharedConfig {
+    SharedConfig {
+        redis,
+        prefix: PREFIX.to_owned(),
+        // Generous for a shared CI machine; loopback answers in well under 1 ms.
+        timeout: Duration::from_millis(250),
+        max_object_size: 1 << 20,
+        node_id: node.to_owned(),
+        lease: Duration::from_millis(600),
+    }
+}
+
+/// Three instances (a, b, c) on one origin and one Redis target.
+struct Fleet {
+    origin: TestOrigin,
+    nodes: Vec<TestProxy>,
+    clock: Arc<ManualClock>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Fleet {
+    async fn start(targets: &[RedisTarget]) -> Self {
+        let origin = TestOrigin::start().await;
+        let clock = Arc::new(ManualClock::default());
+        let mut nodes = Vec::new();
+        let mut dirs = Vec::new();
+        for (target, name) in targets.iter().zip(["a", "b", "c"]) {
+            let dir = tempfile::tempdir().unwrap();
+            let node = start_node(&origin.url(), dir.path(), &clock, target.clone(), name).await;
+            nodes.push(node);
+            dirs.push(dir);
+        }
+        Fleet {
+            origin,
+            nodes,
+            clock,
+            _dirs: dirs,
+        }
+    }
+
+    fn url(&self, node: usize, path: &str) -> String {
+        self.nodes[node].url(path)
+    }
+}
+
+async fn start_node(
+    origin: &str,
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+    target: RedisTarget,
+    name: &str,
+) -> TestProxy {
+    TestProxy::start_on(origin, dir.join("cache.json"), clock.clone(), |config| {
+        config.cache.shared = Some(shared(target, name));
+    })
+    .await
+}
+
+fn single(redis: &RedisServer) -> RedisTarget {
+    RedisTarget::Single(redis.url())
+}
+
+fn cache_status(answer: &Answer) -> &str {
+    answer.header("cache-status").unwrap_or("<none>")
+}
+
+/// Waits for the next fill announcement on the fleet's channel (the
+/// instance's write to the shared tier has landed).
+struct Fills(redis::aio::PubSubStream);
+
+impl Fills {
+    async fn watch(url: &str) -> Self {
+        let mut pubsub = redis::Client::open(url)
+            .unwrap()
+            .get_async_pubsub()
+            .await
+            .unwrap();
+        pubsub.subscribe(format!("{PREFIX}filled")).await.unwrap();
+        Fills(pubsub.into_on_message())
+    }
+
+    async fn next(&mut self) -> String {
+        let message = tokio::time::timeout(Duration::from_secs(5), self.0.next())
+            .await
+            .expect("a fill is announced")
+            .expect("subscribed");
+        String::from_utf8(message.get_payload_bytes().to_vec()).unwrap()
+    }
+}
+
+async fn admin_purge(proxy: &TestProxy, body: &str) -> Value {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{}/purge", proxy.running().admin_addr()))
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let answer = send(&client(), request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    serde_json::from_slice(&answer.body).unwrap()
+}
+
+#[tokio::test]
+async fn a_miss_on_one_instance_is_a_hit_on_the_others_with_the_right_age() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(&[single(&redis), single(&redis), single(&redis)]).await;
+    fleet.origin.route(
+        "/a",
+        Route::ok("shared body").header("cache-control", "max-age=60"),
+    );
+    let mut fills = Fills::watch(&redis.url()).await;
+
+    let first = get(&fleet.url(0, "/a")).await;
+    assert_eq!(first.x_cache(), "MISS");
+    assert!(fills.next().await.ends_with("/a"));
+    fleet.clock.advance(Duration::from_secs(5));
+
+    for node in [1, 2] {
+        let hit = get(&fleet.url(node, "/a")).await;
+        assert_eq!(hit.status, StatusCode::OK);
+        let stats = fleet.nodes[node].running().proxy().shared().unwrap().stats();
+        assert_eq!(hit.x_cache(), "HIT", "node {node}: {stats}");
+        assert_eq!(&hit.body[..], b"shared body");
+        assert!(cache_status(&hit).contains("detail=shared"), "{}", cache_status(&hit));
+        let age: u64 = hit.header("age").unwrap().parse().unwrap();
+        assert!((5..=6).contains(&age), "age {age} counts from the fetch on a");
+        // Promoted into the instance's own memory: the next one is its own hit.
+        let again = get(&fleet.url(node, "/a")).await;
+        assert_eq!(again.x_cache(), "HIT");
+        assert!(!cache_status(&again).contains("detail=shared"));
+    }
+    assert_eq!(fleet.origin.hits("/a"), 1);
+
+    // Freshness is not extended by a promotion: stale everywhere at 60 s.
+    fleet.clock.advance(Duration::from_secs(56));
+    let stale = get(&fleet.url(2, "/a")).await;
+    assert_ne!(stale.x_cache(), "HIT", "{}", cache_status(&stale));
+}
+
+#[tokio::test]
+async fn sixty_concurrent_cold_requests_over_three_instances_make_one_origin_request() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(&[single(&redis), single(&redis), single(&redis)]).await;
+    fleet.origin.route(
+        "/cold",
+        Route::ok("cold body")
+            .header("cache-control", "max-age=60")
+            .delay(Duration::from_millis(300)),
+    );
+    let requests = (0..60).map(|i| get_owned(fleet.url(i % 3, "/cold")));
+    let answers = futures_util::future::join_all(requests).await;
+    for answer in &answers {
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(&answer.body[..], b"cold body");
+    }
+    assert_eq!(fleet.origin.hits("/cold"), 1, "one fetch for the fleet");
+    let waits: u64 = fleet
+        .nodes
+        .iter()
+        .map(|n| n.running().proxy().metrics().shared.fleet_waits.get())
+        .sum();
+    assert!(waits >= 1, "the other instances waited for the lease holder");
+}
+
+async fn get_owned(url: String) -> Answer {
+    get(&url).await
+}
+
+#[tokio::test]
+async fn an_uncacheable_answer_is_remembered_fleet_wide_so_nobody_queues() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(&[single(&redis), single(&redis), single(&redis)]).await;
+    fleet
+        .origin
+        .route("/private", Route::ok("mine").header("cache-control", "private"));
+    let mut fills = Fills::watch(&redis.url()).await;
+    assert_eq!(get(&fleet.url(0, "/private")).await.x_cache(), "MISS");
+    fills.next().await; // the pass note is announced
+    // Slow from now on: a miss that queued behind a lease would wait for it.
+    fleet.origin.route(
+        "/private",
+        Route::ok("mine")
+            .header("cache-control", "private")
+            .delay(Duration::from_millis(300)),
+    );
+    let answers = futures_util::future::join_all(
+        (0..6).map(|i| get_owned(fleet.url(1 + i % 2, "/private"))),
+    )
+    .await;
+    assert!(answers.iter().all(|a| a.status == StatusCode::OK));
+    assert_eq!(fleet.origin.hits("/private"), 7, "each went to the origin");
+    let waits: u64 = fleet.nodes[1..]
+        .iter()
+        .map(|n| n.running().proxy().metrics().shared.fleet_waits.get())
+        .sum();
+    assert_eq!(waits, 0, "nobody waited for a lease on an uncacheable URL");
+}
+
+#[tokio::test]
+async fn a_killed_lease_holder_costs_at_most_one_more_fetch() {
+    let redis = RedisServer::start().await;
+    let origin = TestOrigin::start().await;
+    origin.route(
+        "/slow",
+        Route::ok("slow body")
+            .header("cache-control", "max-age=60")
+            .delay(Duration::from_millis(1500)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:{port}\"\n[[origins]]\nname = \"o\"\nurl = \"{origin}\"\n\
+         [cache]\nfile = \"cache.json\"\n[cache.shared]\nurl = \"{redis}\"\nnode_id = \"holder\"\nlease = \"600ms\"\ntimeout = \"250ms\"\n",
+        port = common::binary::free_port(),
+        origin = origin.url(),
+        redis = redis.url(),
+    );
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(&config, &toml).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_caching-proxy"));
+    command.arg("--config").arg(&config);
+    let holder = common::binary::Running::start_config(command);
+
+    let clock = Arc::new(ManualClock::default());
+    let mut waiters = Vec::new();
+    let mut dirs = Vec::new();
+    for name in ["b", "c"] {
+        let d = tempfile::tempdir().unwrap();
+        waiters.push(start_node(&origin.url(), d.path(), &clock, single(&redis), name).await);
+        dirs.push(d);
+    }
+
+    let held = tokio::spawn(get_owned(holder.url("/slow")));
+    origin.wait_for_hits("/slow", 1).await; // the holder is fetching
+    let waiting: Vec<_> = (0..10)
+        .map(|i| tokio::spawn(get_owned(waiters[i % 2].url("/slow"))))
+        .collect();
+    // Both have asked for the lease and wait on it.
+    for node in &waiters {
+        let metrics = node.running().proxy().metrics().clone();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while metrics.shared.fleet_waits.get() == 0 {
+                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the instance waits for the holder's lease");
+    }
+    holder.signal("-KILL");
+    let _ = held.await;
+    for answer in futures_util::future::join_all(waiting).await {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(&answer.body[..], b"slow body");
+    }
+    let fetches = origin.hits("/slow");
+    assert!(fetches <= 2, "{fetches} origin fetches: one waiter takes over, not all");
+    let takeovers: u64 = waiters
+        .iter()
+        .map(|n| n.running().proxy().metrics().shared.lease_takeovers.get())
+        .sum();
+    assert_eq!(takeovers, 1);
+}
+
+#[tokio::test]
+async fn a_purge_on_one_instance_reaches_the_others_within_milliseconds() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(&[single(&redis), single(&redis), single(&redis)]).await;
+    let mut fills = Fills::watch(&redis.url()).await;
+    let mut took = Vec::new();
+    for round in 0..20 {
+        let body = format!("round {round}");
+        let path = format!("/p{round}");
+        fleet.origin.route(
+            &path,
+            Route::ok(body.clone()).header("cache-control", "max-age=600"),
+        );
+        assert_eq!(get(&fleet.url(0, &path)).await.x_cache(), "MISS");
+        fills.next().await;
+        for node in [1, 2] {
+            assert_eq!(&get(&fleet.url(node, &path)).await.body[..], body.as_bytes());
+        }
+        let started = std::time::Instant::now();
+        let answer = admin_purge(
+            &fleet.nodes[0],
+            &format!("{{\"url\":\"http://{HOST}{path}\"}}"),
+        )
+        .await;
+        took.push(started.elapsed());
+        let confirmed = &answer["fleet"]["confirmed"];
+        assert_eq!(confirmed.as_array().unwrap().len(), 3, "{answer}");
+        assert_eq!(answer["fleet"]["missing"], serde_json::json!([]));
+        // Applied before confirmed: no instance serves the purged body.
+        let fresh = format!("round {round}, after the purge");
+        fleet.origin.route(
+            &path,
+            Route::ok(fresh.clone()).header("cache-control", "max-age=600"),
+        );
+        for node in [1, 2] {
+            let after = get(&fleet.url(node, &path)).await;
+            assert_eq!(&after.body[..], fresh.as_bytes(), "round {round}, node {node}");
+        }
+        fleet.clock.advance(Duration::from_secs(1));
+    }
+    took.sort();
+    let p50 = took[took.len() / 2];
+    let worst = *took.last().unwrap();
+    eprintln!("purge fan-out to 2 instances, confirmed: p50 {p50:?}, max {worst:?}");
+    assert!(worst < Duration::from_millis(100), "fan-out took {worst:?}");
+}
+
+#[tokio::test]
+async fn an_instance_cut_off_from_redis_never_serves_a_purged_body_after_it_reconnects() {
+    let redis = RedisServer::start().await;
+    let relay = Relay::start(format!("127.0.0.1:{}", redis.port).parse().unwrap()).await;
+    let fleet = Fleet::start(&[
+        single(&redis),
+        RedisTarget::Single(relay.url()),
+        single(&redis),
+    ])
+    .await;
+    fleet
+        .origin
+        .route("/x", Route::ok("old").header("cache-control", "max-age=600"));
+    let mut fills = Fills::watch(&redis.url()).await;
+    get(&fleet.url(0, "/x")).await;
+    fills.next().await;
+    assert_eq!(&get(&fleet.url(1, "/x")).await.body[..], b"old");
+
+    let tier = fleet.nodes[1].running().proxy().shared().unwrap().clone();
+    let mut ready = tier.log_ready();
+    relay.cut();
+    ready.wait_for(|ready| !*ready).await.unwrap();
+    fleet
+        .origin
+        .route("/x", Route::ok("new").header("cache-control", "max-age=600"));
+    let answer = admin_purge(
+        &fleet.nodes[0],
+        "{\"url\":\"http://fleet.test/x\"}",
+    )
+    .await;
+    assert_eq!(answer["fleet"]["missing"], serde_json::json!(["b"]), "{answer}");
+
+    relay.restore();
+    tokio::time::timeout(Duration::from_secs(10), ready.wait_for(|ready| *ready))
+        .await
+        .expect("b reconnects")
+        .unwrap();
+    let after = get(&fleet.url(1, "/x")).await;
+    assert_eq!(&after.body[..], b"new", "{}", cache_status(&after));
+}
+
+#[tokio::test]
+async fn a_restarted_instance_replays_the_purges_it_missed_before_serving_its_snapshot() {
+    let redis = RedisServer::start().await;
+    let mut fleet = Fleet::start(&[single(&redis), single(&redis)]).await;
+    fleet
+        .origin
+        .route("/r", Route::ok("before").header("cache-control", "max-age=600"));
+    let mut fills = Fills::watch(&redis.url()).await;
+    get(&fleet.url(0, "/r")).await;
+    fills.next().await;
+    assert_eq!(get(&fleet.url(1, "/r")).await.x_cache(), "HIT");
+    let cache_file = fleet.nodes[1].cache_file.clone();
+    fleet.nodes[1].stop().await; // writes its snapshot, with its log position
+
+    fleet
+        .origin
+        .route("/r", Route::ok("after").header("cache-control", "max-age=600"));
+    admin_purge(
+        &fleet.nodes[0],
+        "{\"url\":\"http://fleet.test/r\"}",
+    )
+    .await;
+
+    let restarted = TestProxy::start_on(&fleet.origin.url(), cache_file, fleet.clock.clone(), |c| {
+        c.cache.shared = Some(shared(single(&redis), "b"));
+    })
+    .await;
+    let answer = get(&restarted.url("/r")).await;
+    assert_eq!(&answer.body[..], b"after", "{}", cache_status(&answer));
+}
+
+#[tokio::test]
+async fn redis_stopped_or_killed_under_load_costs_no_request_an_error() {
+    let mut redis = Some(RedisServer::start().await);
+    let target = single(redis.as_ref().unwrap());
+    let fleet = Fleet::start(&[target.clone(), target.clone(), target]).await;
+    // Each phase asks cold URLs too, so that it needs the shared tier.
+    for phase in ["warm", "stopped", "killed"] {
+        for i in 0..30 {
+            fleet.origin.route(
+                &format!("/{phase}/{i}"),
+                Route::ok(format!("body {i}")).header("cache-control", "max-age=600"),
+            );
+        }
+    }
+    let fleet = Arc::new(fleet);
+    let load = |fleet: Arc<Fleet>, phase: &'static str, round: usize| async move {
+        let mut worst = Duration::ZERO;
+        for i in 0..90 {
+            let started = std::time::Instant::now();
+            let path = format!("/{phase}/{}", (i + round * 7) % 30);
+            let answer = get(&fleet.url(i % 3, &path)).await;
+            worst = worst.max(started.elapsed());
+            assert!(
+                answer.status == StatusCode::OK,
+                "status {} with Redis gone",
+                answer.status
+            );
+        }
+        worst
+    };
+    load(fleet.clone(), "warm", 0).await;
+
+    redis.as_ref().unwrap().signal("-STOP");
+    let mut worst = Duration::ZERO;
+    for round in 1..4 {
+        worst = worst.max(load(fleet.clone(), "stopped", round).await);
+    }
+    eprintln!("slowest request while Redis is stopped: {worst:?}");
+    assert!(worst < Duration::from_secs(2), "{worst:?}");
+
+    // Back: used again within 2 s (the breaker probes every 500 ms).
+    redis.as_ref().unwrap().signal("-CONT");
+    let back = std::time::Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let path = format!("/back{n}");
+        fleet
+            .origin
+            .route(&path, Route::ok("back").header("cache-control", "max-age=600"));
+        get(&fleet.url(0, &path)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if cache_status(&get(&fleet.url(1, &path)).await).contains("detail=shared") {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(3), "shared tier not used again");
+    }
+    eprintln!("shared tier used again {:?} after Redis returned", back.elapsed());
+
+    drop(redis.take()); // killed
+    let mut worst = Duration::ZERO;
+    for round in 4..7 {
+        worst = worst.max(load(fleet.clone(), "killed", round).await);
+    }
+    eprintln!("slowest request with Redis killed: {worst:?}");
+    assert!(worst < Duration::from_secs(2), "{worst:?}");
+    let stats = fleet.nodes[0].running().proxy().shared().unwrap().stats();
+    assert_eq!(stats["state"], "open", "{stats}");
+}
+
+#[tokio::test]
+async fn a_fleet_on_a_redis_cluster_shares_fills_fetches_and_purges() {
+    let cluster = RedisCluster::start().await;
+    let target = RedisTarget::Cluster(cluster.seeds());
+    let fleet = Fleet::start(&[target.clone(), target.clone(), target]).await;
+    let mut fills = Fills::watch(&cluster.seeds()[0]).await;
+    fleet
+        .origin
+        .route("/c", Route::ok("clustered").header("cache-control", "max-age=60"));
+    assert_eq!(get(&fleet.url(0, "/c")).await.x_cache(), "MISS");
+    fills.next().await;
+    let hit = get(&fleet.url(1, "/c")).await;
+    assert!(cache_status(&hit).contains("detail=shared"), "{}", cache_status(&hit));
+
+    fleet.origin.route(
+        "/cold",
+        Route::ok("cold")
+            .header("cache-control", "max-age=60")
+            .delay(Duration::from_millis(300)),
+    );
+    let answers =
+        futures_util::future::join_all((0..30).map(|i| get_owned(fleet.url(i % 3, "/cold"))))
+            .await;
+    assert!(answers.iter().all(|a| &a.body[..] == b"cold"));
+    assert_eq!(fleet.origin.hits("/cold"), 1);
+
+    let answer = admin_purge(&fleet.nodes[2], "{\"all\":true}").await;
+    assert_eq!(answer["fleet"]["confirmed"].as_array().unwrap().len(), 3, "{answer}");
+    fleet
+        .origin
+        .route("/c", Route::ok("purged").header("cache-control", "max-age=60"));
+    for node in 0..3 {
+        assert_eq!(&get(&fleet.url(node, "/c")).await.body[..], b"purged");
+    }
+    assert_eq!(fleet.origin.hits("/c"), 2, "refetched once for the fleet");
+}
