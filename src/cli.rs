@@ -94,8 +94,9 @@ pub struct Cli {
     pub check_config: bool,
 
     /// Empty the cache (the file, and the memory of an instance running on
-    /// it, found through the cache file's .admin record or --admin ADDR),
-    /// print "Cache cleared successfully" and exit.
+    /// it, found through the cache file's .admin record or --admin ADDR;
+    /// with a shared tier, every instance of the fleet), print "Cache
+    /// cleared successfully" and exit.
     #[arg(long, conflicts_with_all = ["port", "origin", "cache_ttl"])]
     pub clear_cache: bool,
 

@@ -13,7 +13,9 @@ use crate::admin::client::{
 };
 use crate::app::StartupError;
 use crate::cli::{CacheAction, Cli};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, SharedConfig, shared_from_url};
+use crate::shared::client::TierError;
+use crate::shared::log::clear_fleet;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,15 @@ pub enum CommandError {
     /// The running instance could not be asked, or said no.
     #[error(transparent)]
     Admin(#[from] AdminClientError),
+    /// The fleet's shared tier could not be told.
+    #[error("the fleet's cache at {redis} was not cleared")]
+    Fleet {
+        /// Where it is (password hidden).
+        redis: String,
+        /// Why.
+        #[source]
+        source: TierError,
+    },
 }
 
 impl CommandError {
@@ -36,7 +47,7 @@ impl CommandError {
         match self {
             CommandError::Startup(err) => err.exit_code(),
             CommandError::Config(_) => 2,
-            CommandError::Admin(_) => 1,
+            CommandError::Admin(_) | CommandError::Fleet { .. } => 1,
         }
     }
 }
@@ -62,9 +73,22 @@ fn cache_file(cli: &Cli) -> Result<PathBuf, ConfigError> {
     })
 }
 
-/// `--clear-cache`.
+/// The fleet's shared tier the flags point at (`--shared-cache`, or the
+/// config's `[cache.shared]`).
+fn shared_tier(cli: &Cli) -> Result<Option<SharedConfig>, ConfigError> {
+    match (&cli.shared_cache, &cli.config) {
+        (Some(url), _) => shared_from_url(url).map(Some),
+        (None, Some(_)) => Ok(cli.source().load()?.cache.shared),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `--clear-cache`: the instance running on the cache file (which carries
+/// the purge to its fleet), or the file; and with a shared tier and no
+/// instance here, the whole fleet through Redis.
 pub async fn clear(cli: &Cli) -> Result<(), CommandError> {
     let cache_file = cache_file(cli)?;
+    let shared = shared_tier(cli)?;
     match clear_cache(&cache_file, cli.admin).await? {
         ClearOutcome::Instance {
             purged,
@@ -77,7 +101,17 @@ pub async fn clear(cli: &Cli) -> Result<(), CommandError> {
                 );
             }
         }
-        ClearOutcome::FileOnly => {}
+        ClearOutcome::FileOnly => {
+            if let Some(shared) = shared {
+                let id = clear_fleet(&shared)
+                    .await
+                    .map_err(|source| CommandError::Fleet {
+                        redis: shared.redis.describe(),
+                        source,
+                    })?;
+                tracing::debug!(%id, "fleet cleared through the purge log");
+            }
+        }
     }
     println!("Cache cleared successfully");
     Ok(())

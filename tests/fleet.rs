@@ -6,6 +6,7 @@
 //! killed under load costs no request an error.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::disallowed_methods)] // tests time themselves
 
 mod common;
 
@@ -151,12 +152,24 @@ async fn a_miss_on_one_instance_is_a_hit_on_the_others_with_the_right_age() {
     for node in [1, 2] {
         let hit = get(&fleet.url(node, "/a")).await;
         assert_eq!(hit.status, StatusCode::OK);
-        let stats = fleet.nodes[node].running().proxy().shared().unwrap().stats();
+        let stats = fleet.nodes[node]
+            .running()
+            .proxy()
+            .shared()
+            .unwrap()
+            .stats();
         assert_eq!(hit.x_cache(), "HIT", "node {node}: {stats}");
         assert_eq!(&hit.body[..], b"shared body");
-        assert!(cache_status(&hit).contains("detail=shared"), "{}", cache_status(&hit));
+        assert!(
+            cache_status(&hit).contains("detail=shared"),
+            "{}",
+            cache_status(&hit)
+        );
         let age: u64 = hit.header("age").unwrap().parse().unwrap();
-        assert!((5..=6).contains(&age), "age {age} counts from the fetch on a");
+        assert!(
+            (5..=6).contains(&age),
+            "age {age} counts from the fetch on a"
+        );
         // Promoted into the instance's own memory: the next one is its own hit.
         let again = get(&fleet.url(node, "/a")).await;
         assert_eq!(again.x_cache(), "HIT");
@@ -192,7 +205,10 @@ async fn sixty_concurrent_cold_requests_over_three_instances_make_one_origin_req
         .iter()
         .map(|n| n.running().proxy().metrics().shared.fleet_waits.get())
         .sum();
-    assert!(waits >= 1, "the other instances waited for the lease holder");
+    assert!(
+        waits >= 1,
+        "the other instances waited for the lease holder"
+    );
 }
 
 async fn get_owned(url: String) -> Answer {
@@ -203,9 +219,10 @@ async fn get_owned(url: String) -> Answer {
 async fn an_uncacheable_answer_is_remembered_fleet_wide_so_nobody_queues() {
     let redis = RedisServer::start().await;
     let fleet = Fleet::start(&[single(&redis), single(&redis), single(&redis)]).await;
-    fleet
-        .origin
-        .route("/private", Route::ok("mine").header("cache-control", "private"));
+    fleet.origin.route(
+        "/private",
+        Route::ok("mine").header("cache-control", "private"),
+    );
     let mut fills = Fills::watch(&redis.url()).await;
     assert_eq!(get(&fleet.url(0, "/private")).await.x_cache(), "MISS");
     fills.next().await; // the pass note is announced
@@ -216,10 +233,9 @@ async fn an_uncacheable_answer_is_remembered_fleet_wide_so_nobody_queues() {
             .header("cache-control", "private")
             .delay(Duration::from_millis(300)),
     );
-    let answers = futures_util::future::join_all(
-        (0..6).map(|i| get_owned(fleet.url(1 + i % 2, "/private"))),
-    )
-    .await;
+    let answers =
+        futures_util::future::join_all((0..6).map(|i| get_owned(fleet.url(1 + i % 2, "/private"))))
+            .await;
     assert!(answers.iter().all(|a| a.status == StatusCode::OK));
     assert_eq!(fleet.origin.hits("/private"), 7, "each went to the origin");
     let waits: u64 = fleet.nodes[1..]
@@ -287,7 +303,10 @@ async fn a_killed_lease_holder_costs_at_most_one_more_fetch() {
         assert_eq!(&answer.body[..], b"slow body");
     }
     let fetches = origin.hits("/slow");
-    assert!(fetches <= 2, "{fetches} origin fetches: one waiter takes over, not all");
+    assert!(
+        fetches <= 2,
+        "{fetches} origin fetches: one waiter takes over, not all"
+    );
     let takeovers: u64 = waiters
         .iter()
         .map(|n| n.running().proxy().metrics().shared.lease_takeovers.get())
@@ -311,7 +330,10 @@ async fn a_purge_on_one_instance_reaches_the_others_within_milliseconds() {
         assert_eq!(get(&fleet.url(0, &path)).await.x_cache(), "MISS");
         fills.next().await;
         for node in [1, 2] {
-            assert_eq!(&get(&fleet.url(node, &path)).await.body[..], body.as_bytes());
+            assert_eq!(
+                &get(&fleet.url(node, &path)).await.body[..],
+                body.as_bytes()
+            );
         }
         let started = std::time::Instant::now();
         let answer = admin_purge(
@@ -331,7 +353,11 @@ async fn a_purge_on_one_instance_reaches_the_others_within_milliseconds() {
         );
         for node in [1, 2] {
             let after = get(&fleet.url(node, &path)).await;
-            assert_eq!(&after.body[..], fresh.as_bytes(), "round {round}, node {node}");
+            assert_eq!(
+                &after.body[..],
+                fresh.as_bytes(),
+                "round {round}, node {node}"
+            );
         }
         fleet.clock.advance(Duration::from_secs(1));
     }
@@ -352,9 +378,10 @@ async fn an_instance_cut_off_from_redis_never_serves_a_purged_body_after_it_reco
         single(&redis),
     ])
     .await;
-    fleet
-        .origin
-        .route("/x", Route::ok("old").header("cache-control", "max-age=600"));
+    fleet.origin.route(
+        "/x",
+        Route::ok("old").header("cache-control", "max-age=600"),
+    );
     let mut fills = Fills::watch(&redis.url()).await;
     get(&fleet.url(0, "/x")).await;
     fills.next().await;
@@ -364,15 +391,16 @@ async fn an_instance_cut_off_from_redis_never_serves_a_purged_body_after_it_reco
     let mut ready = tier.log_ready();
     relay.cut();
     ready.wait_for(|ready| !*ready).await.unwrap();
-    fleet
-        .origin
-        .route("/x", Route::ok("new").header("cache-control", "max-age=600"));
-    let answer = admin_purge(
-        &fleet.nodes[0],
-        "{\"url\":\"http://fleet.test/x\"}",
-    )
-    .await;
-    assert_eq!(answer["fleet"]["missing"], serde_json::json!(["b"]), "{answer}");
+    fleet.origin.route(
+        "/x",
+        Route::ok("new").header("cache-control", "max-age=600"),
+    );
+    let answer = admin_purge(&fleet.nodes[0], "{\"url\":\"http://fleet.test/x\"}").await;
+    assert_eq!(
+        answer["fleet"]["missing"],
+        serde_json::json!(["b"]),
+        "{answer}"
+    );
 
     relay.restore();
     tokio::time::timeout(Duration::from_secs(10), ready.wait_for(|ready| *ready))
@@ -387,9 +415,10 @@ async fn an_instance_cut_off_from_redis_never_serves_a_purged_body_after_it_reco
 async fn a_restarted_instance_replays_the_purges_it_missed_before_serving_its_snapshot() {
     let redis = RedisServer::start().await;
     let mut fleet = Fleet::start(&[single(&redis), single(&redis)]).await;
-    fleet
-        .origin
-        .route("/r", Route::ok("before").header("cache-control", "max-age=600"));
+    fleet.origin.route(
+        "/r",
+        Route::ok("before").header("cache-control", "max-age=600"),
+    );
     let mut fills = Fills::watch(&redis.url()).await;
     get(&fleet.url(0, "/r")).await;
     fills.next().await;
@@ -397,19 +426,17 @@ async fn a_restarted_instance_replays_the_purges_it_missed_before_serving_its_sn
     let cache_file = fleet.nodes[1].cache_file.clone();
     fleet.nodes[1].stop().await; // writes its snapshot, with its log position
 
-    fleet
-        .origin
-        .route("/r", Route::ok("after").header("cache-control", "max-age=600"));
-    admin_purge(
-        &fleet.nodes[0],
-        "{\"url\":\"http://fleet.test/r\"}",
-    )
-    .await;
+    fleet.origin.route(
+        "/r",
+        Route::ok("after").header("cache-control", "max-age=600"),
+    );
+    admin_purge(&fleet.nodes[0], "{\"url\":\"http://fleet.test/r\"}").await;
 
-    let restarted = TestProxy::start_on(&fleet.origin.url(), cache_file, fleet.clock.clone(), |c| {
-        c.cache.shared = Some(shared(single(&redis), "b"));
-    })
-    .await;
+    let restarted =
+        TestProxy::start_on(&fleet.origin.url(), cache_file, fleet.clock.clone(), |c| {
+            c.cache.shared = Some(shared(single(&redis), "b"));
+        })
+        .await;
     let answer = get(&restarted.url("/r")).await;
     assert_eq!(&answer.body[..], b"after", "{}", cache_status(&answer));
 }
@@ -461,17 +488,24 @@ async fn redis_stopped_or_killed_under_load_costs_no_request_an_error() {
     loop {
         n += 1;
         let path = format!("/back{n}");
-        fleet
-            .origin
-            .route(&path, Route::ok("back").header("cache-control", "max-age=600"));
+        fleet.origin.route(
+            &path,
+            Route::ok("back").header("cache-control", "max-age=600"),
+        );
         get(&fleet.url(0, &path)).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         if cache_status(&get(&fleet.url(1, &path)).await).contains("detail=shared") {
             break;
         }
-        assert!(back.elapsed() < Duration::from_secs(3), "shared tier not used again");
+        assert!(
+            back.elapsed() < Duration::from_secs(3),
+            "shared tier not used again"
+        );
     }
-    eprintln!("shared tier used again {:?} after Redis returned", back.elapsed());
+    eprintln!(
+        "shared tier used again {:?} after Redis returned",
+        back.elapsed()
+    );
 
     drop(redis.take()); // killed
     let mut worst = Duration::ZERO;
@@ -490,13 +524,18 @@ async fn a_fleet_on_a_redis_cluster_shares_fills_fetches_and_purges() {
     let target = RedisTarget::Cluster(cluster.seeds());
     let fleet = Fleet::start(&[target.clone(), target.clone(), target]).await;
     let mut fills = Fills::watch(&cluster.seeds()[0]).await;
-    fleet
-        .origin
-        .route("/c", Route::ok("clustered").header("cache-control", "max-age=60"));
+    fleet.origin.route(
+        "/c",
+        Route::ok("clustered").header("cache-control", "max-age=60"),
+    );
     assert_eq!(get(&fleet.url(0, "/c")).await.x_cache(), "MISS");
     fills.next().await;
     let hit = get(&fleet.url(1, "/c")).await;
-    assert!(cache_status(&hit).contains("detail=shared"), "{}", cache_status(&hit));
+    assert!(
+        cache_status(&hit).contains("detail=shared"),
+        "{}",
+        cache_status(&hit)
+    );
 
     fleet.origin.route(
         "/cold",
@@ -505,18 +544,111 @@ async fn a_fleet_on_a_redis_cluster_shares_fills_fetches_and_purges() {
             .delay(Duration::from_millis(300)),
     );
     let answers =
-        futures_util::future::join_all((0..30).map(|i| get_owned(fleet.url(i % 3, "/cold"))))
-            .await;
+        futures_util::future::join_all((0..30).map(|i| get_owned(fleet.url(i % 3, "/cold")))).await;
     assert!(answers.iter().all(|a| &a.body[..] == b"cold"));
     assert_eq!(fleet.origin.hits("/cold"), 1);
 
     let answer = admin_purge(&fleet.nodes[2], "{\"all\":true}").await;
-    assert_eq!(answer["fleet"]["confirmed"].as_array().unwrap().len(), 3, "{answer}");
-    fleet
-        .origin
-        .route("/c", Route::ok("purged").header("cache-control", "max-age=60"));
+    assert_eq!(
+        answer["fleet"]["confirmed"].as_array().unwrap().len(),
+        3,
+        "{answer}"
+    );
+    fleet.origin.route(
+        "/c",
+        Route::ok("purged").header("cache-control", "max-age=60"),
+    );
     for node in 0..3 {
         assert_eq!(&get(&fleet.url(node, "/c")).await.body[..], b"purged");
     }
     assert_eq!(fleet.origin.hits("/c"), 2, "refetched once for the fleet");
+}
+
+#[tokio::test]
+async fn a_purge_during_a_fill_keeps_the_old_response_out_of_both_tiers() {
+    let redis = RedisServer::start().await;
+    let fleet = Arc::new(Fleet::start(&[single(&redis), single(&redis), single(&redis)]).await);
+    fleet.origin.route(
+        "/f",
+        Route::ok("old")
+            .header("cache-control", "max-age=600")
+            .delay(Duration::from_millis(400)),
+    );
+    let mut fills = Fills::watch(&redis.url()).await;
+    let in_flight = tokio::spawn({
+        let url = fleet.url(0, "/f");
+        async move { get(&url).await }
+    });
+    fleet.origin.wait_for_hits("/f", 1).await;
+    let answer = admin_purge(&fleet.nodes[1], &format!("{{\"url\":\"http://{HOST}/f\"}}")).await;
+    assert_eq!(
+        answer["fleet"]["missing"],
+        serde_json::json!([]),
+        "{answer}"
+    );
+    fleet.origin.route(
+        "/f",
+        Route::ok("new").header("cache-control", "max-age=600"),
+    );
+    // The client whose request was under way gets what it asked for...
+    assert_eq!(&in_flight.await.unwrap().body[..], b"old");
+    fills.next().await; // ...and the fetch ends
+    // ...but neither tier keeps it.
+    for node in [2, 0] {
+        let answer = get(&fleet.url(node, "/f")).await;
+        assert_eq!(
+            &answer.body[..],
+            b"new",
+            "node {node}: {}",
+            cache_status(&answer)
+        );
+    }
+}
+
+#[tokio::test]
+async fn clear_cache_with_a_shared_tier_empties_every_instance() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(&[single(&redis), single(&redis)]).await;
+    fleet
+        .origin
+        .route("/z", Route::ok("z").header("cache-control", "max-age=600"));
+    for node in 0..2 {
+        get(&fleet.url(node, "/z")).await;
+        assert_eq!(get(&fleet.url(node, "/z")).await.x_cache(), "HIT");
+    }
+    let mut changes: Vec<_> = fleet
+        .nodes
+        .iter()
+        .map(|n| n.running().proxy().store().changes())
+        .collect();
+    changes.iter_mut().for_each(|c| {
+        c.borrow_and_update();
+    });
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_caching-proxy"))
+        .args([
+            "--clear-cache",
+            "--shared-cache",
+            &redis.url(),
+            "--cache-file",
+        ])
+        .arg(elsewhere.path().join("cache.json"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "Cache cleared successfully"
+    );
+    for (node, change) in changes.iter_mut().enumerate() {
+        tokio::time::timeout(Duration::from_secs(5), change.changed())
+            .await
+            .expect("the purge reaches the instance")
+            .unwrap();
+        fleet
+            .origin
+            .route("/z", Route::ok("z2").header("cache-control", "max-age=600"));
+        let answer = get(&fleet.url(node, "/z")).await;
+        assert_ne!(&answer.body[..], b"z", "node {node}");
+    }
 }

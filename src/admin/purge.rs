@@ -39,7 +39,9 @@ impl Purge {
         match (&self.url, &self.prefix, &self.tag, self.all) {
             (Some(url), None, None, None) => Ok(PurgeRule::Url(host_and_path(url)?)),
             (None, Some(prefix), None, None) => Ok(PurgeRule::Prefix(host_and_path(prefix)?)),
-            (None, None, Some(tag), None) if !tag.is_empty() => Ok(PurgeRule::Tag(tag.as_str().into())),
+            (None, None, Some(tag), None) if !tag.is_empty() => {
+                Ok(PurgeRule::Tag(tag.as_str().into()))
+            }
             (None, None, None, Some(true)) => Ok(PurgeRule::All),
             (_, _, _, _) => Err(AdminError::PurgeAmbiguous),
         }

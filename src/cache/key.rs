@@ -54,7 +54,8 @@ impl KeyUrl {
     /// without a path.
     pub fn parse(text: &str) -> Option<Self> {
         let slash = text.find('/')?;
-        (slash > 0 && text.len() <= MAX_KEY_BYTES).then(|| KeyUrl::new(&text[..slash], &text[slash..]))
+        (slash > 0 && text.len() <= MAX_KEY_BYTES)
+            .then(|| KeyUrl::new(&text[..slash], &text[slash..]))
     }
 
     /// `authority/path?query`.

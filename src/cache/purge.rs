@@ -145,11 +145,17 @@ mod tests {
         purges.record(PurgeRule::Key(b.clone()));
         assert!(!purges.purged_since(started, &a, &[]));
         assert!(purges.purged_since(started, &b, &[]));
-        assert!(!purges.purged_since(purges.count(), &b, &[]), "a fill after it");
+        assert!(
+            !purges.purged_since(purges.count(), &b, &[]),
+            "a fill after it"
+        );
         for _ in 0..REMEMBERED {
             purges.record(PurgeRule::Key(b.clone()));
         }
-        assert!(purges.purged_since(started, &a, &[]), "too old to know: refused");
+        assert!(
+            purges.purged_since(started, &a, &[]),
+            "too old to know: refused"
+        );
     }
 
     #[test]
@@ -165,7 +171,10 @@ mod tests {
             (PurgeRule::Tag("t1".into()), true),
             (PurgeRule::Tag("t2".into()), false),
             (PurgeRule::Key(key.clone()), true),
-            (PurgeRule::Key(CacheKey::new("http://p", "h", "/a/b?x")), false),
+            (
+                PurgeRule::Key(CacheKey::new("http://p", "h", "/a/b?x")),
+                false,
+            ),
             (PurgeRule::All, true),
         ];
         for (rule, hit) in rules {

@@ -35,7 +35,7 @@ use super::key::CacheKey;
 use super::maintenance::Maintenance;
 use super::policy::NotStored;
 use super::purge::{LogPosition, PurgeRule, RecentPurges};
-use super::vary::VaryValues;
+use super::vary::{VaryValues, variant_key};
 use super::weight;
 use crate::clock::SharedClock;
 
@@ -232,7 +232,9 @@ impl Store {
         let from = rules.iter().rposition(|r| *r == PurgeRule::All);
         let mut removed = 0;
         if let Some(all) = from {
-            rules[..all].iter().for_each(|r| self.purges.record(r.clone()));
+            rules[..all]
+                .iter()
+                .for_each(|r| self.purges.record(r.clone()));
             removed += self.purge(&PurgeRule::All);
         }
         let rest = &rules[from.map_or(0, |i| i + 1)..];
@@ -426,28 +428,6 @@ fn forget_variant(index: &Variants, key: &CacheKey) {
         line.keys.retain(|k| k != key);
         line.keys.is_empty()
     });
-}
-
-/// `primary + separator + hash of the variant's request values`, with a
-/// hash that is the same in every build (the key is written to the
-/// snapshot). A collision cannot serve a wrong variant: lookups compare
-/// the stored values too.
-/// The key a variant of `primary` selected by `values` is stored under
-/// (the shared tier computes it as the store does).
-pub fn variant_key(primary: &CacheKey, values: &VaryValues) -> CacheKey {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    for (name, value) in values.pairs() {
-        hasher.update(name.as_str().as_bytes());
-        match value {
-            // A length prefix keeps ("a", "bc") apart from ("ab", "c").
-            Some(value) => {
-                hasher.update(&(value.len() as u64).to_le_bytes());
-                hasher.update(value.as_bytes());
-            }
-            None => hasher.update(&u64::MAX.to_le_bytes()),
-        }
-    }
-    CacheKey::variant(primary, hasher.digest())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use http::header::VARY;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::footprint::{SHARED_COUNT, allocated};
+use super::key::CacheKey;
 
 /// What a response's `Vary` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +120,26 @@ fn normalized(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
         return None;
     }
     HeaderValue::from_bytes(&joined).ok()
+}
+
+/// `primary + separator + hash of the variant's request values`, with a
+/// hash that is the same in every build (the key is written to the
+/// snapshot). A collision cannot serve a wrong variant: lookups compare
+/// the stored values too. The shared tier computes it as the store does.
+pub fn variant_key(primary: &CacheKey, values: &VaryValues) -> CacheKey {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for (name, value) in values.pairs() {
+        hasher.update(name.as_str().as_bytes());
+        match value {
+            // A length prefix keeps ("a", "bc") apart from ("ab", "c").
+            Some(value) => {
+                hasher.update(&(value.len() as u64).to_le_bytes());
+                hasher.update(value.as_bytes());
+            }
+            None => hasher.update(&u64::MAX.to_le_bytes()),
+        }
+    }
+    CacheKey::variant(primary, hasher.digest())
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 pub use error::{Cause, ConfigError, InvalidOrigin, Place, Problem, SizeError};
 pub use origin::{InvalidTarget, Origin, Scheme};
-pub use shared::{RedisTarget, SharedConfig};
+pub use shared::{RedisTarget, SharedConfig, shared_from_url};
 pub use source::{ConfigSource, Overrides};
 pub use validate::validate;
 pub use values::parse_size;

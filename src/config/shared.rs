@@ -100,8 +100,7 @@ pub(super) fn validate_shared(
     if prefix.is_empty() || prefix.len() > 64 {
         return Err(invalid("cache.shared.prefix", "must be 1 to 64 bytes"));
     }
-    if prefix.contains(['{', '}']) || prefix.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    if prefix.contains(['{', '}']) || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid(
             "cache.shared.prefix",
             "must not hold braces, spaces or control characters",
@@ -156,6 +155,15 @@ pub(super) fn validate_shared(
         node_id,
         lease,
     })
+}
+
+/// `--shared-cache URL` alone (a one-shot command without a config file).
+pub fn shared_from_url(url: &str) -> Result<SharedConfig, ConfigError> {
+    let section = SharedSection {
+        url: Some(url.to_owned()),
+        ..SharedSection::default()
+    };
+    validate_shared(&section, 0)
 }
 
 fn redis_url(key: &str, url: &str) -> Result<String, ConfigError> {

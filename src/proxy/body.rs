@@ -174,7 +174,9 @@ impl TeeBody {
             fill.rules,
         )
         .with_tags(fill.tags);
-        let Some((key, stored)) = fill.store.insert_fill(fill.since, fill.primary.clone(), entry)
+        let Some((key, stored)) = fill
+            .store
+            .insert_fill(fill.since, fill.primary.clone(), entry)
         else {
             return; // purged while it was fetched
         };

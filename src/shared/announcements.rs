@@ -11,8 +11,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use super::client::COOL_DOWN;
 use super::log_id::LogId;
-use super::tier::{COOL_DOWN, SharedTier};
+use super::tier::SharedTier;
 use crate::config::RedisTarget;
 
 /// How long a connection attempt may take.
@@ -63,7 +64,9 @@ impl SharedTier {
         };
         for url in urls {
             let connect = async {
-                let mut pubsub = redis::Client::open(url.as_str())?.get_async_pubsub().await?;
+                let mut pubsub = redis::Client::open(url.as_str())?
+                    .get_async_pubsub()
+                    .await?;
                 for channel in channels {
                     pubsub.subscribe(*channel).await?;
                 }

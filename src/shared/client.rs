@@ -18,6 +18,18 @@ use super::breaker::{Breaker, Permit, State};
 use crate::config::RedisTarget;
 use crate::metrics::SharedCounters;
 
+/// The breaker's cool-down: the tier is probed again this often.
+pub(super) const COOL_DOWN: Duration = Duration::from_millis(500);
+
+/// How long a blocking read of the purge log waits for new entries.
+pub(super) const BLOCK: Duration = Duration::from_millis(1000);
+
+/// The timeout of the purge log reader's own connection: a blocking read,
+/// and the tier's timeout on top.
+pub(super) fn reader_timeout(tier_timeout: Duration) -> Duration {
+    BLOCK + tier_timeout + Duration::from_millis(250)
+}
+
 /// Failures in a row that open the breaker.
 const TRIP_AFTER: u32 = 3;
 

@@ -28,7 +28,11 @@ pub async fn take_or_ttl(
     ttl: Duration,
 ) -> Result<Option<Duration>, TierError> {
     let mut eval = redis::cmd("EVAL");
-    eval.arg(TAKE_OR_TTL).arg(1).arg(key).arg(owner).arg(px(ttl));
+    eval.arg(TAKE_OR_TTL)
+        .arg(1)
+        .arg(key)
+        .arg(owner)
+        .arg(px(ttl));
     let answer: i64 = client.call(eval).await?;
     Ok(match answer {
         -3 => None,

@@ -22,16 +22,16 @@ use redis::Value;
 use redis::streams::StreamReadReply;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{SharedClient, TierError};
+use super::client::{BLOCK, COOL_DOWN, SharedClient, TierError, reader_timeout};
+use super::keys::Keys;
 use super::log_id::LogId;
-use super::tier::{COOL_DOWN, Position, SharedTier};
+use super::tier::{Position, SharedTier};
 use crate::cache::purge::{LogPosition, PurgeRule};
 use crate::clock::{unix_millis, wall_now};
+use crate::config::SharedConfig;
 
 /// Entries kept in the log (approximately: `MAXLEN ~`).
 const LOG_LENGTH: u64 = 10_000;
-/// How long one blocking read waits for new entries.
-const BLOCK: Duration = Duration::from_millis(1000);
 /// Entries read at once.
 const BATCH: usize = 512;
 /// An instance not seen for this long is not waited for.
@@ -52,10 +52,26 @@ pub struct Fanout {
     pub missing: Vec<String>,
 }
 
-/// How long the reader's own connection waits for an answer: a blocking
-/// read, and the tier's timeout on top.
-pub(super) fn reader_timeout(tier_timeout: Duration) -> Duration {
-    BLOCK + tier_timeout + Duration::from_millis(250)
+/// Appends a purge of everything to the fleet's log from outside any
+/// instance (`--clear-cache` with no instance running here): every
+/// instance applies it, now or when it next reads the log. Returns its id.
+pub async fn clear_fleet(config: &SharedConfig) -> Result<String, TierError> {
+    let client = SharedClient::connect(&config.redis, reader_timeout(config.timeout), COOL_DOWN)
+        .map_err(TierError::Redis)?;
+    let keys = Keys::new(&config.prefix);
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(keys.purges())
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(LOG_LENGTH)
+        .arg("*")
+        .arg("op")
+        .arg(PurgeRule::All.op())
+        .arg("arg")
+        .arg("")
+        .arg("node")
+        .arg(format!("{}/clear-cache", config.node_id));
+    client.call(xadd).await
 }
 
 impl SharedTier {
@@ -85,7 +101,10 @@ impl SharedTier {
         // Known before the reader reads it back: no value fetched before
         // it is promoted from Redis here in between.
         self.rules.add(id, rule);
-        self.issued.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        self.issued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
         if let PurgeRule::Key(key) = rule {
             // Frees the URL's memory in Redis at once (the rule already
             // refuses its values); variants expire with their time.
@@ -258,7 +277,9 @@ impl SharedTier {
             applied: known.applied,
         };
         if !known.log.is_empty() && known.log != identity {
-            tracing::warn!("the shared tier lost its data (Redis restarted empty?); emptying this instance's cache");
+            tracing::warn!(
+                "the shared tier lost its data (Redis restarted empty?); emptying this instance's cache"
+            );
             self.flush_first_tier().await;
             self.rules.reset(LogId::ZERO);
             position.applied = LogId::ZERO;
@@ -312,7 +333,10 @@ impl SharedTier {
                 .arg("BLOCK")
                 .arg(u64::try_from(block.as_millis()).unwrap_or(1000));
         }
-        xread.arg("STREAMS").arg(self.keys.purges()).arg(after.to_string());
+        xread
+            .arg("STREAMS")
+            .arg(self.keys.purges())
+            .arg(after.to_string());
         let reply: Option<StreamReadReply> = client.call(xread).await?;
         let field = |map: &HashMap<String, Value>, name: &str| {
             map.get(name)

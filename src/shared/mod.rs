@@ -1,8 +1,9 @@
 //! The shared second tier that the instances of a fleet use through Redis
 //! (a single server or a Redis Cluster).
 //!
-//! - [`tier`]: what the request path asks of it: look up, fill, note a
-//!   URL that is not storable, and the fleet's fetch lease per URL;
+//! - [`tier`]: what the request path asks of it: look up, and the
+//!   fleet's fetch lease per URL; [`fill`]: the writes that end a fetch
+//!   (a response, or a note that the URL is not storable);
 //! - [`log`]: the purge log (a Redis Stream) that carries purges and
 //!   invalidations to every instance, and the rules values read from
 //!   Redis are checked against ([`rules`]);
@@ -21,6 +22,7 @@
 pub mod announcements;
 pub mod breaker;
 pub mod client;
+pub mod fill;
 pub mod keys;
 pub mod lease;
 pub mod log;

@@ -60,7 +60,10 @@ mod tests {
         let (back, id) = decode(value.clone(), now, 1 << 20).unwrap();
         assert_eq!(id, at);
         assert_eq!(back.body, entry.body);
-        assert_eq!(decode(value.slice(..10), now, 1 << 20).unwrap_err(), WireError::Version);
+        assert_eq!(
+            decode(value.slice(..10), now, 1 << 20).unwrap_err(),
+            WireError::Version
+        );
         assert!(decode(Bytes::from_static(b"CPW\x01"), now, 1 << 20).is_err());
     }
 }

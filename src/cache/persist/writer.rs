@@ -98,13 +98,12 @@ impl Snapshotter {
     pub fn write_now(&self) -> Result<usize, SnapshotError> {
         let _serialized = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let started = crate::clock::Stopwatch::start();
-        let written =
-            write_atomic_with(&self.path, |writer| {
-                // Read before the entries: a purge applied during the walk
-                // is replayed at the next start (purges are idempotent).
-                let position = self.store.log_position();
-                encode_into(self.store.iter(), position.as_deref(), writer)
-            });
+        let written = write_atomic_with(&self.path, |writer| {
+            // Read before the entries: a purge applied during the walk
+            // is replayed at the next start (purges are idempotent).
+            let position = self.store.log_position();
+            encode_into(self.store.iter(), position.as_deref(), writer)
+        });
         self.counters.writes.inc();
         self.counters
             .duration

@@ -117,15 +117,17 @@ async fn find(
 ) -> Found {
     match tier.lookup(primary, request, exchange.now()).await {
         Lookup::Found(_, entry) => {
-            let Some(stored) = exchange
-                .store()
-                .insert_fill(exchange.store().purge_count(), primary.clone(), entry)
-            else {
+            let Some(stored) = exchange.store().insert_fill(
+                exchange.store().purge_count(),
+                primary.clone(),
+                entry,
+            ) else {
                 return Found::Miss;
             };
             match reuse::judge(&stored.1, directives, exchange.now()) {
                 Verdict::Serve { .. } => {
-                    let served = exchange.answer_from(&stored.1, request, false, Some(Detail::Shared));
+                    let served =
+                        exchange.answer_from(&stored.1, request, false, Some(Detail::Shared));
                     Found::Hit(served)
                 }
                 Verdict::ServeWhileRevalidating | Verdict::Revalidate | Verdict::Refetch => {

@@ -86,7 +86,13 @@ pub(super) fn refresh(exchange: &Exchange, refresh: Refresh<'_>) -> CachedRespon
             if let Some(tier) = exchange.shared() {
                 // Other instances find the refreshed response, not the stale one.
                 let since = tier.watermark();
-                tier.fill(primary.clone(), key, Arc::new(refreshed.clone()), since, None);
+                tier.fill(
+                    primary.clone(),
+                    key,
+                    Arc::new(refreshed.clone()),
+                    since,
+                    None,
+                );
             }
             refreshed
         }
