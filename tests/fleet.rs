@@ -652,3 +652,35 @@ async fn clear_cache_with_a_shared_tier_empties_every_instance() {
         assert_ne!(&answer.body[..], b"z", "node {node}");
     }
 }
+
+#[tokio::test]
+async fn variants_are_shared_per_request_values() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(&[single(&redis), single(&redis)]).await;
+    fleet.origin.route(
+        "/v",
+        Route::ok("varies")
+            .header("cache-control", "max-age=60")
+            .header("vary", "accept-language"),
+    );
+    let mut fills = Fills::watch(&redis.url()).await;
+    let ask = |node: usize, language: &'static str| {
+        let url = fleet.url(node, "/v");
+        async move {
+            let request = Request::get(url)
+                .header("host", HOST)
+                .header("accept-language", language)
+                .body(Full::default())
+                .unwrap();
+            send(&client(), request).await
+        }
+    };
+    assert_eq!(ask(0, "en").await.x_cache(), "MISS");
+    fills.next().await;
+    let shared = ask(1, "en").await;
+    assert!(cache_status(&shared).contains("detail=shared"), "{}", cache_status(&shared));
+    assert_eq!(ask(1, "fr").await.x_cache(), "MISS", "another variant");
+    fills.next().await;
+    assert!(cache_status(&ask(0, "fr").await).contains("detail=shared"));
+    assert_eq!(fleet.origin.hits("/v"), 2);
+}

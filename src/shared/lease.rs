@@ -19,28 +19,33 @@ const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 const TAKE_OR_TTL: &str = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then \
      return -3 else return redis.call('PTTL', KEYS[1]) end";
 
-/// Takes the lease at `key` for `owner` for `ttl`: `None` when taken, else
-/// how long the current holder's lease has left.
+/// Takes the lease at `key` for `owner` for `ttl`; the answer is read by
+/// [`answer`].
 pub async fn take_or_ttl(
     client: &SharedClient,
     key: &str,
     owner: &str,
     ttl: Duration,
-) -> Result<Option<Duration>, TierError> {
+) -> Result<i64, TierError> {
     let mut eval = redis::cmd("EVAL");
     eval.arg(TAKE_OR_TTL)
         .arg(1)
         .arg(key)
         .arg(owner)
         .arg(px(ttl));
-    let answer: i64 = client.call(eval).await?;
-    Ok(match answer {
+    client.call(eval).await
+}
+
+/// What a take answered: `None` when taken, else how long the holder's
+/// lease has left.
+pub fn answer(answer: i64) -> Option<Duration> {
+    match answer {
         -3 => None,
         // Expired between the two calls (-2), or without expiry (-1, not
         // ours): look again soon.
         left if left < 0 => Some(Duration::from_millis(1)),
         left => Some(Duration::from_millis(left.unsigned_abs())),
-    })
+    }
 }
 
 /// Takes the lease at `key` for `owner` for `ttl`; false if someone else

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::State;
-use super::client::{COOL_DOWN, SharedClient, TierError};
+use super::client::{COOL_DOWN, SharedClient, TierError, px};
 use super::keys::Keys;
 use super::lease;
 use super::log_id::LogId;
@@ -29,6 +29,25 @@ use crate::cache::{CacheKey, CachedResponse, Store};
 use crate::config::SharedConfig;
 use crate::metrics::SharedCounters;
 
+/// Reads a URL's value, `Vary` names and pass note; with nothing there
+/// (and ARGV[3] = '1'), takes the lease or answers its holder's time left,
+/// as `lease::take_or_ttl` does. KEYS: value, vary names, pass note,
+/// lease. ARGV: owner, px, whether to take the lease.
+const LOOK_OR_LEASE: &str = r"
+local value = redis.call('GET', KEYS[1])
+local names = redis.call('GET', KEYS[2])
+local pass = redis.call('GET', KEYS[3])
+local lease = false
+if not value and not names and not pass and ARGV[3] == '1' then
+  if redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    lease = -3
+  else
+    lease = redis.call('PTTL', KEYS[4])
+  end
+end
+return {value, names, pass, lease}
+";
+
 /// What the shared tier knows of a URL.
 #[derive(Debug)]
 pub enum Lookup {
@@ -37,8 +56,8 @@ pub enum Lookup {
     Found(CacheKey, CachedResponse),
     /// Not storable for the fleet lately: fetch without a lease.
     Pass,
-    /// Nothing.
-    Miss,
+    /// Nothing; with the fleet lease's state if the look took it.
+    Miss(Option<Taken>),
     /// The tier did not answer (or is skipped).
     Unavailable,
 }
@@ -193,25 +212,43 @@ impl SharedTier {
     }
 
     /// The stored response for `primary` that a request with `request`
-    /// headers selects: one `MGET` of the URL's value, `Vary` names and
-    /// pass note, and a `GET` of the variant when the URL varies.
-    pub async fn lookup(&self, primary: &CacheKey, request: &HeaderMap, now: SystemTime) -> Lookup {
-        let mut mget = redis::cmd("MGET");
-        mget.arg(self.keys.entry(primary))
+    /// headers selects, in one round trip for a URL that does not vary (a
+    /// `GET` of the variant follows when it does). With `lease`, a URL with
+    /// nothing stored also has its fleet lease taken in that round trip.
+    pub async fn lookup(
+        self: &Arc<Self>,
+        primary: &CacheKey,
+        request: &HeaderMap,
+        now: SystemTime,
+        lease: bool,
+    ) -> Lookup {
+        let owner = self.next_owner();
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(LOOK_OR_LEASE)
+            .arg(4)
+            .arg(self.keys.entry(primary))
             .arg(self.keys.vary(primary))
-            .arg(self.keys.not_stored(primary));
-        let found: Vec<Option<Vec<u8>>> = match self.client.call(mget).await {
+            .arg(self.keys.not_stored(primary))
+            .arg(self.keys.lease(primary))
+            .arg(&owner)
+            .arg(px(self.config.lease))
+            .arg(if lease { "1" } else { "0" });
+        type Found = (
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            Option<i64>,
+        );
+        let (value, names, pass, leased): Found = match self.client.call(eval).await {
             Ok(found) => found,
             Err(_) => return Lookup::Unavailable,
         };
-        let mut found = found.into_iter();
-        let (value, names, pass) = (
-            found.next().flatten(),
-            found.next().flatten(),
-            found.next().flatten(),
-        );
         if pass.is_some() {
             return Lookup::Pass;
+        }
+        if value.is_none() && names.is_none() {
+            self.counters.misses.inc();
+            return Lookup::Miss(leased.map(|answer| self.taken(primary, owner, answer)));
         }
         let (key, value) = match (value, names) {
             (Some(value), _) => (primary.clone(), value),
@@ -246,30 +283,40 @@ impl SharedTier {
 
     fn missed(&self) -> Lookup {
         self.counters.misses.inc();
-        Lookup::Miss
+        Lookup::Miss(None)
     }
 
-    /// Takes the fleet's lease on `primary`'s fetch, or says how long the
-    /// holder's lasts.
-    pub async fn take_lease(self: &Arc<Self>, primary: &CacheKey) -> Result<Taken, TierError> {
+    fn next_owner(&self) -> String {
         let number = self.fetches.fetch_add(1, Ordering::Relaxed);
-        let owner = format!("{}#{number}", self.config.node_id);
-        let key = self.keys.lease(primary);
-        let ttl = self.config.lease;
-        match lease::take_or_ttl(&self.client, &key, &owner, ttl).await? {
+        format!("{}#{number}", self.config.node_id)
+    }
+
+    /// The lease as a take answered it (see [`lease::take_or_ttl`]).
+    fn taken(self: &Arc<Self>, primary: &CacheKey, owner: String, answer: i64) -> Taken {
+        match lease::answer(answer) {
             None => {
                 let renewing = CancellationToken::new();
+                let key = self.keys.lease(primary);
                 tokio::spawn(renew(self.clone(), key, owner.clone(), renewing.clone()));
-                Ok(Taken::Mine(LeaseHold {
+                Taken::Mine(LeaseHold {
                     tier: self.clone(),
                     primary: primary.clone(),
                     owner,
                     renewing,
                     released: false,
-                }))
+                })
             }
-            Some(left) => Ok(Taken::Held(left)),
+            Some(left) => Taken::Held(left),
         }
+    }
+
+    /// Takes the fleet's lease on `primary`'s fetch, or says how long the
+    /// holder's lasts.
+    pub async fn take_lease(self: &Arc<Self>, primary: &CacheKey) -> Result<Taken, TierError> {
+        let owner = self.next_owner();
+        let key = self.keys.lease(primary);
+        let answer = lease::take_or_ttl(&self.client, &key, &owner, self.config.lease).await?;
+        Ok(self.taken(primary, owner, answer))
     }
 
     /// A waiter for `primary`'s next fill announcement: call before

@@ -46,33 +46,45 @@ pub(super) async fn consult(
         let notified = waiter.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match find(exchange, tier, primary, request, directives).await {
+        // The look takes the lease too when the URL has nothing stored
+        // (one round trip); otherwise it is taken after the look.
+        let (taken, atomic) = match find(exchange, tier, primary, request, directives, true).await {
             Found::Hit(served) => {
                 tier.done_waiting(primary, &waiter);
                 return Consulted::Hit(served);
             }
-            Found::Stale(stored) => stale = Some(stored),
-            Found::Miss => {}
+            Found::Stale(stored) => {
+                stale = Some(stored);
+                (tier.take_lease(primary).await, true)
+            }
+            Found::Miss(Some(taken)) => (Ok(taken), true),
+            Found::Miss(None) => (tier.take_lease(primary).await, false),
             Found::Pass => {
                 tier.done_waiting(primary, &waiter);
                 return Consulted::Fetch { lease: None, stale };
             }
-        }
-        let left = match tier.take_lease(primary).await {
+        };
+        let left = match taken {
             Ok(Taken::Mine(lease)) => {
                 tier.done_waiting(primary, &waiter);
                 if waited {
                     exchange.metrics().shared.lease_takeovers.inc();
                 }
-                // Filled between the look and the lease (its holder has
-                // just released it)?
-                return match find(exchange, tier, primary, request, directives).await {
+                if atomic {
+                    return Consulted::Fetch {
+                        lease: Some(lease),
+                        stale,
+                    };
+                }
+                // A variant filled between the look and the lease (its
+                // holder has just released it)?
+                return match find(exchange, tier, primary, request, directives, false).await {
                     Found::Hit(served) => Consulted::Hit(served),
                     Found::Stale(stored) => Consulted::Fetch {
                         lease: Some(lease),
                         stale: Some(stored),
                     },
-                    Found::Miss | Found::Pass => Consulted::Fetch {
+                    Found::Miss(_) | Found::Pass => Consulted::Fetch {
                         lease: Some(lease),
                         stale,
                     },
@@ -102,27 +114,29 @@ pub(super) async fn consult(
 enum Found {
     Hit(Served),
     Stale(Stored),
-    Miss,
+    Miss(Option<Taken>),
     Pass,
 }
 
-/// One look in the shared tier; a response found is promoted into this
-/// instance's store either way.
+/// One look in the shared tier (taking the lease if `lease` and nothing
+/// is stored); a response found is promoted into this instance's store
+/// either way.
 async fn find(
     exchange: &Exchange,
-    tier: &SharedTier,
+    tier: &Arc<SharedTier>,
     primary: &CacheKey,
     request: &HeaderMap,
     directives: &CacheControl,
+    lease: bool,
 ) -> Found {
-    match tier.lookup(primary, request, exchange.now()).await {
+    match tier.lookup(primary, request, exchange.now(), lease).await {
         Lookup::Found(_, entry) => {
             let Some(stored) = exchange.store().insert_fill(
                 exchange.store().purge_count(),
                 primary.clone(),
                 entry,
             ) else {
-                return Found::Miss;
+                return Found::Miss(None);
             };
             match reuse::judge(&stored.1, directives, exchange.now()) {
                 Verdict::Serve { .. } => {
@@ -135,7 +149,7 @@ async fn find(
                 }
             }
         }
-        Lookup::Miss => Found::Miss,
+        Lookup::Miss(taken) => Found::Miss(taken),
         Lookup::Pass | Lookup::Unavailable => Found::Pass,
     }
 }
