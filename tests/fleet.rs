@@ -176,6 +176,18 @@ async fn a_miss_on_one_instance_is_a_hit_on_the_others_with_the_right_age() {
         assert!(!cache_status(&again).contains("detail=shared"));
     }
     assert_eq!(fleet.origin.hits("/a"), 1);
+    let admin = |path: &'static str, node: usize| {
+        let url = format!("http://{}{path}", fleet.nodes[node].running().admin_addr());
+        async move { get_as(&url, "localhost").await }
+    };
+    let ready = admin("/readyz", 1).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&ready.body).contains("shared tier: closed"));
+    let metrics = String::from_utf8_lossy(&admin("/metrics", 1).await.body).into_owned();
+    assert!(metrics.contains("caching_proxy_shared_hits_total 1"), "{metrics}");
+    let stats: Value = serde_json::from_slice(&admin("/stats", 2).await.body).unwrap();
+    assert_eq!(stats["shared"]["node"], "c");
+    assert_eq!(stats["shared"]["hits"], 1);
 
     // Freshness is not extended by a promotion: stale everywhere at 60 s.
     fleet.clock.advance(Duration::from_secs(56));
@@ -683,4 +695,26 @@ async fn variants_are_shared_per_request_values() {
     fills.next().await;
     assert!(cache_status(&ask(0, "fr").await).contains("detail=shared"));
     assert_eq!(fleet.origin.hits("/v"), 2);
+}
+
+#[test]
+fn the_shared_cache_flag_is_checked_at_the_edge_and_described() {
+    let bin = env!("CARGO_BIN_EXE_caching-proxy");
+    let run = |url: &str| {
+        std::process::Command::new(bin)
+            .args(["--check-config", "--port", "3000", "--origin", "http://127.0.0.1:9"])
+            .args(["--shared-cache", url])
+            .output()
+            .unwrap()
+    };
+    let good = run("redis://user:secret@127.0.0.1:6379/2");
+    assert!(good.status.success(), "{good:?}");
+    let text = String::from_utf8_lossy(&good.stdout);
+    assert!(text.contains("shared tier: redis://***@127.0.0.1:6379/2"), "{text}");
+    assert!(!text.contains("secret"));
+    let bad = run("http://127.0.0.1:6379");
+    assert_eq!(bad.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(error.trim().lines().count(), 1, "{error}");
+    assert!(error.contains("cache.shared.url"), "{error}");
 }
