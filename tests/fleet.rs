@@ -184,7 +184,10 @@ async fn a_miss_on_one_instance_is_a_hit_on_the_others_with_the_right_age() {
     assert_eq!(ready.status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&ready.body).contains("shared tier: closed"));
     let metrics = String::from_utf8_lossy(&admin("/metrics", 1).await.body).into_owned();
-    assert!(metrics.contains("caching_proxy_shared_hits_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("caching_proxy_shared_hits_total 1"),
+        "{metrics}"
+    );
     let stats: Value = serde_json::from_slice(&admin("/stats", 2).await.body).unwrap();
     assert_eq!(stats["shared"]["node"], "c");
     assert_eq!(stats["shared"]["hits"], 1);
@@ -290,7 +293,14 @@ async fn a_killed_lease_holder_costs_at_most_one_more_fetch() {
         dirs.push(d);
     }
 
-    let held = tokio::spawn(get_owned(holder.url("/slow")));
+    let held = tokio::spawn({
+        // Its answer never comes: the holder is killed.
+        let request = Request::get(holder.url("/slow"))
+            .header("host", HOST)
+            .body(Full::default())
+            .unwrap();
+        async move { client().request(request).await.map(|_| ()) }
+    });
     origin.wait_for_hits("/slow", 1).await; // the holder is fetching
     let waiting: Vec<_> = (0..10)
         .map(|i| tokio::spawn(get_owned(waiters[i % 2].url("/slow"))))
@@ -690,7 +700,11 @@ async fn variants_are_shared_per_request_values() {
     assert_eq!(ask(0, "en").await.x_cache(), "MISS");
     fills.next().await;
     let shared = ask(1, "en").await;
-    assert!(cache_status(&shared).contains("detail=shared"), "{}", cache_status(&shared));
+    assert!(
+        cache_status(&shared).contains("detail=shared"),
+        "{}",
+        cache_status(&shared)
+    );
     assert_eq!(ask(1, "fr").await.x_cache(), "MISS", "another variant");
     fills.next().await;
     assert!(cache_status(&ask(0, "fr").await).contains("detail=shared"));
@@ -702,7 +716,13 @@ fn the_shared_cache_flag_is_checked_at_the_edge_and_described() {
     let bin = env!("CARGO_BIN_EXE_caching-proxy");
     let run = |url: &str| {
         std::process::Command::new(bin)
-            .args(["--check-config", "--port", "3000", "--origin", "http://127.0.0.1:9"])
+            .args([
+                "--check-config",
+                "--port",
+                "3000",
+                "--origin",
+                "http://127.0.0.1:9",
+            ])
             .args(["--shared-cache", url])
             .output()
             .unwrap()
@@ -710,11 +730,71 @@ fn the_shared_cache_flag_is_checked_at_the_edge_and_described() {
     let good = run("redis://user:secret@127.0.0.1:6379/2");
     assert!(good.status.success(), "{good:?}");
     let text = String::from_utf8_lossy(&good.stdout);
-    assert!(text.contains("shared tier: redis://***@127.0.0.1:6379/2"), "{text}");
+    assert!(
+        text.contains("shared tier: redis://***@127.0.0.1:6379/2"),
+        "{text}"
+    );
     assert!(!text.contains("secret"));
     let bad = run("http://127.0.0.1:6379");
     assert_eq!(bad.status.code(), Some(2));
     let error = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(error.trim().lines().count(), 1, "{error}");
     assert!(error.contains("cache.shared.url"), "{error}");
+}
+
+#[tokio::test]
+async fn an_instance_empties_its_memory_when_redis_comes_back_empty() {
+    let redis = RedisServer::start().await;
+    let port = redis.port;
+    let fleet = Fleet::start(&[single(&redis), single(&redis)]).await;
+    fleet.origin.route(
+        "/e",
+        Route::ok("before").header("cache-control", "max-age=600"),
+    );
+    get(&fleet.url(0, "/e")).await;
+    assert_eq!(get(&fleet.url(0, "/e")).await.x_cache(), "HIT");
+    let tier = fleet.nodes[0].running().proxy().shared().unwrap().clone();
+    let mut ready = tier.log_ready();
+
+    // Redis restarts with nothing: purges issued meanwhile would be lost
+    // with it, so the instance cannot trust what it holds.
+    drop(redis);
+    ready.wait_for(|ready| !*ready).await.unwrap();
+    let _restarted = RedisServer::start_on(port).await;
+    tokio::time::timeout(Duration::from_secs(10), ready.wait_for(|ready| *ready))
+        .await
+        .expect("reconnects")
+        .unwrap();
+    assert_ne!(get(&fleet.url(0, "/e")).await.x_cache(), "HIT");
+}
+
+#[tokio::test]
+async fn an_unsafe_request_on_one_instance_invalidates_the_url_on_all() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(&[single(&redis), single(&redis)]).await;
+    fleet.origin.route(
+        "/item",
+        Route::ok("v1").header("cache-control", "max-age=600"),
+    );
+    let mut fills = Fills::watch(&redis.url()).await;
+    get(&fleet.url(0, "/item")).await;
+    fills.next().await;
+    assert_eq!(get(&fleet.url(1, "/item")).await.x_cache(), "HIT");
+    let mut changes = fleet.nodes[1].running().proxy().store().changes();
+    changes.borrow_and_update();
+
+    let post = Request::post(fleet.url(0, "/item"))
+        .header("host", HOST)
+        .body(Full::new(Bytes::from_static(b"update")))
+        .unwrap();
+    assert_eq!(send(&client(), post).await.status, StatusCode::OK);
+    fleet.origin.route(
+        "/item",
+        Route::ok("v2").header("cache-control", "max-age=600"),
+    );
+    tokio::time::timeout(Duration::from_secs(5), changes.changed())
+        .await
+        .expect("the invalidation reaches b")
+        .unwrap();
+    assert_eq!(&get(&fleet.url(1, "/item")).await.body[..], b"v2");
 }

@@ -71,9 +71,11 @@ async fn a_redis_that_stops_answering_is_skipped_then_used_again_when_back() {
         matches!(err, TierError::Skipped),
         "skipped until the cool-down is over, even with Redis back: {err:?}"
     );
+    assert!(!client.probe().await, "no probe before the cool-down");
     // The cool-down is the behaviour under test: wait it out once; then
-    // one call probes Redis and closes the breaker.
+    // one probe (the tier's background task makes it) closes the breaker.
     tokio::time::sleep_until(opened + COOL_DOWN).await;
+    assert!(client.probe().await);
     assert_eq!(
         client.get("cp:k").await.unwrap().as_deref(),
         Some(&b"v"[..])

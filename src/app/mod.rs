@@ -162,6 +162,7 @@ async fn start_inner(
     }
     if let Some(tier) = shared {
         tasks.push(tokio::spawn(tier.clone().follow_log(cancel.clone())));
+        tasks.push(tokio::spawn(tier.clone().probe_while_open(cancel.clone())));
         tasks.push(tokio::spawn(tier.follow_announcements(cancel.clone())));
     }
     Ok(RunningProxy {

@@ -1,8 +1,9 @@
 //! A circuit breaker in front of the shared tier: after `trip_after`
 //! failures in a row the tier is skipped, with no added latency, for
-//! `cool_down`; then one caller probes it while the others keep skipping;
-//! a success closes the breaker, a failure opens it again. Lock-free: it
-//! is consulted on every request that could use the tier.
+//! `cool_down`; then one probe, off the request path, tries it while
+//! requests keep skipping; a success closes the breaker, a failure opens it
+//! again. Lock-free: it is consulted on every request that could use the
+//! tier.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -14,8 +15,6 @@ use tokio::time::Instant;
 pub enum Permit {
     /// Use the tier.
     Call,
-    /// Use the tier as the probe that decides whether it is back.
-    Probe,
     /// Skip the tier.
     Skip,
 }
@@ -67,22 +66,27 @@ impl Breaker {
         }
     }
 
-    /// Whether the caller may use the tier now.
+    /// Whether a request may use the tier now (never while it is open:
+    /// the probe is not a request's to make).
     pub fn permit(&self) -> Permit {
+        if self.open_until.load(Ordering::Acquire) == 0 {
+            Permit::Call
+        } else {
+            Permit::Skip
+        }
+    }
+
+    /// Whether the caller should probe the tier now: it is open, its
+    /// cool-down is over, and no other probe is under way (the caller then
+    /// reports the probe's outcome with `succeeded` or `failed`).
+    pub fn begin_probe(&self) -> bool {
         let until = self.open_until.load(Ordering::Acquire);
-        if until == 0 {
-            return Permit::Call;
-        }
-        if self.now_ms() < until {
-            return Permit::Skip;
-        }
-        match self
-            .probing
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => Permit::Probe,
-            Err(_) => Permit::Skip,
-        }
+        until != 0
+            && self.now_ms() >= until
+            && self
+                .probing
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// The call worked: the tier is used again. Returns true when this
@@ -150,9 +154,11 @@ mod tests {
         assert_eq!(breaker.state(), State::Open);
         assert_eq!(breaker.permit(), Permit::Skip);
 
+        assert!(!breaker.begin_probe(), "not before the cool-down");
         tokio::time::advance(COOL_DOWN).await;
-        assert_eq!(breaker.permit(), Permit::Probe);
-        assert_eq!(breaker.permit(), Permit::Skip, "one probe at a time");
+        assert_eq!(breaker.permit(), Permit::Skip, "requests never probe");
+        assert!(breaker.begin_probe());
+        assert!(!breaker.begin_probe(), "one probe at a time");
         assert!(breaker.succeeded(), "closing it says so once");
         assert_eq!(breaker.state(), State::Closed);
         assert_eq!(breaker.permit(), Permit::Call);
@@ -164,13 +170,13 @@ mod tests {
         let breaker = Breaker::new(1, COOL_DOWN);
         assert!(breaker.failed());
         tokio::time::advance(COOL_DOWN).await;
-        assert_eq!(breaker.permit(), Permit::Probe);
+        assert!(breaker.begin_probe());
         assert!(!breaker.failed(), "already open: not logged again");
-        assert_eq!(breaker.permit(), Permit::Skip);
+        assert!(!breaker.begin_probe());
         tokio::time::advance(COOL_DOWN / 2).await;
-        assert_eq!(breaker.permit(), Permit::Skip);
+        assert!(!breaker.begin_probe());
         tokio::time::advance(COOL_DOWN / 2).await;
-        assert_eq!(breaker.permit(), Permit::Probe);
+        assert!(breaker.begin_probe());
     }
 
     #[tokio::test(start_paused = true)]

@@ -187,6 +187,30 @@ impl SharedClient {
         self.call(del).await
     }
 
+    /// While the tier is skipped, tries it once its cool-down is over
+    /// (`PING`, bounded by the timeout), closing the breaker if it
+    /// answers. Returns whether it answered. The tier's background task
+    /// calls it: requests never wait for a probe.
+    pub async fn probe(&self) -> bool {
+        if !self.breaker.begin_probe() {
+            return false;
+        }
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(self.timeout, self.query::<String>(&ping)).await {
+            Ok(Ok(_)) => {
+                if self.breaker.succeeded() {
+                    self.counters.breaker_open.set(0);
+                    tracing::info!("shared tier answering again");
+                }
+                true
+            }
+            Ok(Err(_)) | Err(_) => {
+                self.breaker.failed();
+                false
+            }
+        }
+    }
+
     /// Whether the tier is used or skipped.
     pub fn state(&self) -> State {
         self.breaker.state()
@@ -202,7 +226,7 @@ impl SharedClient {
                 self.counters.errors.inc();
                 return Err(TierError::Skipped);
             }
-            Permit::Call | Permit::Probe => {}
+            Permit::Call => {}
         }
         let answer = tokio::time::timeout(self.timeout, self.query(&command)).await;
         let error = match answer {

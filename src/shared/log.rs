@@ -210,8 +210,11 @@ impl SharedTier {
                 Err(_) => {
                     tokio::select! {
                         () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(COOL_DOWN) => continue,
+                        () = tokio::time::sleep(COOL_DOWN) => {}
                     }
+                    // The reader's own connection has its own breaker.
+                    self.reader.probe().await;
+                    continue;
                 }
             };
             self.log_ready.send_replace(true);
@@ -238,6 +241,11 @@ impl SharedTier {
             // log is checked for what was lost.
             self.log_ready.send_replace(false);
             cursor = None;
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(COOL_DOWN / 5) => {}
+            }
+            self.reader.probe().await;
         }
         self.leave().await;
     }

@@ -342,6 +342,19 @@ impl SharedTier {
         }
     }
 
+    /// Probes the tier while its breaker is open, off the request path,
+    /// until `cancel` (requests skip it meanwhile; it is used again within
+    /// one cool-down of Redis's return).
+    pub async fn probe_while_open(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(COOL_DOWN / 5) => {}
+            }
+            self.client.probe().await;
+        }
+    }
+
     /// Wakes every waiter (announcements may have been missed).
     pub(super) fn wake_all(&self) {
         self.waiters.iter().for_each(|w| w.value().notify_waiters());

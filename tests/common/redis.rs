@@ -33,6 +33,13 @@ impl RedisServer {
         server
     }
 
+    /// Starts one on `port` (a restart of a server that was there).
+    pub async fn start_on(port: u16) -> Self {
+        let mut server = Self::spawn(port, &[]);
+        server.wait_for_log("Ready to accept connections").await;
+        server
+    }
+
     fn spawn(port: u16, extra: &[&str]) -> Self {
         ensure_installed();
         let mut child = tokio::process::Command::new("redis-server")
