@@ -798,3 +798,36 @@ async fn an_unsafe_request_on_one_instance_invalidates_the_url_on_all() {
         .unwrap();
     assert_eq!(&get(&fleet.url(1, "/item")).await.body[..], b"v2");
 }
+
+#[tokio::test]
+async fn a_cluster_node_stopped_or_killed_under_load_costs_no_request_an_error() {
+    let mut cluster = RedisCluster::start().await;
+    let target = RedisTarget::Cluster(cluster.seeds());
+    let fleet = Arc::new(Fleet::start(&[target.clone(), target.clone(), target]).await);
+    for phase in ["warm", "stopped", "killed"] {
+        for i in 0..30 {
+            fleet.origin.route(
+                &format!("/{phase}/{i}"),
+                Route::ok(format!("body {i}")).header("cache-control", "max-age=600"),
+            );
+        }
+    }
+    let load = |fleet: Arc<Fleet>, phase: &'static str| async move {
+        let mut worst = Duration::ZERO;
+        for i in 0..90 {
+            let started = std::time::Instant::now();
+            let answer = get(&fleet.url(i % 3, &format!("/{phase}/{}", i % 30))).await;
+            worst = worst.max(started.elapsed());
+            assert_eq!(answer.status, StatusCode::OK, "{phase}");
+        }
+        worst
+    };
+    load(fleet.clone(), "warm").await;
+    cluster.nodes[0].signal("-STOP");
+    let stopped = load(fleet.clone(), "stopped").await;
+    cluster.nodes[0].signal("-CONT");
+    drop(cluster.nodes.remove(1));
+    let killed = load(fleet.clone(), "killed").await;
+    eprintln!("slowest request: one node stopped {stopped:?}, one node killed {killed:?}");
+    assert!(stopped < Duration::from_secs(2) && killed < Duration::from_secs(2));
+}
