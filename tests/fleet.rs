@@ -831,3 +831,35 @@ async fn a_cluster_node_stopped_or_killed_under_load_costs_no_request_an_error()
     eprintln!("slowest request: one node stopped {stopped:?}, one node killed {killed:?}");
     assert!(stopped < Duration::from_secs(2) && killed < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn a_revalidation_on_one_instance_refreshes_the_shared_copy() {
+    let redis = RedisServer::start().await;
+    let fleet = Fleet::start(&[single(&redis), single(&redis)]).await;
+    fleet.origin.use_clock(&fleet.clock); // its Date moves with the proxies' clock
+    fleet.origin.route(
+        "/r",
+        Route::ok("same")
+            .header("cache-control", "max-age=10")
+            .etag("\"v1\""),
+    );
+    let mut fills = Fills::watch(&redis.url()).await;
+    get(&fleet.url(0, "/r")).await;
+    fills.next().await;
+    fleet.clock.advance(Duration::from_secs(20));
+    let revalidated = get(&fleet.url(0, "/r")).await;
+    assert!(
+        cache_status(&revalidated).contains("fwd-status=304"),
+        "{}",
+        cache_status(&revalidated)
+    );
+    fills.next().await;
+    let hit = get(&fleet.url(1, "/r")).await;
+    assert_eq!(hit.x_cache(), "HIT", "{}", cache_status(&hit));
+    assert!(
+        cache_status(&hit).contains("detail=shared"),
+        "{}",
+        cache_status(&hit)
+    );
+    assert_eq!(fleet.origin.statuses("/r"), vec![200, 304]);
+}

@@ -207,6 +207,7 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
                     request: &asked.headers,
                     request_time,
                     response_time,
+                    lease,
                 },
             );
             if let Some(guard) = guard {

@@ -16,6 +16,7 @@ use crate::cache::purge::PurgeRule;
 use crate::cache::revalidation::{merge_fresh_headers, same_representation};
 use crate::cache::{CacheKey, CachedResponse};
 use crate::error::RequestError;
+use crate::shared::LeaseHold;
 use crate::upstream::UpstreamBody;
 
 /// A fresh response's headers to apply to a stored entry.
@@ -28,6 +29,9 @@ pub(super) struct Refresh<'a> {
     pub request: &'a HeaderMap,
     pub request_time: SystemTime,
     pub response_time: SystemTime,
+    /// The fleet's lease on the fetch: the refreshed entry's write
+    /// releases it (waiters then find the fresh one).
+    pub lease: Option<LeaseHold>,
 }
 
 /// Applies a 304 (or a matching HEAD response) to a stored entry: its
@@ -44,6 +48,7 @@ pub(super) fn refresh(exchange: &Exchange, refresh: Refresh<'_>) -> CachedRespon
         request,
         request_time,
         response_time,
+        lease,
     } = refresh;
     let mut merged = merge_fresh_headers(entry.headers.to_map(), fresh);
     let input = StoreInput {
@@ -91,7 +96,7 @@ pub(super) fn refresh(exchange: &Exchange, refresh: Refresh<'_>) -> CachedRespon
                     key,
                     Arc::new(refreshed.clone()),
                     since,
-                    None,
+                    lease,
                 );
             }
             refreshed
@@ -131,6 +136,7 @@ pub(in crate::proxy) async fn head(
                     request: &request_headers,
                     request_time,
                     response_time,
+                    lease: None,
                 },
             );
         }
