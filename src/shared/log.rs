@@ -42,7 +42,7 @@ const IDENTITY: &str =
     "redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])";
 
 /// Who confirmed a purge.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Fanout {
     /// Its position in the log.
     pub id: String,
@@ -50,6 +50,9 @@ pub struct Fanout {
     pub confirmed: Vec<String>,
     /// Live instances that did not confirm it in time.
     pub missing: Vec<String>,
+    /// Milliseconds from its append to the last confirmation (or to the
+    /// end of the wait).
+    pub took_ms: f64,
 }
 
 /// Appends a purge of everything to the fleet's log from outside any
@@ -97,6 +100,7 @@ impl SharedTier {
             .arg("node")
             .arg(self.node_id());
         let text: String = self.client.call(xadd).await?;
+        let appended = crate::clock::Stopwatch::start();
         let id = LogId::parse(&text).unwrap_or_default();
         // Known before the reader reads it back: no value fetched before
         // it is promoted from Redis here in between.
@@ -137,6 +141,7 @@ impl SharedTier {
             id: text,
             confirmed,
             missing,
+            took_ms: appended.elapsed().as_secs_f64() * 1000.0,
         })
     }
 
