@@ -147,6 +147,25 @@ async fn a_miss_on_one_instance_is_a_hit_on_the_others_with_the_right_age() {
     let first = get(&fleet.url(0, "/a")).await;
     assert_eq!(first.x_cache(), "MISS");
     assert!(fills.next().await.ends_with("/a"));
+    // Kept in Redis as long as it can be of use: here its 60 s of freshness
+    // (no validators to revalidate with, no stale windows).
+    let mut redis_client = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let names: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{PREFIX}*:e:*"))
+        .query_async(&mut redis_client)
+        .await
+        .unwrap();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let left: i64 = redis::cmd("PTTL")
+        .arg(&names[0])
+        .query_async(&mut redis_client)
+        .await
+        .unwrap();
+    assert!((55_000..=60_000).contains(&left), "expires in {left} ms");
     fleet.clock.advance(Duration::from_secs(5));
 
     for node in [1, 2] {

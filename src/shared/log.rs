@@ -34,8 +34,6 @@ use crate::config::SharedConfig;
 const LOG_LENGTH: u64 = 10_000;
 /// Entries read at once.
 const BATCH: usize = 512;
-/// An instance not seen for this long is not waited for.
-const MEMBER_SILENCE: Duration = Duration::from_secs(3);
 
 /// Makes the log's identity once; answers the identity in force.
 const IDENTITY: &str =
@@ -158,20 +156,6 @@ impl SharedTier {
                 );
             }
         });
-    }
-
-    /// Instances seen lately.
-    async fn members(&self) -> Result<Vec<String>, TierError> {
-        let mut hgetall = redis::cmd("HGETALL");
-        hgetall.arg(self.keys.members());
-        let seen: HashMap<String, u64> = self.client.call(hgetall).await?;
-        let now = unix_millis(wall_now());
-        let silence = u64::try_from(MEMBER_SILENCE.as_millis()).unwrap_or(u64::MAX);
-        Ok(seen
-            .into_iter()
-            .filter(|(_, at)| now.saturating_sub(*at) < silence)
-            .map(|(node, _)| node)
-            .collect())
     }
 
     /// Starts from the position a snapshot recorded (`None`: none).
@@ -434,21 +418,5 @@ impl SharedTier {
     async fn flush_first_tier(&self) {
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.purge(&PurgeRule::All)).await;
-    }
-
-    /// Says this instance is alive (purges wait for its confirmation).
-    async fn heartbeat(&self) {
-        let mut hset = redis::cmd("HSET");
-        hset.arg(self.keys.members())
-            .arg(self.node_id())
-            .arg(unix_millis(wall_now()));
-        let _ = self.client.call::<i64>(hset).await;
-    }
-
-    /// Leaves the fleet's member list (a clean stop).
-    async fn leave(&self) {
-        let mut hdel = redis::cmd("HDEL");
-        hdel.arg(self.keys.members()).arg(self.node_id());
-        let _ = self.client.call::<i64>(hdel).await;
     }
 }

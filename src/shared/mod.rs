@@ -7,7 +7,8 @@
 //! - [`log`]: the purge log (a Redis Stream) that carries purges and
 //!   invalidations to every instance, and the rules values read from
 //!   Redis are checked against ([`rules`]);
-//! - [`announcements`]: the `filled` and `acks` channels;
+//! - [`announcements`]: the `filled` and `acks` channels; [`members`]:
+//!   the instances that are alive (purges wait for them);
 //! - [`breaker`]: when the tier is failing, skip it without waiting, and
 //!   let one probe find out when it is back;
 //! - [`client`]: the Redis client, every call bounded by its own timeout
@@ -27,6 +28,7 @@ pub mod keys;
 pub mod lease;
 pub mod log;
 pub mod log_id;
+pub mod members;
 pub mod rules;
 pub mod tier;
 pub mod value;
