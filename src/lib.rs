@@ -10,7 +10,9 @@
 //!   them; [`accept`] is what its accept loop and the admin API's share.
 //! - [`proxy`] is the request path; [`runtime`] the configuration snapshot
 //!   it reads ([`router`] picks the route); [`upstream`] the origin
-//!   client; [`cache`] the keys, policy, store and snapshot.
+//!   client; [`cache`] the keys, policy, store and snapshot; [`shared`]
+//!   the second tier a fleet shares through Redis; [`breaker`] skips
+//!   what keeps failing.
 //! - [`reload`] applies config edits live (notify, SIGHUP).
 //! - [`admin`] is the admin API (health, metrics, purge, inspection) and
 //!   its client; [`metrics`] holds the counters; [`commands`] are the
@@ -45,6 +47,7 @@
 pub mod accept;
 pub mod admin;
 pub mod app;
+pub mod breaker;
 pub mod cache;
 pub mod cli;
 pub mod clock;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use caching_proxy::shared::breaker::State;
+use caching_proxy::breaker::State;
 use caching_proxy::shared::client::{SharedClient, TierError};
 use caching_proxy::shared::lease;
 use common::redis::{RedisCluster, RedisServer};

@@ -14,7 +14,7 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
-use super::breaker::{Breaker, Permit, State};
+use crate::breaker::{Breaker, Permit, State};
 use crate::config::RedisTarget;
 use crate::metrics::SharedCounters;
 

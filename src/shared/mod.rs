@@ -9,10 +9,8 @@
 //!   Redis are checked against ([`rules`]);
 //! - [`announcements`]: the `filled` and `acks` channels; [`members`]:
 //!   the instances that are alive (purges wait for them);
-//! - [`breaker`]: when the tier is failing, skip it without waiting, and
-//!   let one probe find out when it is back;
 //! - [`client`]: the Redis client, every call bounded by its own timeout
-//!   and guarded by the breaker;
+//!   and guarded by a [`crate::breaker`];
 //! - [`lease`]: the lease commands (taken, renewed and released by its
 //!   owner only);
 //! - [`keys`]: the names in Redis, hash-tagged per URL for a cluster;
@@ -21,7 +19,6 @@
 //! The stored form of an entry is [`crate::cache::wire`].
 
 pub mod announcements;
-pub mod breaker;
 pub mod client;
 pub mod fill;
 pub mod keys;

@@ -16,13 +16,13 @@ use http::{HeaderMap, HeaderName};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use super::breaker::State;
 use super::client::{COOL_DOWN, SharedClient, TierError, px};
 use super::keys::Keys;
 use super::lease;
 use super::log_id::LogId;
 use super::rules::Rules;
 use super::value;
+use crate::breaker::State;
 use crate::cache::store::Retention;
 use crate::cache::vary::VaryValues;
 use crate::cache::{CacheKey, CachedResponse, Store};

@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 
+pub mod balance;
 pub mod body;
 mod pool;
 

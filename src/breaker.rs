@@ -1,9 +1,9 @@
-//! A circuit breaker in front of the shared tier: after `trip_after`
-//! failures in a row the tier is skipped, with no added latency, for
-//! `cool_down`; then one probe, off the request path, tries it while
-//! requests keep skipping; a success closes the breaker, a failure opens it
-//! again. Lock-free: it is consulted on every request that could use the
-//! tier.
+//! A circuit breaker, in front of the shared tier and of each server of an
+//! origin (nginx's `max_fails`/`fail_timeout`): after `trip_after` failures
+//! in a row what it guards is skipped, with no added latency, for
+//! `cool_down`; then one probe tries it while requests keep skipping; a
+//! success closes the breaker, a failure opens it again. Lock-free: it is
+//! consulted on every request that could use what it guards.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
