@@ -103,8 +103,16 @@ pub struct TlsSection {
 pub struct OriginSection {
     /// Referenced by routes.
     pub name: String,
-    /// Absolute http(s) URL.
-    pub url: String,
+    /// Absolute http(s) URL (or `servers`).
+    pub url: Option<String>,
+    /// Several servers, `"http://host:port"` or `{ url, weight, backup }`.
+    pub servers: Option<Vec<ServerEntry>>,
+    /// round_robin | least_connections | key_hash
+    pub balance: Option<BalanceName>,
+    /// Other servers tried after a connect failure or a reset.
+    pub retries: Option<u32>,
+    /// The `Host` sent to the servers (default: the first server's).
+    pub host: Option<String>,
     /// Response-header timeout.
     pub timeout: Option<DurationValue>,
     /// Time between two reads of the response body.
@@ -115,6 +123,40 @@ pub struct OriginSection {
     pub ca_file: Option<PathBuf>,
     /// How long idle pooled connections are kept.
     pub pool_idle_timeout: Option<DurationValue>,
+}
+
+/// One entry of `servers`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ServerEntry {
+    /// `"http://host:port"`, weight 1.
+    Url(String),
+    /// `{ url = "...", weight = 2, backup = true }`
+    Full(ServerSection),
+}
+
+/// `{ url, weight, backup }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// `http://host:port`
+    pub url: String,
+    /// Share of traffic.
+    pub weight: Option<u32>,
+    /// Only when no primary can.
+    pub backup: Option<bool>,
+}
+
+/// The balancing names.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceName {
+    /// In proportion to the weights.
+    RoundRobin,
+    /// Fewest in flight per weight.
+    LeastConnections,
+    /// By a consistent hash of the URL.
+    KeyHash,
 }
 
 /// `[[routes]]`

@@ -11,6 +11,7 @@ pub mod file;
 mod limits;
 mod locate;
 mod origin;
+mod servers;
 mod shared;
 pub mod source;
 mod validate;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{Cause, ConfigError, InvalidOrigin, Place, Problem, SizeError};
-pub use origin::{InvalidTarget, Origin, Scheme};
+pub use origin::{Balance, InvalidTarget, Origin, Scheme, Server};
 pub use shared::{RedisTarget, SharedConfig, shared_from_url};
 pub use source::{ConfigSource, Overrides};
 pub use validate::validate;

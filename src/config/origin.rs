@@ -34,6 +34,28 @@ impl Scheme {
     }
 }
 
+/// How requests are spread over an origin's servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// In proportion to the weights, interleaved.
+    RoundRobin,
+    /// To the server with the fewest requests in flight per weight.
+    LeastConnections,
+    /// Each URL to one server, by a consistent hash.
+    KeyHash,
+}
+
+/// One server of an origin with several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// `host[:port]` it is dialed at.
+    pub authority: Authority,
+    /// Its share of traffic (1 to 100).
+    pub weight: u32,
+    /// Takes traffic only when no primary server can.
+    pub backup: bool,
+}
+
 /// An upstream server the proxy forwards to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -57,6 +79,14 @@ pub struct Origin {
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// How long an idle pooled connection is kept.
     pub pool_idle_timeout: Duration,
+    /// The servers, when there are several (empty: `authority` is the one
+    /// server); `authority` is then the `Host` they are sent.
+    pub servers: Vec<Server>,
+    /// How requests are spread over `servers`.
+    pub balance: Balance,
+    /// Other servers tried after a connect failure or a reset before any
+    /// response, for requests without a body.
+    pub retries: u32,
 }
 
 impl Origin {
@@ -115,6 +145,9 @@ impl Origin {
             connect_timeout: timeout.min(Duration::from_secs(10)),
             extra_roots: Vec::new(),
             pool_idle_timeout: Duration::from_secs(90),
+            servers: Vec::new(),
+            balance: Balance::RoundRobin,
+            retries: 1,
         })
     }
 

@@ -50,7 +50,11 @@ impl Overrides {
         if let Some(url) = &self.origin {
             raw.origins = vec![OriginSection {
                 name: "default".into(),
-                url: url.clone(),
+                url: Some(url.clone()),
+                servers: None,
+                balance: None,
+                retries: None,
+                host: None,
                 timeout: None,
                 read_timeout: None,
                 connect_timeout: None,

@@ -206,8 +206,23 @@ fn validate_origin(
         Some(t) => duration(&format!("{key}.timeout"), t, Duration::from_secs(1), DAY)?,
         None => Duration::from_secs(30),
     };
-    let mut origin = Origin::parse(&section.url, timeout)
-        .map_err(|e| ConfigError::invalid(format!("{key}.url"), e))?;
+    let mut origin = match (&section.url, &section.servers) {
+        (Some(url), None) => Origin::parse(url, timeout)
+            .map_err(|e| ConfigError::invalid(format!("{key}.url"), e))?,
+        (None, Some(servers)) => super::servers::validate_servers(section, servers, key, timeout)?,
+        (Some(_), Some(_)) => {
+            return Err(invalid(key, "give url (one server) or servers, not both"));
+        }
+        (None, None) => return Err(invalid(&format!("{key}.url"), "is required (or servers)")),
+    };
+    if section.servers.is_none()
+        && (section.balance.is_some() || section.host.is_some() || section.retries.is_some())
+    {
+        return Err(invalid(
+            key,
+            "balance, retries and host need servers = [...]",
+        ));
+    }
     origin.name = section.name.clone();
     if let Some(t) = &section.read_timeout {
         origin.read_timeout = duration(

@@ -1,5 +1,4 @@
-//! Choosing a server of an origin with several (issue 16; built and tested
-//! here, not yet on the request path): smooth weighted round robin (nginx's
+//! Choosing a server of an origin with several: smooth weighted round robin (nginx's
 //! sequence, computed once), least connections (in flight per weight), or
 //! a consistent hash of the cache key (weighted rendezvous hashing: when a
 //! server goes, only its own keys move). Backups take traffic only when no
@@ -12,20 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::breaker::{Breaker, Permit};
+pub use crate::config::Balance;
 
 /// Largest weight honoured (the round-robin sequence is the sum of them).
 pub const MAX_WEIGHT: u32 = 100;
-
-/// How requests are spread over an origin's servers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Balance {
-    /// In proportion to the weights, interleaved.
-    RoundRobin,
-    /// To the server with the fewest requests in flight per weight.
-    LeastConnections,
-    /// Each cache key to one server, by a consistent hash.
-    KeyHash,
-}
 
 /// One server of an origin as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -79,15 +79,17 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A pool dialing `origin` through `connector` (TCP, TLS, connect
-    /// timeout).
+    /// A pool dialing `server` (one of `origin`'s, or its own authority)
+    /// through `connector` (TCP, TLS, connect timeout); requests name the
+    /// origin's `Host`.
     pub fn new(
         origin: &Origin,
+        server: &http::uri::Authority,
         connector: HttpsConnector<HttpConnector>,
     ) -> Result<Self, SetupError> {
         let target = Uri::builder()
             .scheme(origin.scheme.as_str())
-            .authority(origin.authority.clone())
+            .authority(server.clone())
             .path_and_query("/")
             .build()
             .map_err(|source| SetupError::Address {
