@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+
+use super::balance::Picked;
 use hyper::body::Incoming;
 use prometheus_client::metrics::counter::Counter;
 use tokio::time::{Instant, Sleep};
@@ -117,6 +119,9 @@ pub struct OriginBody {
     last: Option<Instant>,
     deadline: Deadline,
     failures: BodyFailures,
+    /// The server it comes from, counted in flight until the body is done
+    /// with (`None`: an origin with one server).
+    server: Option<Picked>,
 }
 
 impl OriginBody {
@@ -129,7 +134,14 @@ impl OriginBody {
             last: None,
             deadline: Deadline::default(),
             failures,
+            server: None,
         }
+    }
+
+    /// Keeps `server` counted in flight until this body is dropped.
+    pub fn from_server(mut self, server: Option<Picked>) -> Self {
+        self.server = server;
+        self
     }
 }
 

@@ -20,7 +20,7 @@ use crate::clock::Stopwatch;
 use crate::config::Origin;
 use crate::error::{OriginFailure, RequestError};
 use crate::metrics::Metrics;
-use balance::{Balancer, ServerSpec};
+use balance::{Balancer, Picked, ServerSpec};
 use body::{BodyError, BodyFailures, OriginBody, client_body_fault};
 use pool::Pool;
 
@@ -158,15 +158,23 @@ impl Upstream {
         *request.version_mut() = Version::HTTP_11;
         let started = Stopwatch::start();
         let result = match &self.balancer {
-            None => self.send_to(&self.pools[0], request).await,
-            Some(balancer) => self.send_to_one_of(balancer, request).await,
+            None => self
+                .send_to(&self.pools[0], request)
+                .await
+                .map(|response| (response, None)),
+            Some(balancer) => self
+                .send_to_one_of(balancer, request)
+                .await
+                .map(|(response, server)| (response, Some(server))),
         };
         let result = match result {
-            Ok(response) => {
+            Ok((response, server)) => {
                 self.metrics.origin_answered(&self.name, started.elapsed());
                 let read_timeout = self.origin.read_timeout;
                 let failures = self.body_failures.clone();
-                return Ok(response.map(|body| OriginBody::new(body, read_timeout, failures)));
+                return Ok(response.map(|body| {
+                    OriginBody::new(body, read_timeout, failures).from_server(server)
+                }));
             }
             Err(RequestError::OriginFailed(cause)) => match client_body_fault(cause.as_ref()) {
                 // Not the origin's fault: the client's body stalled or broke.
@@ -206,7 +214,7 @@ impl Upstream {
         &self,
         balancer: &Balancer,
         request: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, RequestError> {
+    ) -> Result<(Response<Incoming>, Picked), RequestError> {
         let key = request.uri().to_string();
         // Only a safe request without a body is sent again: a POST that
         // reached a server before its connection broke may have been acted on.
@@ -237,7 +245,7 @@ impl Upstream {
                     if server.succeeded() {
                         tracing::info!(origin = %self.name, server = %server.spec.name, "origin server answering again");
                     }
-                    return result;
+                    return result.map(|response| (response, picked));
                 }
                 Some(kind) => {
                     let before_response = matches!(
@@ -255,7 +263,7 @@ impl Upstream {
                     }
                     let retries_left = tried.len() < self.origin.retries as usize;
                     if !(before_response && retries_left && again.is_some()) {
-                        return result;
+                        return result.map(|response| (response, picked));
                     }
                     self.metrics.origin_failed(&self.name, kind);
                     tried.push(picked.index());
