@@ -33,6 +33,10 @@ pub enum RequestError {
     /// The origin closed or broke the exchange before sending headers.
     #[error("origin failed before sending a response")]
     OriginFailed(#[source] BoxError),
+    /// Every server of the origin that could take the request had its
+    /// `max_connections` in flight for this long.
+    #[error("origin busy: no free connection within {0:?}")]
+    OriginBusy(Duration),
     /// The origin's response framing is ambiguous (never relayed).
     #[error("origin sent an ambiguous response: {0}")]
     OriginProtocol(&'static str),
@@ -67,6 +71,7 @@ impl RequestError {
             RequestError::OriginConnect(_)
             | RequestError::OriginFailed(_)
             | RequestError::OriginProtocol(_) => StatusCode::BAD_GATEWAY,
+            RequestError::OriginBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
             RequestError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             RequestError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             RequestError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -119,6 +124,8 @@ pub enum OriginFailure {
     Reset,
     /// The response could not be parsed, or its framing is ambiguous.
     Protocol,
+    /// No connection to the server was free within the timeout.
+    Busy,
     /// The body paused longer than the read timeout.
     BodyTimeout,
     /// The body broke off after the headers.
@@ -129,13 +136,14 @@ pub enum OriginFailure {
 
 impl OriginFailure {
     /// Every kind, for metrics tables.
-    pub const ALL: [OriginFailure; 9] = [
+    pub const ALL: [OriginFailure; 10] = [
         OriginFailure::Connect,
         OriginFailure::Tls,
         OriginFailure::Timeout,
         OriginFailure::Closed,
         OriginFailure::Reset,
         OriginFailure::Protocol,
+        OriginFailure::Busy,
         OriginFailure::BodyTimeout,
         OriginFailure::BodyBroken,
         OriginFailure::Other,
@@ -150,6 +158,7 @@ impl OriginFailure {
             OriginFailure::Closed => "closed",
             OriginFailure::Reset => "reset",
             OriginFailure::Protocol => "protocol",
+            OriginFailure::Busy => "busy",
             OriginFailure::BodyTimeout => "body_timeout",
             OriginFailure::BodyBroken => "body_broken",
             OriginFailure::Other => "other",
@@ -162,6 +171,7 @@ impl OriginFailure {
     pub fn of(err: &RequestError) -> Option<Self> {
         Some(match err {
             RequestError::OriginTimeout(_) => OriginFailure::Timeout,
+            RequestError::OriginBusy(_) => OriginFailure::Busy,
             RequestError::OriginProtocol(_) => OriginFailure::Protocol,
             RequestError::OriginConnect(cause) if in_chain::<rustls::Error>(cause.as_ref()) => {
                 OriginFailure::Tls

@@ -84,6 +84,11 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
+    /// The origins' clients.
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
+    }
+
     /// Builds the snapshot for `config`, reusing the connection pools of
     /// `previous` for origins whose settings did not change.
     pub fn build(
@@ -93,12 +98,15 @@ impl Runtime {
     ) -> Result<Self, BuildError> {
         let mut upstreams: HashMap<&str, Arc<Upstream>> = HashMap::new();
         for origin in &config.origins {
-            let reused = previous
-                .and_then(|p| p.upstreams.iter().find(|u| u.origin() == origin))
-                .cloned();
-            let upstream = match reused {
-                Some(upstream) => upstream,
-                None => Arc::new(Upstream::new(origin.clone(), metrics.clone())?),
+            let same_name =
+                previous.and_then(|p| p.upstreams.iter().find(|u| u.origin().name == origin.name));
+            let upstream = match same_name {
+                Some(upstream) if upstream.origin() == origin => upstream.clone(),
+                earlier => Arc::new(Upstream::new(
+                    origin.clone(),
+                    metrics.clone(),
+                    earlier.map(|u| u.as_ref()),
+                )?),
             };
             upstreams.insert(origin.name.as_str(), upstream);
         }

@@ -90,8 +90,13 @@ async fn a_stopped_server_costs_gets_nothing_and_is_then_left_out() {
 fn balancer_state(proxy: &TestProxy) -> Vec<bool> {
     let runtime = proxy.running().proxy().runtime();
     let route = runtime.route("127.0.0.1", "/").unwrap();
-    let balancer = route.upstream.balancer().unwrap();
-    balancer.servers().iter().map(|s| s.is_up()).collect()
+    let stats = route.upstream.servers_stats().unwrap();
+    stats["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["up"].as_bool().unwrap())
+        .collect()
 }
 
 #[tokio::test]

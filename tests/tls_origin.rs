@@ -62,3 +62,26 @@ async fn an_untrusted_origin_certificate_is_502() {
         "no request crossed an unverified connection"
     );
 }
+
+#[tokio::test]
+async fn past_100_streams_a_second_http2_connection_is_opened() {
+    let (proxy, seen) = proxy_trusting_a_tls_origin().await;
+    assert_eq!(get(&proxy.url("/warm")).await.status, StatusCode::OK);
+    // 150 requests in flight at once (each answered a second late): 100
+    // share the first connection, the other 50 one more, not one each.
+    let all: Vec<_> = (0..150)
+        .map(|n| tokio::spawn(get_owned(proxy.url(&format!("/slow/{n}")))))
+        .collect();
+    for one in all {
+        assert_eq!(one.await.unwrap(), StatusCode::OK);
+    }
+    let seen = seen.lock().unwrap().clone();
+    let mut ports: Vec<u16> = seen.iter().map(|(.., port)| *port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), 2, "connections by client port: {ports:?}");
+}
+
+async fn get_owned(url: String) -> StatusCode {
+    get(&url).await.status
+}

@@ -249,6 +249,15 @@ impl Admin {
                     if let Some(tier) = proxy.shared() {
                         stats["shared"] = tier.stats();
                     }
+                    let runtime = proxy.runtime();
+                    let pools: Vec<serde_json::Value> = runtime
+                        .upstreams()
+                        .iter()
+                        .filter_map(|u| u.servers_stats())
+                        .collect();
+                    if !pools.is_empty() {
+                        stats["origin_servers"] = serde_json::Value::Array(pools);
+                    }
                     stats
                 };
                 json(StatusCode::OK, &self.off_runtime(stats).await?)

@@ -123,6 +123,30 @@ pub struct OriginSection {
     pub ca_file: Option<PathBuf>,
     /// How long idle pooled connections are kept.
     pub pool_idle_timeout: Option<DurationValue>,
+    /// Requests in flight per server.
+    pub max_connections: Option<u32>,
+    /// How often server host names are resolved again.
+    pub resolve_every: Option<DurationValue>,
+    /// `[origins.health]`
+    pub health: Option<HealthSection>,
+}
+
+/// `[origins.health]`: passive settings, and an active check with `path`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSection {
+    /// `/healthz`; absent: passive health only.
+    pub path: Option<String>,
+    /// Between two checks of one server.
+    pub interval: Option<DurationValue>,
+    /// For one check.
+    pub timeout: Option<DurationValue>,
+    /// Failures in a row that take a server out.
+    pub fall: Option<u32>,
+    /// Checks in a row that bring it back.
+    pub rise: Option<u32>,
+    /// How long failed requests keep a server out.
+    pub back_off: Option<DurationValue>,
 }
 
 /// One entry of `servers`.

@@ -8,6 +8,7 @@
 
 mod error;
 pub mod file;
+mod health;
 mod limits;
 mod locate;
 mod origin;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{Cause, ConfigError, InvalidOrigin, Place, Problem, SizeError};
-pub use origin::{Balance, InvalidTarget, Origin, Scheme, Server};
+pub use origin::{ActiveCheck, Balance, Health, InvalidTarget, Origin, Scheme, Server};
 pub use shared::{RedisTarget, SharedConfig, shared_from_url};
 pub use source::{ConfigSource, Overrides};
 pub use validate::validate;

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use super::error::InvalidOrigin;
 
+/// Requests in flight to one server unless `max_connections` says.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
+
 /// The scheme an origin speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -56,6 +59,43 @@ pub struct Server {
     pub backup: bool,
 }
 
+/// How an origin's servers are watched: passive counts of failed
+/// requests, and optionally an active check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The active check (`None`: passive health only).
+    pub check: Option<ActiveCheck>,
+    /// Failures in a row that take a server out.
+    pub fall: u32,
+    /// Checks in a row that bring a server taken out by checks back.
+    pub rise: u32,
+    /// How long a server that failed requests is left out before one
+    /// request (or a check) tries it again.
+    pub back_off: Duration,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            check: None,
+            fall: 3,
+            rise: 2,
+            back_off: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `GET path` to each server every `interval`, off the request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveCheck {
+    /// The path asked for (starts with `/`).
+    pub path: PathAndQuery,
+    /// Time between two checks of one server.
+    pub interval: Duration,
+    /// Time a check may take (connect and response head).
+    pub timeout: Duration,
+}
+
 /// An upstream server the proxy forwards to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -87,6 +127,14 @@ pub struct Origin {
     /// Other servers tried after a connect failure or a reset before any
     /// response, for requests without a body.
     pub retries: u32,
+    /// Requests in flight to one server at most; more wait up to
+    /// `timeout`, then get a 503.
+    pub max_connections: u32,
+    /// How often a server named by a host name is resolved again (each of
+    /// its addresses is a server).
+    pub resolve_every: Duration,
+    /// Passive and active health of the servers.
+    pub health: Health,
 }
 
 impl Origin {
@@ -148,6 +196,9 @@ impl Origin {
             servers: Vec::new(),
             balance: Balance::RoundRobin,
             retries: 1,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            resolve_every: Duration::from_secs(30),
+            health: Health::default(),
         })
     }
 

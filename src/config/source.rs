@@ -60,6 +60,9 @@ impl Overrides {
                 connect_timeout: None,
                 ca_file: None,
                 pool_idle_timeout: None,
+                max_connections: None,
+                resolve_every: None,
+                health: None,
             }];
             raw.routes = Vec::new();
         }

@@ -248,6 +248,7 @@ fn validate_origin(
         let path = base_dir.join(ca_file);
         origin.extra_roots = load_certs(&format!("{key}.ca_file"), &path)?;
     }
+    super::health::apply_pool_settings(section, key, &mut origin)?;
     Ok(origin)
 }
 

@@ -20,7 +20,9 @@ use crate::cache::store::Usage;
 use crate::clock::{unix_millis, wall_now};
 use crate::error::OriginFailure;
 
+mod servers;
 mod shared;
+pub use servers::{ServerGauges, ServerLabels, ServerMetrics};
 pub use shared::SharedCounters;
 
 /// A label value shared without copying (route and origin names).
@@ -156,6 +158,8 @@ pub struct Metrics {
     cache_bytes: Gauge,
     /// The shared tier's counts (zero without one).
     pub shared: SharedCounters,
+    /// The health of the servers of origins with several.
+    pub servers: ServerMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -200,8 +204,10 @@ impl Metrics {
             cache_entries: Gauge::default(),
             cache_bytes: Gauge::default(),
             shared: SharedCounters::default(),
+            servers: ServerMetrics::default(),
         };
         metrics.shared.register(&mut registry);
+        metrics.servers.register(&mut registry);
         registry.register("requests", "Client requests", metrics.requests.clone());
         registry.register(
             "origin_request_duration_seconds",

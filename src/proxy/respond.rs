@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use http::header::{
     AGE, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, CONTENT_TYPE,
-    DATE, ETAG, EXPIRES, LAST_MODIFIED, RANGE, VARY,
+    DATE, ETAG, EXPIRES, LAST_MODIFIED, RANGE, RETRY_AFTER, VARY,
 };
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
@@ -99,6 +99,10 @@ pub(super) fn error_response(err: &RequestError) -> Response<ProxyBody> {
     // connection's state is unknown: close it.
     if matches!(status.as_u16(), 400 | 408 | 414 | 431) {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let RequestError::OriginBusy(_) = err {
+        // A server's connections free up within the origin's timeout.
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response
 }

@@ -7,11 +7,12 @@
 //! and an active-check flag. Lock-free: a pick reads atomics only.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::breaker::{Breaker, Permit};
 pub use crate::config::Balance;
+pub use crate::metrics::ServerGauges;
 
 /// Largest weight honoured (the round-robin sequence is the sum of them).
 pub const MAX_WEIGHT: u32 = 100;
@@ -27,6 +28,15 @@ pub struct ServerSpec {
     pub backup: bool,
 }
 
+/// A change of a server's state, to log once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// It takes requests again.
+    Up,
+    /// It is left out.
+    Down,
+}
+
 /// A server's live state.
 #[derive(Debug)]
 pub struct Server {
@@ -37,19 +47,42 @@ pub struct Server {
     passive: Breaker,
     /// Active health: what the last checks said (true without checks).
     checked_up: AtomicBool,
+    /// Checks in a row: successes when positive, failures when negative.
+    checks_in_row: AtomicI32,
     /// For the hash: fixed per server name.
     seed: u64,
+    gauges: ServerGauges,
 }
 
 impl Server {
-    fn new(spec: ServerSpec, fall: u32, back_off: Duration) -> Self {
+    /// A server taken out after `fall` failed requests in a row, for
+    /// `back_off`; its state shown in `gauges`.
+    pub fn new(spec: ServerSpec, fall: u32, back_off: Duration, gauges: ServerGauges) -> Self {
+        gauges.up.set(1);
         Server {
             seed: xxhash_rust::xxh3::xxh3_64(spec.name.as_bytes()),
             spec,
             in_flight: AtomicUsize::new(0),
             passive: Breaker::new(fall, back_off),
             checked_up: AtomicBool::new(true),
+            checks_in_row: AtomicI32::new(0),
+            gauges,
         }
+    }
+
+    /// This server with what the checks said of `earlier` (the same
+    /// server before its settings changed).
+    pub fn carrying(self, earlier: &Server) -> Self {
+        self.checked_up.store(
+            earlier.checked_up.load(Ordering::Acquire),
+            Ordering::Release,
+        );
+        self.checks_in_row.store(
+            earlier.checks_in_row.load(Ordering::Acquire),
+            Ordering::Release,
+        );
+        self.show();
+        self
     }
 
     /// Whether requests may go to it now (not counting a probe).
@@ -65,18 +98,96 @@ impl Server {
     /// A request to it failed before any response (connect failure,
     /// timeout, reset); returns true when this took it out.
     pub fn failed(&self) -> bool {
-        self.passive.failed()
+        let out = self.passive.failed();
+        if out {
+            self.gauges.downs.inc();
+            self.show();
+        }
+        out
     }
 
     /// A request to it got a response; returns true when this brought it
     /// back.
     pub fn succeeded(&self) -> bool {
-        self.passive.succeeded()
+        let back = self.passive.succeeded();
+        if back {
+            self.show();
+        }
+        back
     }
 
-    /// What the active check concluded (after its `rise` or `fall`).
+    /// An active check answered well; after `rise` in a row a server the
+    /// checks had taken out is back (and a passive back-off is over).
+    pub fn check_passed(&self, rise: u32) -> Option<Transition> {
+        let in_row = self
+            .checks_in_row
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.max(0).saturating_add(1))
+            })
+            .map_or(1, |n| n.max(0).saturating_add(1));
+        let was_up = self.is_up();
+        if self.checked_up.load(Ordering::Acquire) {
+            // A passive back-off ends with the check's success.
+            if self.passive.succeeded() && !was_up {
+                self.show();
+                return Some(Transition::Up);
+            }
+            return None;
+        }
+        if u32::try_from(in_row).unwrap_or(0) < rise {
+            return None;
+        }
+        self.checked_up.store(true, Ordering::Release);
+        self.passive.succeeded();
+        self.show();
+        Some(Transition::Up)
+    }
+
+    /// An active check failed; after `fall` in a row the server is out
+    /// until `rise` checks pass.
+    pub fn check_failed(&self, fall: u32) -> Option<Transition> {
+        let in_row = self
+            .checks_in_row
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.min(0).saturating_sub(1))
+            })
+            .map_or(1, |n| n.min(0).saturating_sub(1).unsigned_abs());
+        if !self.checked_up.load(Ordering::Acquire) || in_row < fall {
+            return None;
+        }
+        let was_up = self.is_up();
+        self.checked_up.store(false, Ordering::Release);
+        self.show();
+        if was_up {
+            self.gauges.downs.inc();
+            Some(Transition::Down)
+        } else {
+            None
+        }
+    }
+
+    /// Takes it out or brings it back as the checks say (tests).
     pub fn set_checked_up(&self, up: bool) {
         self.checked_up.store(up, Ordering::Release);
+        self.show();
+    }
+
+    /// Its state for `/stats`.
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::json!({
+            "server": self.spec.name,
+            "weight": self.spec.weight,
+            "backup": self.spec.backup,
+            "up": self.is_up(),
+            "in_flight": self.in_flight(),
+            "passive": self.passive.state().as_str(),
+            "checked": if self.checked_up.load(Ordering::Acquire) { "up" } else { "down" },
+            "taken_out": self.gauges.downs.get(),
+        })
+    }
+
+    fn show(&self) {
+        self.gauges.up.set(i64::from(self.is_up()));
     }
 }
 
@@ -117,13 +228,8 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    /// Servers `specs` chosen by `balance`; each is taken out after `fall`
-    /// failures in a row, for `back_off`.
-    pub fn new(specs: Vec<ServerSpec>, balance: Balance, fall: u32, back_off: Duration) -> Self {
-        let servers: Vec<Arc<Server>> = specs
-            .into_iter()
-            .map(|spec| Arc::new(Server::new(spec, fall, back_off)))
-            .collect();
+    /// `servers` chosen by `balance`.
+    pub fn new(servers: Vec<Arc<Server>>, balance: Balance) -> Self {
         let sequence = |backup: bool| {
             let members: Vec<(usize, u32)> = servers
                 .iter()
@@ -151,9 +257,23 @@ impl Balancer {
     /// (a retry's earlier servers): a primary that is up, else a backup
     /// that is up, else one whose back-off is over (its probe), else none.
     pub fn pick(&self, key: &str, tried: &[usize]) -> Option<Picked> {
+        self.pick_preferring(key, tried, |_| true)
+    }
+
+    /// As [`pick`](Self::pick), preferring servers for which `has_room`
+    /// holds (below their connection bound) while any that is up has room.
+    pub fn pick_preferring(
+        &self,
+        key: &str,
+        tried: &[usize],
+        has_room: impl Fn(usize) -> bool,
+    ) -> Option<Picked> {
         let usable = |i: &usize| !tried.contains(i) && self.servers[*i].is_up();
+        let roomy = |i: &usize| usable(i) && has_room(*i);
         let chosen = self
-            .choose(&self.primaries, key, &usable)
+            .choose(&self.primaries, key, &roomy)
+            .or_else(|| self.choose(&self.backups, key, &roomy))
+            .or_else(|| self.choose(&self.primaries, key, &usable))
             .or_else(|| self.choose(&self.backups, key, &usable))
             .or_else(|| {
                 // Nobody is up: the first server due for a probe gets this
@@ -184,9 +304,10 @@ impl Balancer {
         }
         match self.balance {
             Balance::RoundRobin => {
-                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                // A server left out gives up its turn instead of passing it
+                // to the next one, which would then get a double share.
                 (0..sequence.len())
-                    .map(|step| sequence[(start + step) % sequence.len()])
+                    .map(|_| sequence[self.next.fetch_add(1, Ordering::Relaxed) % sequence.len()])
                     .find(usable)
             }
             Balance::LeastConnections => {
@@ -262,8 +383,19 @@ mod tests {
     }
 
     fn balancer(balance: Balance, specs: &[(&str, u32, bool)]) -> Balancer {
-        let specs = specs.iter().map(|(n, w, b)| spec(n, *w, *b)).collect();
-        Balancer::new(specs, balance, 2, Duration::from_secs(10))
+        let servers = specs
+            .iter()
+            .map(|(n, w, b)| {
+                let gauges = ServerGauges::default();
+                Arc::new(Server::new(
+                    spec(n, *w, *b),
+                    2,
+                    Duration::from_secs(10),
+                    gauges,
+                ))
+            })
+            .collect();
+        Balancer::new(servers, balance)
     }
 
     fn counts(balancer: &Balancer, picks: usize, key: impl Fn(usize) -> String) -> Vec<usize> {
@@ -325,6 +457,45 @@ mod tests {
         assert_eq!(counts(&rr, 10, |_| String::new()), vec![0, 10]);
         rr.servers()[0].set_checked_up(true);
         assert_eq!(counts(&rr, 10, |_| String::new()), vec![10, 0]);
+    }
+
+    #[test]
+    fn checks_take_a_server_out_after_fall_and_back_after_rise() {
+        let rr = balancer(Balance::RoundRobin, &[("a", 1, false), ("b", 1, false)]);
+        let a = rr.servers()[0].clone();
+        assert_eq!(a.check_failed(3), None);
+        assert_eq!(a.check_passed(2), None, "a success breaks the run");
+        assert_eq!(a.check_failed(3), None);
+        assert_eq!(a.check_failed(3), None);
+        assert_eq!(a.check_failed(3), Some(Transition::Down));
+        assert_eq!(a.check_failed(3), None, "logged once");
+        assert_eq!(counts(&rr, 10, |_| String::new()), vec![0, 10]);
+        assert_eq!(a.check_passed(2), None);
+        assert_eq!(a.check_passed(2), Some(Transition::Up));
+        assert_eq!(counts(&rr, 10, |_| String::new()), vec![5, 5]);
+    }
+
+    #[test]
+    fn a_passing_check_ends_a_passive_back_off() {
+        let rr = balancer(Balance::RoundRobin, &[("a", 1, false)]);
+        let a = rr.servers()[0].clone();
+        a.failed();
+        assert!(a.failed());
+        assert!(!a.is_up());
+        assert_eq!(a.check_passed(2), Some(Transition::Up));
+        assert!(a.is_up());
+    }
+
+    #[test]
+    fn servers_with_room_are_preferred() {
+        let rr = balancer(Balance::RoundRobin, &[("a", 1, false), ("b", 1, false)]);
+        for _ in 0..4 {
+            assert_eq!(rr.pick_preferring("", &[], |i| i == 1).unwrap().index(), 1);
+        }
+        assert!(
+            rr.pick_preferring("", &[], |_| false).is_some(),
+            "full: wait on one"
+        );
     }
 
     #[test]

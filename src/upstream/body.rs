@@ -23,10 +23,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use super::balance::Picked;
 use hyper::body::Incoming;
 use prometheus_client::metrics::counter::Counter;
 use tokio::time::{Instant, Sleep};
+
+use super::held::Held;
 
 /// A request body towards the origin: the client's (held to a minimum
 /// rate), or none (background revalidation).
@@ -119,9 +120,8 @@ pub struct OriginBody {
     last: Option<Instant>,
     deadline: Deadline,
     failures: BodyFailures,
-    /// The server it comes from, counted in flight until the body is done
-    /// with (`None`: an origin with one server).
-    server: Option<Picked>,
+    /// What the exchange holds until the body is done with.
+    _held: Held,
 }
 
 impl OriginBody {
@@ -134,13 +134,13 @@ impl OriginBody {
             last: None,
             deadline: Deadline::default(),
             failures,
-            server: None,
+            _held: Held::default(),
         }
     }
 
-    /// Keeps `server` counted in flight until this body is dropped.
-    pub fn from_server(mut self, server: Option<Picked>) -> Self {
-        self.server = server;
+    /// Keeps what the exchange holds until this body is dropped.
+    pub fn holding(mut self, held: Held) -> Self {
+        self._held = held;
         self
     }
 }

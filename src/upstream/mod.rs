@@ -1,27 +1,31 @@
 //! The client towards one origin: HTTP/1.1 or HTTP/2 (ALPN) over TCP or
-//! rustls, with webpki roots and the ring provider chosen explicitly, its
-//! connections kept by `pool`. Failures are classified by type,
-//! never by message text.
+//! rustls, one connection pool per server (`pool`, dialed by `dial`), the
+//! servers of an origin with several chosen by `balance` and watched by
+//! `watch`. Failures are classified by type, never by message text.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, Request, Response, Version};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnectorBuilder;
-use hyper_util::client::legacy::connect::HttpConnector;
 
 pub mod balance;
 pub mod body;
+mod dial;
+mod held;
+mod members;
 mod pool;
+mod watch;
 
 use crate::clock::Stopwatch;
 use crate::config::Origin;
 use crate::error::{OriginFailure, RequestError};
 use crate::metrics::Metrics;
-use balance::{Balancer, Picked, ServerSpec};
+use balance::Balancer;
 use body::{BodyError, BodyFailures, OriginBody, client_body_fault};
+use held::{Held, StreamSlot};
+use members::{Members, Resolved};
 use pool::Pool;
 
 pub use body::UpstreamBody;
@@ -59,69 +63,68 @@ pub enum SetupError {
     },
 }
 
-/// Failures in a row that take one of several servers out.
-const FALL: u32 = 3;
-/// How long a server that failed is left out before one request tries it
-/// (nginx's `fail_timeout`).
-const BACK_OFF: Duration = Duration::from_secs(10);
-
 /// No server of the origin can take the request now (all are out).
 #[derive(Debug, thiserror::Error)]
 #[error("no server of origin '{0}' is up")]
 pub struct NoServerUp(String);
 
+/// What the client and its watching task share.
+#[derive(Debug)]
+pub struct Group {
+    origin: Arc<Origin>,
+    metrics: Metrics,
+    tls: rustls::ClientConfig,
+    /// The servers now (swapped when a name resolves differently).
+    members: ArcSwap<Members>,
+}
+
+/// Ends the watching task with the last clone of the client.
+#[derive(Debug)]
+struct Watching(tokio::task::JoinHandle<()>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The client towards one origin: one connection pool per server.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    origin: Arc<Origin>,
+    group: Arc<Group>,
     name: Arc<str>,
-    metrics: Metrics,
-    /// One per server (one in all for an origin with one URL).
-    pools: Arc<[Arc<Pool>]>,
-    /// Chooses among several servers (`None`: one server).
-    balancer: Option<Arc<Balancer>>,
     /// Counts bodies that did not end well (held: no label lookup).
     body_failures: BodyFailures,
+    _watching: Option<Arc<Watching>>,
 }
 
 impl Upstream {
-    /// Builds the pooled client for `origin`.
-    pub fn new(origin: Origin, metrics: Metrics) -> Result<Self, SetupError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(origin.connect_timeout));
-        http.set_keepalive(Some(Duration::from_secs(60)));
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(&origin)?)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+    /// Builds the pooled client for `origin`, taking over the pools and
+    /// the health of the servers `previous` (the same origin before a
+    /// reload) has too.
+    pub fn new(
+        origin: Origin,
+        metrics: Metrics,
+        previous: Option<&Upstream>,
+    ) -> Result<Self, SetupError> {
+        let tls = dial::tls_config(&origin)?;
+        let origin = Arc::new(origin);
         let name: Arc<str> = origin.name.as_str().into();
-        let (pools, balancer) = if origin.servers.is_empty() {
-            let pool = Arc::new(Pool::new(&origin, &origin.authority, connector)?);
-            (vec![pool], None)
-        } else {
-            let mut pools = Vec::with_capacity(origin.servers.len());
-            for server in &origin.servers {
-                pools.push(Arc::new(Pool::new(
-                    &origin,
-                    &server.authority,
-                    connector.clone(),
-                )?));
+        let before = previous.map(|p| p.group.members.load_full());
+        let members = Members::build(&origin, &Resolved::new(), before.as_deref(), &metrics, &tls)?;
+        let group = Arc::new(Group {
+            origin,
+            tls,
+            members: ArcSwap::from_pointee(members),
+            metrics: metrics.clone(),
+        });
+        // Outside a runtime (checking a configuration) nothing is watched.
+        let watching = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if watch::needed(&group) => {
+                let task = runtime.spawn(watch::run(Arc::downgrade(&group)));
+                Some(Arc::new(Watching(task)))
             }
-            let specs = origin
-                .servers
-                .iter()
-                .map(|s| ServerSpec {
-                    name: s.authority.to_string(),
-                    weight: s.weight,
-                    backup: s.backup,
-                })
-                .collect();
-            let balancer = Balancer::new(specs, origin.balance, FALL, BACK_OFF);
-            (pools, Some(Arc::new(balancer)))
+            _ => None,
         };
         Ok(Upstream {
             body_failures: BodyFailures {
@@ -129,21 +132,26 @@ impl Upstream {
                 broken: metrics.origin_error_counter(&name, OriginFailure::BodyBroken),
             },
             name,
-            pools: pools.into(),
-            balancer,
-            origin: Arc::new(origin),
-            metrics,
+            group,
+            _watching: watching,
         })
-    }
-
-    /// The origin's servers and their state (`None`: it has one URL).
-    pub fn balancer(&self) -> Option<&Arc<Balancer>> {
-        self.balancer.as_ref()
     }
 
     /// The origin this pool talks to.
     pub fn origin(&self) -> &Origin {
-        &self.origin
+        &self.group.origin
+    }
+
+    /// Its servers' states for `/stats` (`None`: an origin with one URL).
+    pub fn servers_stats(&self) -> Option<serde_json::Value> {
+        let members = self.group.members.load();
+        members.balancer.as_ref()?;
+        let servers: Vec<serde_json::Value> = members.servers().iter().map(|s| s.stats()).collect();
+        Some(serde_json::json!({
+            "origin": self.group.origin.name,
+            "up": members.servers().iter().filter(|s| s.is_up()).count(),
+            "servers": servers,
+        }))
     }
 
     /// Sends `request` (absolute URI, headers prepared) and waits for the
@@ -157,24 +165,19 @@ impl Upstream {
         // version must not force one.
         *request.version_mut() = Version::HTTP_11;
         let started = Stopwatch::start();
-        let result = match &self.balancer {
-            None => self
-                .send_to(&self.pools[0], request)
-                .await
-                .map(|response| (response, None)),
-            Some(balancer) => self
-                .send_to_one_of(balancer, request)
-                .await
-                .map(|(response, server)| (response, Some(server))),
+        let members = self.group.members.load_full();
+        let result = match &members.balancer {
+            None => self.send_to(&members.pools[0], request).await,
+            Some(balancer) => self.send_to_one_of(&members, balancer, request).await,
         };
+        let metrics = &self.group.metrics;
         let result = match result {
-            Ok((response, server)) => {
-                self.metrics.origin_answered(&self.name, started.elapsed());
-                let read_timeout = self.origin.read_timeout;
+            Ok((response, held)) => {
+                metrics.origin_answered(&self.name, started.elapsed());
+                let read_timeout = self.group.origin.read_timeout;
                 let failures = self.body_failures.clone();
-                return Ok(response.map(|body| {
-                    OriginBody::new(body, read_timeout, failures).from_server(server)
-                }));
+                return Ok(response
+                    .map(|body| OriginBody::new(body, read_timeout, failures).holding(held)));
             }
             Err(RequestError::OriginFailed(cause)) => match client_body_fault(cause.as_ref()) {
                 // Not the origin's fault: the client's body stalled or broke.
@@ -185,36 +188,42 @@ impl Upstream {
             Err(err) => err,
         };
         if let Some(kind) = OriginFailure::of(&result) {
-            self.metrics.origin_failed(&self.name, kind);
+            metrics.origin_failed(&self.name, kind);
         }
         Err(result)
     }
 }
 
 impl Upstream {
-    /// One attempt on one server's pool, bounded by the origin's timeout.
+    /// One attempt on one server's pool: a place among its requests in
+    /// flight (waiting at most the origin's timeout), then the response
+    /// head within the origin's timeout.
     async fn send_to(
         &self,
         pool: &Arc<Pool>,
         request: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, RequestError> {
-        let timeout = self.origin.timeout;
+    ) -> Result<(Response<Incoming>, Held), RequestError> {
+        let timeout = self.group.origin.timeout;
+        let permit = pool.admit(timeout).await?;
         match tokio::time::timeout(timeout, pool.send(request)).await {
-            Ok(Ok(response)) => check_framing(response),
+            Ok(Ok((response, stream))) => Ok((check_framing(response)?, held(permit, stream))),
             Ok(Err(err)) => Err(err),
             Err(_) => Err(RequestError::OriginTimeout(timeout)),
         }
     }
 
-    /// Sends to a server the balancer picks; after a connect failure or a
-    /// reset before any response, a request without a body goes to another
-    /// (at most `retries` times). A server's failures before a response
-    /// count against it; with none up, the answer is a 502 at once.
+    /// Sends to a server the balancer picks (one with a free connection
+    /// while any has one); after a connect failure or a reset before any
+    /// response, a request without a body goes to another (at most
+    /// `retries` times). A server's failures before a response count
+    /// against it; with none up, the answer is a 502 at once.
     async fn send_to_one_of(
         &self,
+        members: &Members,
         balancer: &Balancer,
         request: Request<UpstreamBody>,
-    ) -> Result<(Response<Incoming>, Picked), RequestError> {
+    ) -> Result<(Response<Incoming>, Held), RequestError> {
+        let origin = &self.group.origin;
         let key = request.uri().to_string();
         // Only a safe request without a body is sent again: a POST that
         // reached a server before its connection broke may have been acted on.
@@ -226,50 +235,55 @@ impl Upstream {
             (safe && http_body::Body::is_end_stream(request.body())).then(|| copy_of(&request));
         let mut request = Some(request);
         let mut tried = Vec::new();
+        let no_server = || RequestError::OriginConnect(Box::new(NoServerUp(origin.name.clone())));
         loop {
-            let Some(picked) = balancer.pick(&key, &tried) else {
-                return Err(RequestError::OriginConnect(Box::new(NoServerUp(
-                    self.origin.name.clone(),
-                ))));
+            let has_room = |i: usize| members.pools[i].has_room();
+            let Some(picked) = balancer.pick_preferring(&key, &tried, has_room) else {
+                return Err(no_server());
             };
             let Some(this) = request.take().or_else(|| again.as_ref().map(copy_of)) else {
-                return Err(RequestError::OriginConnect(Box::new(NoServerUp(
-                    self.origin.name.clone(),
-                ))));
+                return Err(no_server());
             };
-            let result = self.send_to(&self.pools[picked.index()], this).await;
-            let server = picked.server();
+            let result = self.send_to(&members.pools[picked.index()], this).await;
             let failure = result.as_ref().err().and_then(OriginFailure::of);
-            match failure {
-                None => {
-                    if server.succeeded() {
-                        tracing::info!(origin = %self.name, server = %server.spec.name, "origin server answering again");
-                    }
-                    return result.map(|response| (response, picked));
+            let Some(kind) = failure else {
+                let server = picked.server();
+                if server.succeeded() {
+                    tracing::info!(origin = %self.name, server = %server.spec.name, "origin server answering again");
                 }
-                Some(kind) => {
-                    let before_response = matches!(
-                        kind,
-                        OriginFailure::Connect | OriginFailure::Closed | OriginFailure::Reset
-                    );
-                    let counts = before_response || kind == OriginFailure::Timeout;
-                    if counts && server.failed() {
-                        tracing::warn!(
-                            origin = %self.name,
-                            server = %server.spec.name,
-                            error = %kind.as_str(),
-                            "origin server taken out after failures in a row"
-                        );
-                    }
-                    let retries_left = tried.len() < self.origin.retries as usize;
-                    if !(before_response && retries_left && again.is_some()) {
-                        return result.map(|response| (response, picked));
-                    }
-                    self.metrics.origin_failed(&self.name, kind);
-                    tried.push(picked.index());
-                }
+                return result.map(|(response, mut held)| {
+                    held.server = Some(picked);
+                    (response, held)
+                });
+            };
+            let before_response = matches!(
+                kind,
+                OriginFailure::Connect | OriginFailure::Closed | OriginFailure::Reset
+            );
+            if (before_response || kind == OriginFailure::Timeout) && picked.server().failed() {
+                tracing::warn!(
+                    origin = %self.name,
+                    server = %picked.server().spec.name,
+                    error = %kind.as_str(),
+                    "origin server taken out after failures in a row"
+                );
             }
+            let retries_left = tried.len() < origin.retries as usize;
+            if !(before_response && retries_left && again.is_some()) {
+                return result;
+            }
+            self.group.metrics.origin_failed(&self.name, kind);
+            tried.push(picked.index());
         }
+    }
+}
+
+/// What a response holds besides its server.
+fn held(permit: tokio::sync::OwnedSemaphorePermit, stream: Option<StreamSlot>) -> Held {
+    Held {
+        server: None,
+        permit: Some(permit),
+        stream,
     }
 }
 
@@ -301,30 +315,4 @@ fn check_framing(response: Response<Incoming>) -> Result<Response<Incoming>, Req
         ));
     }
     Ok(response)
-}
-
-/// rustls with the ring provider (chosen explicitly, so that no other
-/// crate's provider choice can change it), the webpki roots compiled into
-/// the binary, and the origin's extra roots.
-fn tls_config(origin: &Origin) -> Result<rustls::ClientConfig, SetupError> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    for cert in &origin.extra_roots {
-        roots
-            .add(cert.clone())
-            .map_err(|source| SetupError::CaCertificate {
-                origin: origin.name.clone(),
-                source,
-            })?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|source| SetupError::Tls {
-            origin: origin.name.clone(),
-            source,
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }

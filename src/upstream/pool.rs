@@ -1,4 +1,4 @@
-//! Connections to one origin, kept open between requests: hyper's
+//! Connections to one server of an origin, kept open between requests: hyper's
 //! connection-level client under a small pool of our own.
 //!
 //! hyper-util's general-purpose client hashes a pool key per checkout and
@@ -6,43 +6,61 @@
 //! connection back once its body is read; with one origin per pool none of
 //! that is needed. An HTTP/1.1 connection goes back into the pool as soon
 //! as the response head arrives and is handed out again once hyper reports
-//! it ready (its body read to the end); one HTTP/2 connection (chosen by
-//! ALPN) is shared by every request. TCP, TLS and the connect timeout stay
-//! with hyper-util's connector and hyper-rustls.
+//! it ready (its body read to the end); an HTTP/2 connection (chosen by
+//! ALPN) is shared by up to 100 requests, then another is opened. Requests
+//! in flight to the server are bounded (`max_connections`). TCP, TLS and
+//! the connect timeout stay with `dial`'s connector.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use http::header::HOST;
-use http::uri::{Parts, Uri};
-use http::{HeaderValue, Request, Response};
+use http::header::{CONNECTION, HOST, USER_AGENT};
+use http::uri::{Parts, PathAndQuery, Uri};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::{Connection, HttpConnector};
+use hyper_util::client::legacy::connect::Connection;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_service::Service;
 
 use super::SetupError;
 use super::body::UpstreamBody;
+use super::dial::{Connector, Target};
+use super::held::StreamSlot;
 use crate::config::Origin;
 use crate::error::{BoxError, RequestError};
 
 /// How many kept connections one request tries before opening its own.
 const MAX_KEPT_TRIES: u32 = 4;
+/// Kept HTTP/1.1 connections one checkout looks at, at most.
+const MAX_LOOKED_AT: usize = 16;
+/// Streams in flight on one HTTP/2 connection before another is opened:
+/// hyper does not tell the server's `SETTINGS_MAX_CONCURRENT_STREAMS`,
+/// and RFC 9113 recommends servers allow at least 100.
+const HTTP2_STREAMS: usize = 100;
 
-/// The pooled connections to one origin.
+/// The pooled connections to one server.
 pub struct Pool {
-    connector: HttpsConnector<HttpConnector>,
+    connector: Connector,
+    /// The server as dialed.
+    server: Target,
     /// `scheme://authority`, what the connector dials.
-    target: Uri,
+    uri: Uri,
     /// The upstream `Host` for HTTP/1.1 (the default port left out).
     host: HeaderValue,
     idle_timeout: Duration,
     connect_timeout: Duration,
+    /// Requests in flight to the server at most (`max_connections`).
+    limit: Arc<Semaphore>,
+    /// The server chose HTTP/2: new connections are opened one at a time,
+    /// so that a burst shares one instead of opening one each.
+    speaks_http2: AtomicBool,
+    opening_http2: tokio::sync::Mutex<()>,
     kept: Mutex<Kept>,
 }
 
@@ -51,8 +69,8 @@ struct Kept {
     /// HTTP/1.1 connections, least recently handed out first: idle ones,
     /// and ones still delivering a response body.
     http1: VecDeque<Http1>,
-    /// The HTTP/2 connection every request shares, once one is open.
-    http2: Option<http2::SendRequest<UpstreamBody>>,
+    /// HTTP/2 connections, each shared by up to [`HTTP2_STREAMS`] requests.
+    http2: Vec<Http2>,
     /// Whether the task that closes idle connections runs.
     reaping: bool,
 }
@@ -64,16 +82,24 @@ struct Http1 {
     used: Instant,
 }
 
+struct Http2 {
+    sender: http2::SendRequest<UpstreamBody>,
+    /// Requests on it whose response is not done with.
+    streams: Arc<AtomicUsize>,
+    /// When a request last took it.
+    used: Instant,
+}
+
 /// A connection ready for one request.
 enum Conn {
     Http1(http1::SendRequest<UpstreamBody>),
-    Http2(http2::SendRequest<UpstreamBody>),
+    Http2(http2::SendRequest<UpstreamBody>, StreamSlot),
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("target", &self.target)
+            .field("server", &self.server.name)
             .finish_non_exhaustive()
     }
 }
@@ -82,14 +108,10 @@ impl Pool {
     /// A pool dialing `server` (one of `origin`'s, or its own authority)
     /// through `connector` (TCP, TLS, connect timeout); requests name the
     /// origin's `Host`.
-    pub fn new(
-        origin: &Origin,
-        server: &http::uri::Authority,
-        connector: HttpsConnector<HttpConnector>,
-    ) -> Result<Self, SetupError> {
-        let target = Uri::builder()
+    pub fn new(origin: &Origin, server: Target, connector: Connector) -> Result<Self, SetupError> {
+        let uri = Uri::builder()
             .scheme(origin.scheme.as_str())
-            .authority(server.clone())
+            .authority(server.authority.clone())
             .path_and_query("/")
             .build()
             .map_err(|source| SetupError::Address {
@@ -98,21 +120,49 @@ impl Pool {
             })?;
         Ok(Pool {
             connector,
-            target,
+            server,
+            uri,
             host: upstream_host(origin)?,
             idle_timeout: origin.pool_idle_timeout,
             connect_timeout: origin.connect_timeout,
+            limit: Arc::new(Semaphore::new(origin.max_connections as usize)),
+            speaks_http2: AtomicBool::new(false),
+            opening_http2: tokio::sync::Mutex::new(()),
             kept: Mutex::default(),
         })
     }
 
+    /// The server it dials.
+    pub fn server(&self) -> &Target {
+        &self.server
+    }
+
+    /// Whether a request may go to the server without waiting.
+    pub fn has_room(&self) -> bool {
+        self.limit.available_permits() > 0
+    }
+
+    /// A place among the server's requests in flight, waiting at most
+    /// `wait` for one (then a 503 that says when to try again).
+    pub async fn admit(&self, wait: Duration) -> Result<OwnedSemaphorePermit, RequestError> {
+        if let Ok(permit) = self.limit.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        match tokio::time::timeout(wait, self.limit.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // Never closed; treated as full.
+            Ok(Err(_)) | Err(_) => Err(RequestError::OriginBusy(wait)),
+        }
+    }
+
     /// Sends `request` (absolute URI) on a kept connection, or on a new
     /// one; a request that a kept connection closed under before sending
-    /// it is sent again on another.
+    /// it is sent again on another. An HTTP/2 response comes with its
+    /// stream's place, to hold until its body is done with.
     pub async fn send(
         self: &Arc<Self>,
         mut request: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, RequestError> {
+    ) -> Result<(Response<Incoming>, Option<StreamSlot>), RequestError> {
         // HTTP/1.1 rewrites the target to origin form; a retry may go out
         // over HTTP/2, which needs it absolute.
         let target = request.uri().clone();
@@ -127,9 +177,7 @@ impl Pool {
             };
             let (conn, reused) = match kept {
                 Some(conn) => (conn, true),
-                // Boxed: connecting (TCP, TLS, handshake) is a large
-                // future that every request would otherwise carry and move.
-                None => (Box::pin(self.connect()).await?, false),
+                None => self.open().await?,
             };
             let sent = match conn {
                 Conn::Http1(mut sender) => {
@@ -138,17 +186,18 @@ impl Pool {
                     if sent.is_ok() {
                         self.keep_http1(sender);
                     }
-                    sent
+                    sent.map(|response| (response, None))
                 }
-                Conn::Http2(mut sender) => {
+                Conn::Http2(mut sender, slot) => {
                     if sender.ready().await.is_err() && reused {
                         continue; // closed meanwhile: another connection
                     }
-                    sender.try_send_request(request).await
+                    let sent = sender.try_send_request(request).await;
+                    sent.map(|response| (response, Some(slot)))
                 }
             };
             match sent {
-                Ok(response) => return Ok(response),
+                Ok(answer) => return Ok(answer),
                 Err(mut err) => match err.take_message() {
                     Some(unsent) if reused => {
                         request = unsent;
@@ -160,8 +209,57 @@ impl Pool {
         }
     }
 
+    /// An active health check: `GET path` on a connection of its own,
+    /// closed afterwards, so that what it says is about the server now.
+    /// Healthy is a 2xx or 3xx answer (as nginx's checks have it).
+    pub async fn check(self: &Arc<Self>, path: &PathAndQuery) -> Result<StatusCode, RequestError> {
+        let conn = Box::pin(self.connect(false)).await?;
+        let request = Request::get(path.clone())
+            .header(USER_AGENT, "caching-proxy health check")
+            .body(http_body_util::Either::Right(http_body_util::Empty::new()))
+            .map_err(|e| RequestError::OriginFailed(Box::new(e)))?;
+        let sent = match conn {
+            Conn::Http1(mut sender) => {
+                let mut request = origin_form(request, &self.host);
+                request
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                sender.send_request(request).await
+            }
+            Conn::Http2(mut sender, _slot) => {
+                let mut request = request;
+                let mut parts = self.uri.clone().into_parts();
+                parts.path_and_query = Some(path.clone());
+                if let Ok(uri) = Uri::from_parts(parts) {
+                    *request.uri_mut() = uri;
+                }
+                sender.send_request(request).await
+            }
+        };
+        let status = sent
+            .map_err(|e| RequestError::OriginFailed(Box::new(e)))?
+            .status();
+        Ok(status)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Kept> {
         self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new connection; for a server that speaks HTTP/2, opened by one
+    /// request at a time, and taken from the pool instead when another
+    /// request's new connection has room by then.
+    async fn open(self: &Arc<Self>) -> Result<(Conn, bool), RequestError> {
+        if !self.speaks_http2.load(Ordering::Acquire) {
+            // Boxed: connecting (TCP, TLS, handshake) is a large future
+            // that every request would otherwise carry and move.
+            return Ok((Box::pin(self.connect(true)).await?, false));
+        }
+        let _one_at_a_time = self.opening_http2.lock().await;
+        match self.checkout() {
+            Some(conn) => Ok((conn, true)),
+            None => Ok((Box::pin(self.connect(true)).await?, false)),
+        }
     }
 
     /// A kept connection that can take a request now. Closed ones, and
@@ -169,14 +267,20 @@ impl Pool {
     fn checkout(&self) -> Option<Conn> {
         let now = Instant::now();
         let mut kept = self.lock();
-        if let Some(shared) = &kept.http2 {
-            // Streams multiplex: open is enough, readiness is awaited.
-            if !shared.is_closed() {
-                return Some(Conn::Http2(shared.clone()));
-            }
-            kept.http2 = None;
+        kept.http2.retain(|c| !c.sender.is_closed());
+        // Streams multiplex: open is enough, readiness is awaited.
+        if let Some(shared) = kept
+            .http2
+            .iter_mut()
+            .find(|c| c.streams.load(Ordering::Acquire) < HTTP2_STREAMS)
+        {
+            shared.used = now;
+            let slot = StreamSlot::take(&shared.streams);
+            return Some(Conn::Http2(shared.sender.clone(), slot));
         }
-        for _ in 0..kept.http1.len() {
+        // The oldest first: most likely done with its body. A bounded look,
+        // so that many slow bodies cannot make every checkout long.
+        for _ in 0..kept.http1.len().min(MAX_LOOKED_AT) {
             let candidate = kept.http1.pop_front()?;
             if candidate.sender.is_closed() {
                 continue;
@@ -199,6 +303,11 @@ impl Pool {
             sender,
             used: Instant::now(),
         });
+        self.start_reaper(&mut kept);
+    }
+
+    /// Starts the task that closes idle connections, unless it runs.
+    fn start_reaper(self: &Arc<Self>, kept: &mut Kept) {
         if !kept.reaping {
             kept.reaping = true;
             tokio::spawn(reap(Arc::downgrade(self), self.idle_timeout));
@@ -213,14 +322,20 @@ impl Pool {
         let expired =
             |c: &Http1| c.sender.is_ready() && now.duration_since(c.used) > self.idle_timeout;
         kept.http1.retain(|c| !c.sender.is_closed() && !expired(c));
-        kept.reaping = !kept.http1.is_empty();
+        kept.http2.retain(|c| {
+            let idle = c.streams.load(Ordering::Acquire) == 0
+                && now.duration_since(c.used) > self.idle_timeout;
+            !c.sender.is_closed() && !idle
+        });
+        kept.reaping = !kept.http1.is_empty() || !kept.http2.is_empty();
         kept.reaping
     }
 
     /// Opens a connection: HTTP/2 when TLS negotiated it, else HTTP/1.1.
-    async fn connect(&self) -> Result<Conn, RequestError> {
+    /// A kept HTTP/2 connection is shared with later requests.
+    async fn connect(self: &Arc<Self>, keep: bool) -> Result<Conn, RequestError> {
         let mut connector = self.connector.clone();
-        let io = match connector.call(self.target.clone()).await {
+        let io = match connector.call(self.uri.clone()).await {
             Ok(io) => io,
             Err(err) if caused_by_timeout(err.as_ref()) => {
                 return Err(RequestError::OriginTimeout(self.connect_timeout));
@@ -236,8 +351,19 @@ impl Pool {
                 .await
                 .map_err(handshake_failed)?;
             tokio::spawn(drive(connection));
-            self.lock().http2 = Some(sender.clone());
-            Ok(Conn::Http2(sender))
+            let streams = Arc::new(AtomicUsize::new(0));
+            let slot = StreamSlot::take(&streams);
+            if keep {
+                self.speaks_http2.store(true, Ordering::Release);
+                let mut kept = self.lock();
+                kept.http2.push(Http2 {
+                    sender: sender.clone(),
+                    streams,
+                    used: Instant::now(),
+                });
+                self.start_reaper(&mut kept);
+            }
+            Ok(Conn::Http2(sender, slot))
         } else {
             let (sender, connection) = http1::handshake(io).await.map_err(handshake_failed)?;
             tokio::spawn(drive(connection));

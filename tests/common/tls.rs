@@ -107,7 +107,8 @@ impl TestCa {
 /// port (one per connection) of each request.
 pub type Seen = Arc<Mutex<Vec<(Version, Option<String>, u16)>>>;
 
-/// An HTTPS origin for `localhost` answering "secure" (max-age=60).
+/// An HTTPS origin for `localhost` answering "secure" (max-age=60), a
+/// second late for paths under `/slow`.
 pub async fn tls_origin(ca: &TestCa) -> (SocketAddr, Seen) {
     let acceptor = TlsAcceptor::from(ca.server_config());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -131,7 +132,11 @@ pub async fn tls_origin(ca: &TestCa) -> (SocketAddr, Seen) {
                         .lock()
                         .unwrap()
                         .push((request.version(), sni.clone(), peer.port()));
+                    let slow = request.uri().path().starts_with("/slow");
                     async move {
+                        if slow {
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
                         let mut response = Response::new(Full::new(Bytes::from_static(b"secure")));
                         response
                             .headers_mut()
