@@ -142,6 +142,30 @@ async fn a_resetting_server_is_retried_for_get_but_a_post_is_never_sent_twice() 
 }
 
 #[tokio::test]
+async fn a_post_that_could_not_connect_goes_to_another_server_once() {
+    let servers = origins(2, "/p", |_| Route::echo()).await;
+    let proxy = TestProxy::start_with(&servers[0].url(), |config| {
+        let list = servers.iter().map(|s| server(&s.url(), 1, false)).collect();
+        use_servers(config, list, Balance::RoundRobin);
+    })
+    .await;
+    servers[0].stop();
+    for n in 0..6 {
+        let post = Request::post(proxy.url("/p"))
+            .body(Full::new(Bytes::from(format!("post {n}"))))
+            .unwrap();
+        let answer = send(&client(), post).await;
+        assert_eq!(answer.status, StatusCode::OK, "never sent: sent elsewhere");
+        let echoed = String::from_utf8_lossy(&answer.body).into_owned();
+        assert!(
+            echoed.ends_with(&format!("post {n}")),
+            "body intact: {echoed}"
+        );
+    }
+    assert_eq!(servers[1].hits("/p"), 6, "each POST delivered once");
+}
+
+#[tokio::test]
 async fn backups_answer_only_when_no_primary_can() {
     let servers = origins(2, "/p", uncached).await;
     let proxy = TestProxy::start_with(&servers[0].url(), |config| {

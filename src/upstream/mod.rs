@@ -26,7 +26,7 @@ use balance::Balancer;
 use body::{BodyError, BodyFailures, OriginBody, client_body_fault};
 use held::{Held, StreamSlot};
 use members::{Members, Resolved};
-use pool::Pool;
+use pool::{Pool, SendFailure};
 
 pub use body::UpstreamBody;
 
@@ -167,7 +167,7 @@ impl Upstream {
         let started = Stopwatch::start();
         let members = self.group.members.load_full();
         let result = match &members.balancer {
-            None => self.send_to(&members.pools[0], request).await,
+            None => (self.send_to(&members.pools[0], request).await).map_err(|f| f.error),
             Some(balancer) => self.send_to_one_of(&members, balancer, request).await,
         };
         let metrics = &self.group.metrics;
@@ -202,13 +202,24 @@ impl Upstream {
         &self,
         pool: &Arc<Pool>,
         request: Request<UpstreamBody>,
-    ) -> Result<(Response<Incoming>, Held), RequestError> {
+    ) -> Result<(Response<Incoming>, Held), SendFailure> {
         let timeout = self.group.origin.timeout;
-        let permit = pool.admit(timeout).await?;
+        let permit = match pool.admit(timeout).await {
+            Ok(permit) => permit,
+            Err(error) => {
+                return Err(SendFailure {
+                    error,
+                    unsent: Some(request),
+                });
+            }
+        };
         match tokio::time::timeout(timeout, pool.send(request)).await {
-            Ok(Ok((response, stream))) => Ok((check_framing(response)?, held(permit, stream))),
-            Ok(Err(err)) => Err(err),
-            Err(_) => Err(RequestError::OriginTimeout(timeout)),
+            Ok(Ok((response, stream))) => match check_framing(response) {
+                Ok(response) => Ok((response, held(permit, stream))),
+                Err(error) => Err(SendFailure::from(error)),
+            },
+            Ok(Err(failure)) => Err(failure),
+            Err(_) => Err(SendFailure::from(RequestError::OriginTimeout(timeout))),
         }
     }
 
@@ -233,28 +244,28 @@ impl Upstream {
         );
         let again =
             (safe && http_body::Body::is_end_stream(request.body())).then(|| copy_of(&request));
-        let mut request = Some(request);
+        let mut request = request;
         let mut tried = Vec::new();
-        let no_server = || RequestError::OriginConnect(Box::new(NoServerUp(origin.name.clone())));
         loop {
             let has_room = |i: usize| members.pools[i].has_room();
             let Some(picked) = balancer.pick_preferring(&key, &tried, has_room) else {
-                return Err(no_server());
+                return Err(RequestError::OriginConnect(Box::new(NoServerUp(
+                    origin.name.clone(),
+                ))));
             };
-            let Some(this) = request.take().or_else(|| again.as_ref().map(copy_of)) else {
-                return Err(no_server());
-            };
-            let result = self.send_to(&members.pools[picked.index()], this).await;
-            let failure = result.as_ref().err().and_then(OriginFailure::of);
-            let Some(kind) = failure else {
-                let server = picked.server();
-                if server.succeeded() {
-                    tracing::info!(origin = %self.name, server = %server.spec.name, "origin server answering again");
-                }
-                return result.map(|(response, mut held)| {
+            let failed = match self.send_to(&members.pools[picked.index()], request).await {
+                Ok((response, mut held)) => {
+                    let server = picked.server();
+                    if server.succeeded() {
+                        tracing::info!(origin = %self.name, server = %server.spec.name, "origin server answering again");
+                    }
                     held.server = Some(picked);
-                    (response, held)
-                });
+                    return Ok((response, held));
+                }
+                Err(failed) => failed,
+            };
+            let Some(kind) = OriginFailure::of(&failed.error) else {
+                return Err(failed.error);
             };
             let before_response = matches!(
                 kind,
@@ -268,12 +279,22 @@ impl Upstream {
                     "origin server taken out after failures in a row"
                 );
             }
-            let retries_left = tried.len() < origin.retries as usize;
-            if !(before_response && retries_left && again.is_some()) {
-                return result;
-            }
+            // A request never sent (its connection could not be made) goes
+            // again as it is, whatever its method; one that may have been
+            // sent only when it is safe and has no body.
+            let never_sent = failed.unsent.is_some() && kind != OriginFailure::Busy;
+            let next = failed
+                .unsent
+                .or_else(|| again.as_ref().map(copy_of))
+                .filter(|_| {
+                    (before_response || never_sent) && tried.len() < origin.retries as usize
+                });
+            let Some(next) = next else {
+                return Err(failed.error);
+            };
             self.group.metrics.origin_failed(&self.name, kind);
             tried.push(picked.index());
+            request = next;
         }
     }
 }

@@ -90,6 +90,25 @@ struct Http2 {
     used: Instant,
 }
 
+/// A request that failed, and the request itself when it was never
+/// sent (no connection could be made), so that it can go elsewhere.
+#[derive(Debug)]
+pub struct SendFailure {
+    /// What went wrong.
+    pub error: RequestError,
+    /// The request, untouched, when none of it left.
+    pub unsent: Option<Request<UpstreamBody>>,
+}
+
+impl From<RequestError> for SendFailure {
+    fn from(error: RequestError) -> Self {
+        SendFailure {
+            error,
+            unsent: None,
+        }
+    }
+}
+
 /// A connection ready for one request.
 enum Conn {
     Http1(http1::SendRequest<UpstreamBody>),
@@ -162,7 +181,7 @@ impl Pool {
     pub async fn send(
         self: &Arc<Self>,
         mut request: Request<UpstreamBody>,
-    ) -> Result<(Response<Incoming>, Option<StreamSlot>), RequestError> {
+    ) -> Result<(Response<Incoming>, Option<StreamSlot>), SendFailure> {
         // HTTP/1.1 rewrites the target to origin form; a retry may go out
         // over HTTP/2, which needs it absolute.
         let target = request.uri().clone();
@@ -177,7 +196,15 @@ impl Pool {
             };
             let (conn, reused) = match kept {
                 Some(conn) => (conn, true),
-                None => self.open().await?,
+                None => match self.open().await {
+                    Ok(opened) => opened,
+                    Err(error) => {
+                        return Err(SendFailure {
+                            error,
+                            unsent: Some(request),
+                        });
+                    }
+                },
             };
             let sent = match conn {
                 Conn::Http1(mut sender) => {
@@ -203,7 +230,10 @@ impl Pool {
                         request = unsent;
                         *request.uri_mut() = target.clone();
                     }
-                    _ => return Err(RequestError::OriginFailed(Box::new(err.into_error()))),
+                    _ => {
+                        let error = RequestError::OriginFailed(Box::new(err.into_error()));
+                        return Err(SendFailure::from(error));
+                    }
                 },
             }
         }
