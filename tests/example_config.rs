@@ -63,10 +63,41 @@ fn the_example_config_is_valid() {
         "max_connections =",
         "header_read_timeout =",
         "shutdown_grace =",
+        "servers =",
+        "balance =",
+        "retries =",
+        "resolve_every =",
+        "[origins.health]",
+        "interval =",
+        "fall =",
+        "rise =",
+        "back_off =",
     ] {
         assert!(
             text.contains(key),
             "proxy.example.toml does not document {key}"
         );
     }
+}
+
+#[test]
+fn the_commented_pool_of_servers_is_valid_once_uncommented() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("proxy.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text
+        .find("# [[origins]]\n# name = \"app\"")
+        .expect("the pool example");
+    let block: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+        .collect();
+    let toml = format!("[[listeners]]\naddress = \"127.0.0.1:0\"\n{block}");
+    let config = ConfigSource::default().parse(&toml, None).unwrap();
+    let origin = &config.origins[0];
+    assert_eq!(origin.servers.len(), 3);
+    assert_eq!(origin.max_connections, 1024);
+    let check = origin.health.check.as_ref().expect("an active check");
+    assert_eq!(check.path, "/healthz");
+    assert_eq!((origin.health.fall, origin.health.rise), (3, 2));
 }
