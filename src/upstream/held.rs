@@ -6,9 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::OwnedSemaphorePermit;
-
 use super::balance::Picked;
+use super::limit::Place;
 
 /// What one exchange holds until its response body is done with: the
 /// server counted in flight (an origin with several), the place among the
@@ -18,7 +17,7 @@ pub struct Held {
     /// The server it went to (`None`: an origin with one server).
     pub server: Option<Picked>,
     /// Its place under `max_connections`.
-    pub permit: Option<OwnedSemaphorePermit>,
+    pub permit: Option<Place>,
     /// Its place on a shared HTTP/2 connection.
     pub stream: Option<StreamSlot>,
 }

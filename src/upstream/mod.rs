@@ -14,6 +14,7 @@ pub mod balance;
 pub mod body;
 mod dial;
 mod held;
+mod limit;
 mod members;
 mod pool;
 mod watch;
@@ -300,7 +301,7 @@ impl Upstream {
 }
 
 /// What a response holds besides its server.
-fn held(permit: tokio::sync::OwnedSemaphorePermit, stream: Option<StreamSlot>) -> Held {
+fn held(permit: limit::Place, stream: Option<StreamSlot>) -> Held {
     Held {
         server: None,
         permit: Some(permit),

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use http::header::{CONNECTION, HOST, USER_AGENT};
@@ -32,6 +31,7 @@ use super::SetupError;
 use super::body::UpstreamBody;
 use super::dial::{Connector, Target};
 use super::held::StreamSlot;
+use super::limit::{Limit, Place};
 use crate::config::Origin;
 use crate::error::{BoxError, RequestError};
 
@@ -56,7 +56,7 @@ pub struct Pool {
     idle_timeout: Duration,
     connect_timeout: Duration,
     /// Requests in flight to the server at most (`max_connections`).
-    limit: Arc<Semaphore>,
+    limit: Arc<Limit>,
     /// The server chose HTTP/2: new connections are opened one at a time,
     /// so that a burst shares one instead of opening one each.
     speaks_http2: AtomicBool,
@@ -144,7 +144,7 @@ impl Pool {
             host: upstream_host(origin)?,
             idle_timeout: origin.pool_idle_timeout,
             connect_timeout: origin.connect_timeout,
-            limit: Arc::new(Semaphore::new(origin.max_connections as usize)),
+            limit: Limit::new(origin.max_connections as usize),
             speaks_http2: AtomicBool::new(false),
             opening_http2: tokio::sync::Mutex::new(()),
             kept: Mutex::default(),
@@ -158,20 +158,18 @@ impl Pool {
 
     /// Whether a request may go to the server without waiting.
     pub fn has_room(&self) -> bool {
-        self.limit.available_permits() > 0
+        self.limit.has_room()
     }
 
     /// A place among the server's requests in flight, waiting at most
     /// `wait` for one (then a 503 that says when to try again).
-    pub async fn admit(&self, wait: Duration) -> Result<OwnedSemaphorePermit, RequestError> {
-        if let Ok(permit) = self.limit.clone().try_acquire_owned() {
-            return Ok(permit);
+    pub async fn admit(&self, wait: Duration) -> Result<Place, RequestError> {
+        if let Some(place) = self.limit.try_take() {
+            return Ok(place);
         }
-        match tokio::time::timeout(wait, self.limit.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            // Never closed; treated as full.
-            Ok(Err(_)) | Err(_) => Err(RequestError::OriginBusy(wait)),
-        }
+        tokio::time::timeout(wait, self.limit.take())
+            .await
+            .map_err(|_| RequestError::OriginBusy(wait))
     }
 
     /// Sends `request` (absolute URI) on a kept connection, or on a new
