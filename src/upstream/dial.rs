@@ -164,9 +164,35 @@ pub fn tls_config(origin: &Origin) -> Result<rustls::ClientConfig, SetupError> {
         .with_no_client_auth())
 }
 
+/// Whether a timeout (an I/O `TimedOut`) is somewhere in `err`'s chain.
+pub fn caused_by_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        cause = e.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_are_found_anywhere_in_the_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapped")]
+        struct Wrapped(#[source] std::io::Error);
+
+        let timed_out = Wrapped(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        let refused = Wrapped(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(caused_by_timeout(&timed_out));
+        assert!(!caused_by_timeout(&refused));
+    }
 
     #[test]
     fn address_literals_are_not_resolved() {
