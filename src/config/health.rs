@@ -138,15 +138,8 @@ fn validate_health(section: &HealthSection, key: &str) -> Result<Health, ConfigE
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, ConfigError, ConfigSource};
+    use crate::config::servers::parse_one_origin as parse;
     use std::time::Duration;
-
-    fn parse(origin: &str) -> Result<Config, ConfigError> {
-        let text = format!(
-            "[[listeners]]\naddress = \"127.0.0.1:3000\"\n[[origins]]\nname = \"o\"\n{origin}\n"
-        );
-        ConfigSource::default().parse(&text, None)
-    }
 
     fn error(origin: &str) -> String {
         parse(origin).unwrap_err().to_string()

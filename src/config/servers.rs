@@ -106,16 +106,23 @@ pub(super) fn validate_servers(
     Ok(origin)
 }
 
+/// A config of one listener and the origin `origin` describes (its keys
+/// after `name = "o"`), for the tests of origin settings.
+#[cfg(test)]
+pub(super) fn parse_one_origin(origin: &str) -> Result<super::Config, ConfigError> {
+    let text = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:3000\"\n[[origins]]\nname = \"o\"\n{origin}\n"
+    );
+    super::ConfigSource::default().parse(&text, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, ConfigSource};
+    use crate::config::Config;
 
     fn parse(origin: &str) -> Result<Config, ConfigError> {
-        let text = format!(
-            "[[listeners]]\naddress = \"127.0.0.1:3000\"\n[[origins]]\nname = \"o\"\n{origin}\n"
-        );
-        ConfigSource::default().parse(&text, None)
+        parse_one_origin(origin)
     }
 
     #[test]
