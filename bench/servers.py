@@ -170,7 +170,8 @@ def main():
 def report(results):
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H%M")
     med = run.median
-    lines = [f"# Origin servers: one of three killed and restarted mid-run ({stamp} UTC)", "",
+    title = "one of three killed and restarted mid-run" if KILL else "the baseline, no server killed"
+    lines = [f"# Origin servers: {title} ({stamp} UTC)", "",
              f"`bench/servers.sh`: {ROUNDS} rounds x {DURATION} s per target, interleaved; wrk -c{CONNECTIONS}, "
              "a new URL per request (every request a stored miss); server 2 killed (SIGKILL) at 1/3 of the run, "
              f"started again at 2/3{'' if KILL else ' (not this time: KILL=0, the baseline)'}. caching-proxy: `retries = 2`, checks every 1 s (fall 2, rise 2); nginx "
