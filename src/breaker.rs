@@ -92,6 +92,14 @@ impl Breaker {
     /// The call worked: the tier is used again. Returns true when this
     /// closed an open breaker (to log once).
     pub fn succeeded(&self) -> bool {
+        // The common case, on every call: nothing to reset. Reading leaves
+        // the cache line shared between the threads that call it.
+        if self.failures.load(Ordering::Acquire) == 0
+            && self.open_until.load(Ordering::Acquire) == 0
+            && !self.probing.load(Ordering::Acquire)
+        {
+            return false;
+        }
         self.failures.store(0, Ordering::Release);
         let was_open = self.open_until.swap(0, Ordering::AcqRel) != 0;
         self.probing.store(false, Ordering::Release);
