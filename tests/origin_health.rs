@@ -17,6 +17,7 @@ use common::{FileProxy, LISTENER, Route, TestOrigin, TestProxy, client, get};
 use http::StatusCode;
 use http_body_util::BodyExt;
 use serde_json::Value;
+use tokio::sync::watch;
 
 fn server(url: &str) -> Server {
     Server {
@@ -75,15 +76,26 @@ async fn up(admin: std::net::SocketAddr) -> Vec<bool> {
         .collect()
 }
 
-/// Waits (at most 5 s) until `/stats` shows `want`.
-async fn until_up_is(admin: std::net::SocketAddr, want: &[bool]) {
+/// The first origin's notices of server changes.
+fn changes(running: &caching_proxy::app::RunningProxy) -> watch::Receiver<u64> {
+    let runtime = running.proxy().runtime();
+    let route = runtime.route("127.0.0.1", "/").unwrap();
+    route.upstream.server_changes()
+}
+
+/// Waits (at most 5 s) until `/stats` shows `want`, looking again at each
+/// change of a server.
+async fn until_up_is(
+    admin: std::net::SocketAddr,
+    changes: &mut watch::Receiver<u64>,
+    want: &[bool],
+) {
     let reached = async {
         loop {
             if up(admin).await == want {
                 return;
             }
-            // The checks run every 50 ms: look again at that pace.
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            changes.changed().await.unwrap();
         }
     };
     tokio::time::timeout(Duration::from_secs(5), reached)
@@ -99,10 +111,11 @@ async fn a_stopped_server_is_taken_out_by_checks_and_comes_back_after_rise() {
     })
     .await;
     let admin = proxy.running().admin_addr();
-    until_up_is(admin, &[true, true, true]).await;
+    let mut changes = changes(proxy.running());
+    until_up_is(admin, &mut changes, &[true, true, true]).await;
     let stopped = servers[2].addr;
     servers[2].stop();
-    until_up_is(admin, &[true, true, false]).await;
+    until_up_is(admin, &mut changes, &[true, true, false]).await;
     let metrics = admin_text(admin, "/metrics").await;
     let gauge =
         format!("caching_proxy_origin_server_up{{origin=\"default\",server=\"{stopped}\"}} 0");
@@ -118,7 +131,7 @@ async fn a_stopped_server_is_taken_out_by_checks_and_comes_back_after_rise() {
     again.route("/p", uncached(2));
     again.route("/healthz", Route::ok("ok"));
     again.wait_for_hits("/healthz", 2).await;
-    until_up_is(admin, &[true, true, true]).await;
+    until_up_is(admin, &mut changes, &[true, true, true]).await;
     for _ in 0..30 {
         assert_eq!(get(&proxy.url("/p")).await.status, StatusCode::OK);
     }
@@ -133,8 +146,9 @@ async fn a_server_whose_check_fails_gets_no_requests_though_it_answers() {
     })
     .await;
     let admin = proxy.running().admin_addr();
+    let mut changes = changes(proxy.running());
     servers[0].route("/healthz", Route::ok("draining").status(503));
-    until_up_is(admin, &[false, true]).await;
+    until_up_is(admin, &mut changes, &[false, true]).await;
     for _ in 0..20 {
         assert_eq!(get(&proxy.url("/p")).await.status, StatusCode::OK);
     }
@@ -222,7 +236,8 @@ async fn a_reload_keeps_the_connections_and_health_of_servers_it_leaves_alone() 
     // One check at start (the interval is an hour): server 0 fails it.
     let proxy = FileProxy::start(&pool_toml(&[(&servers[0], 1), (&servers[1], 1)])).await;
     let admin = proxy.running().admin_addr();
-    until_up_is(admin, &[false, true]).await;
+    let mut changes = changes(proxy.running());
+    until_up_is(admin, &mut changes, &[false, true]).await;
     assert_eq!(get(&proxy.url("/p")).await.status, StatusCode::OK);
     let connections = servers[1].connections();
 
@@ -281,6 +296,7 @@ async fn a_host_name_is_resolved_and_its_addresses_are_the_servers() {
     })
     .await;
     let admin = proxy.running().admin_addr();
+    let mut changes = changes(proxy.running());
     let names = async {
         loop {
             let stats: Value = serde_json::from_str(&admin_text(admin, "/stats").await).unwrap();
@@ -293,7 +309,7 @@ async fn a_host_name_is_resolved_and_its_addresses_are_the_servers() {
             if names.iter().all(|n| n.contains('@')) {
                 return names;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            changes.changed().await.unwrap();
         }
     };
     let names = tokio::time::timeout(Duration::from_secs(5), names)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::uri::PathAndQuery;
 
 use super::error::ConfigError;
-use super::file::{HealthSection, OriginSection};
+use super::file::{DurationValue, HealthSection, OriginSection};
 use super::origin::{ActiveCheck, Health, Origin, Server};
 use super::values::{duration, invalid};
 
@@ -72,15 +72,17 @@ fn validate_health(section: &HealthSection, key: &str) -> Result<Health, ConfigE
     };
     let fall = count("fall", section.fall, defaults.fall)?;
     let rise = count("rise", section.rise, defaults.rise)?;
-    let back_off = match &section.back_off {
-        Some(t) => duration(
-            &format!("{key}.back_off"),
-            t,
-            Duration::from_millis(100),
-            HOUR,
-        )?,
-        None => defaults.back_off,
+    let within = |name: &str, value: &Option<DurationValue>, min: Duration, default: Duration| {
+        value.as_ref().map_or(Ok(default), |t| {
+            duration(&format!("{key}.{name}"), t, min, HOUR)
+        })
     };
+    let back_off = within(
+        "back_off",
+        &section.back_off,
+        Duration::from_millis(100),
+        defaults.back_off,
+    )?;
     let check = match &section.path {
         None => {
             if section.interval.is_some() || section.timeout.is_some() {
@@ -97,24 +99,18 @@ fn validate_health(section: &HealthSection, key: &str) -> Result<Health, ConfigE
                 .ok()
                 .filter(|p| p.as_str().starts_with('/'))
                 .ok_or_else(|| invalid(&format!("{key}.path"), "must be a path like /healthz"))?;
-            let interval = match &section.interval {
-                Some(t) => duration(
-                    &format!("{key}.interval"),
-                    t,
-                    Duration::from_millis(100),
-                    HOUR,
-                )?,
-                None => Duration::from_secs(5),
-            };
-            let timeout = match &section.timeout {
-                Some(t) => duration(
-                    &format!("{key}.timeout"),
-                    t,
-                    Duration::from_millis(10),
-                    HOUR,
-                )?,
-                None => Duration::from_secs(2).min(interval),
-            };
+            let interval = within(
+                "interval",
+                &section.interval,
+                Duration::from_millis(100),
+                Duration::from_secs(5),
+            )?;
+            let timeout = within(
+                "timeout",
+                &section.timeout,
+                Duration::from_millis(10),
+                Duration::from_secs(2).min(interval),
+            )?;
             if timeout > interval {
                 return Err(invalid(
                     &format!("{key}.timeout"),

@@ -125,10 +125,9 @@ impl Server {
                 Some(n.max(0).saturating_add(1))
             })
             .map_or(1, |n| n.max(0).saturating_add(1));
-        let was_up = self.is_up();
         if self.checked_up.load(Ordering::Acquire) {
             // A passive back-off ends with the check's success.
-            if self.passive.succeeded() && !was_up {
+            if self.passive.succeeded() {
                 self.show();
                 return Some(Transition::Up);
             }

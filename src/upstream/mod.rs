@@ -77,6 +77,16 @@ pub struct Group {
     tls: rustls::ClientConfig,
     /// The servers now (swapped when a name resolves differently).
     members: ArcSwap<Members>,
+    /// Counts changes of the servers: one taken out or back, the list
+    /// re-resolved (for whoever shows or awaits them).
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Group {
+    /// Tells watchers that a server's state or the list changed.
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 /// Ends the watching task with the last clone of the client.
@@ -118,6 +128,7 @@ impl Upstream {
             tls,
             members: ArcSwap::from_pointee(members),
             metrics: metrics.clone(),
+            changes: tokio::sync::watch::Sender::new(0),
         });
         // Outside a runtime (checking a configuration) nothing is watched.
         let watching = match tokio::runtime::Handle::try_current() {
@@ -153,6 +164,11 @@ impl Upstream {
             "up": members.servers().iter().filter(|s| s.is_up()).count(),
             "servers": servers,
         }))
+    }
+
+    /// Changes of the servers' states or list, as they happen.
+    pub fn server_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.group.changes.subscribe()
     }
 
     /// Sends `request` (absolute URI, headers prepared) and waits for the
@@ -236,15 +252,20 @@ impl Upstream {
         request: Request<UpstreamBody>,
     ) -> Result<(Response<Incoming>, Held), RequestError> {
         let origin = &self.group.origin;
-        let key = request.uri().to_string();
+        // Only the hash needs the URL as text.
+        let key = match origin.balance {
+            crate::config::Balance::KeyHash => request.uri().to_string(),
+            _ => String::new(),
+        };
         // Only a safe request without a body is sent again: a POST that
         // reached a server before its connection broke may have been acted on.
         let safe = matches!(
             *request.method(),
             Method::GET | Method::HEAD | Method::OPTIONS
         );
-        let again =
-            (safe && http_body::Body::is_end_stream(request.body())).then(|| copy_of(&request));
+        let may_retry = origin.retries > 0 && members.pools.len() > 1;
+        let again = (may_retry && safe && http_body::Body::is_end_stream(request.body()))
+            .then(|| copy_of(&request));
         let mut request = request;
         let mut tried = Vec::new();
         loop {
@@ -259,6 +280,7 @@ impl Upstream {
                     let server = picked.server();
                     if server.succeeded() {
                         tracing::info!(origin = %self.name, server = %server.spec.name, "origin server answering again");
+                        self.group.changed();
                     }
                     held.server = Some(picked);
                     return Ok((response, held));
@@ -279,6 +301,7 @@ impl Upstream {
                     error = %kind.as_str(),
                     "origin server taken out after failures in a row"
                 );
+                self.group.changed();
             }
             // A request never sent (its connection could not be made) goes
             // again as it is, whatever its method; one that may have been

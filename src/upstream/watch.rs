@@ -78,11 +78,13 @@ async fn check_all(group: &Arc<Group>, check: &ActiveCheck) {
             Ok(()) => {
                 if server.check_passed(health.rise) == Some(Transition::Up) {
                     tracing::info!(origin = %group.origin.name, server = %name, "origin server up: its health checks pass");
+                    group.changed();
                 }
             }
             Err(why) => {
                 if server.check_failed(health.fall) == Some(Transition::Down) {
                     tracing::warn!(origin = %group.origin.name, server = %name, error = %why, "origin server down: its health checks fail");
+                    group.changed();
                 }
             }
         }
@@ -143,6 +145,7 @@ async fn resolve(group: &Arc<Group>) {
                 .collect();
             tracing::info!(origin = %group.origin.name, servers = ?names, "origin servers re-resolved");
             group.members.store(Arc::new(members));
+            group.changed();
         }
         Err(err) => {
             tracing::warn!(origin = %group.origin.name, error = %err, "cannot use the re-resolved origin servers");
