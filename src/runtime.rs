@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 
 use crate::cache::CacheKey;
+use crate::cache::key_rule::KeyRule;
 use crate::cache::persist::Placement;
 use crate::cache::store::Retention;
 use crate::config::{Config, HostMatch, Policy};
@@ -50,8 +51,24 @@ pub struct Route {
     pub ttl: Option<Duration>,
     /// How it caches.
     pub policy: Policy,
+    /// How its requests are keyed.
+    pub key: KeyRule,
+    /// Whether compressible responses are stored compressed.
+    pub compress: bool,
     /// Its request counters.
     pub counters: RouteCounters,
+}
+
+impl Route {
+    /// The primary key of `path_and_query` on `authority` (normalized) by
+    /// this route's key rule.
+    pub fn key_of(&self, authority: &str, path_and_query: &str) -> CacheKey {
+        CacheKey::new(
+            &self.origin_id,
+            authority,
+            &self.key.path_and_query(path_and_query),
+        )
+    }
 }
 
 /// Everything a request needs from configuration.
@@ -61,6 +78,8 @@ pub struct Runtime {
     tls: HashMap<SocketAddr, TlsAcceptor>,
     /// Larger responses are not stored.
     pub max_object_size: u64,
+    /// Smaller bodies are not compressed for storing.
+    pub compress_min_size: u64,
     /// How long stale entries may stand in for a failing origin (`grace`)
     /// and are kept for revalidation (`keep`); the store's memory ceiling
     /// follows it when the snapshot is swapped in.
@@ -132,6 +151,8 @@ impl Runtime {
                     upstream,
                     ttl: route.ttl,
                     policy: route.policy,
+                    key: route.key.clone(),
+                    compress: route.compress,
                 }),
             ));
         }
@@ -145,6 +166,7 @@ impl Runtime {
             upstreams: upstreams.into_values().collect(),
             tls,
             max_object_size: config.cache.max_object_size,
+            compress_min_size: config.cache.compress_min_size,
             retention: Retention {
                 grace: config.cache.grace,
                 keep: config.cache.keep,

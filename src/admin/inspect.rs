@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::error::AdminError;
-use super::purge::host_and_path;
+use super::purge::{host_and_path, keyed};
 use crate::cache::control::CacheControl;
 use crate::cache::reuse::{self, Verdict};
 use crate::cache::{CacheKey, CachedResponse};
@@ -103,7 +103,7 @@ impl Ord for Listed {
 /// `?url=...`: every stored variant of a URL, with headers.
 pub fn entry(proxy: &Proxy, query: &str) -> Result<Value, AdminError> {
     let url = params(query).remove("url").ok_or(AdminError::MissingUrl)?;
-    let target = host_and_path(&url)?;
+    let target = keyed(&proxy.runtime(), host_and_path(&url)?);
     let now = proxy.store().clock().now();
     let variants: Vec<Value> = proxy
         .store()
@@ -153,7 +153,11 @@ pub fn explain(proxy: &Proxy, query: &str) -> Result<Value, AdminError> {
             json!({ "url": url, "verdict": "NO ROUTE", "reason": "no route matches this host and path: 404" }),
         );
     };
-    let answer = |verdict: &str, reason: String| json!({ "url": url, "route": &*route.name, "origin": &*route.origin_name, "verdict": verdict, "reason": reason });
+    // The key as the route's key rule spells it: the URL the entry is
+    // stored under, and the request headers that pick its variant.
+    let primary = route.key_of(target.authority(), target.path_and_query());
+    let key_headers: Vec<&str> = route.key.headers.iter().map(|h| h.as_str()).collect();
+    let answer = |verdict: &str, reason: String| json!({ "url": url, "key": primary.url(), "key_headers": key_headers, "route": &*route.name, "origin": &*route.origin_name, "verdict": verdict, "reason": reason });
     if route.policy == Policy::Bypass {
         return Ok(answer(
             "PASS",
@@ -161,11 +165,6 @@ pub fn explain(proxy: &Proxy, query: &str) -> Result<Value, AdminError> {
         ));
     }
     let store = proxy.store();
-    let primary = CacheKey::new(
-        &route.origin_id,
-        target.authority(),
-        target.path_and_query(),
-    );
     let now = store.clock().now();
     let Some((_, entry)) = store.lookup(&primary, &http::HeaderMap::new()) else {
         if store.varies(&primary) {

@@ -270,12 +270,13 @@ impl Admin {
                     .to_bytes();
                 let purge: purge::Purge =
                     serde_json::from_slice(&body).map_err(AdminError::PurgeBody)?;
-                self.purge(purge.rule()?).await?
+                self.purge(purge.rule(&self.proxy.runtime())?).await?
             }
             ("PURGE", _) => {
                 let url =
                     purge::url_of_purge_request(&request).ok_or(AdminError::PurgeWithoutUrl)?;
-                self.purge(purge::Purge::url(url).rule()?).await?
+                self.purge(purge::Purge::url(url).rule(&self.proxy.runtime())?)
+                    .await?
             }
             ("POST", "/snapshot") => {
                 // Like the write-behind: its own thread at the lowest

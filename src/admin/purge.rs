@@ -12,6 +12,7 @@ use crate::cache::purge::PurgeRule;
 use crate::error::BoxError;
 use crate::proxy::Proxy;
 use crate::proxy::request::normalize;
+use crate::runtime::Runtime;
 
 /// A purge request body: exactly one of the fields.
 #[derive(Debug, Default, Deserialize)]
@@ -34,10 +35,13 @@ impl Purge {
 }
 
 impl Purge {
-    /// What it removes.
-    pub fn rule(&self) -> Result<PurgeRule, AdminError> {
+    /// What it removes; a URL is keyed by the rule of the route it falls
+    /// under (`/a?id=1&utm_source=x` purges the entry of `/a?id=1`).
+    pub fn rule(&self, runtime: &Runtime) -> Result<PurgeRule, AdminError> {
         match (&self.url, &self.prefix, &self.tag, self.all) {
-            (Some(url), None, None, None) => Ok(PurgeRule::Url(host_and_path(url)?)),
+            (Some(url), None, None, None) => {
+                Ok(PurgeRule::Url(keyed(runtime, host_and_path(url)?)))
+            }
             (None, Some(prefix), None, None) => Ok(PurgeRule::Prefix(host_and_path(prefix)?)),
             (None, None, Some(tag), None) if !tag.is_empty() => {
                 Ok(PurgeRule::Tag(tag.as_str().into()))
@@ -75,6 +79,17 @@ pub fn host_and_path(url: &str) -> Result<KeyUrl, AdminError> {
         .map_err(|e| bad("has an unusable host", Some(e.into())))?;
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     Ok(KeyUrl::new(&authority, target))
+}
+
+/// `target` as the key rule of the route it falls under spells it.
+pub fn keyed(runtime: &Runtime, target: KeyUrl) -> KeyUrl {
+    match runtime.route(target.authority(), target.path()) {
+        Some(route) if !route.key.is_identity() => KeyUrl::new(
+            target.authority(),
+            &route.key.path_and_query(target.path_and_query()),
+        ),
+        _ => target,
+    }
 }
 
 /// The URL a `PURGE` request names: its absolute form, or its Host and path.

@@ -11,6 +11,8 @@ use std::borrow::Cow;
 use http::header::{CACHE_CONTROL, PRAGMA};
 use http::{HeaderMap, HeaderName};
 
+use super::structured::{self, Item};
+
 /// The largest delta-seconds value (RFC 9111 section 1.2.2).
 pub const DELTA_SECONDS_MAX: u32 = 1 << 31;
 
@@ -39,8 +41,11 @@ pub struct CacheControl {
     pub s_maxage: Option<u32>,
     /// `immutable` (RFC 8246)
     pub immutable: bool,
-    /// `no-transform` (this cache never transforms anyway)
+    /// `no-transform`: the body is passed as it came (never compressed).
     pub no_transform: bool,
+    /// `must-understand`: `no-store` applies only where the status is not
+    /// understood.
+    pub must_understand: bool,
     /// `stale-while-revalidate=N` (RFC 5861)
     pub stale_while_revalidate: Option<u32>,
     /// `stale-if-error=N` (RFC 5861)
@@ -79,9 +84,39 @@ impl CacheControl {
         }
         targets
             .iter()
-            .filter_map(|target| Self::from_field(headers, target))
+            .filter_map(|target| Self::from_targeted_field(headers, target))
             .find(|cc| *cc != CacheControl::default())
             .unwrap_or_else(|| Self::from_headers(headers))
+    }
+
+    /// Parses a targeted field (RFC 9213 section 2.1): a Structured Field
+    /// dictionary, ignored whole (`None`) when any line is not one; a
+    /// directive whose value has the wrong type is ignored.
+    pub fn from_targeted_field(headers: &HeaderMap, name: &HeaderName) -> Option<Self> {
+        let mut values = headers.get_all(name).iter().peekable();
+        values.peek()?;
+        let mut cc = CacheControl::default();
+        for value in values {
+            let line = value.to_str().ok()?;
+            for (name, item) in structured::dictionary(line)? {
+                match (name.as_str(), item) {
+                    (_, Item::Boolean(false) | Item::Other) => {}
+                    (
+                        "max-age" | "s-maxage" | "stale-while-revalidate" | "stale-if-error",
+                        Item::Integer(seconds),
+                    ) => {
+                        let seconds = u64::try_from(seconds).unwrap_or(0).to_string();
+                        cc.apply(&name, Some(&seconds));
+                    }
+                    ("no-cache" | "private", Item::String(fields)) => {
+                        cc.apply(&name, Some(&fields));
+                    }
+                    (_, Item::Boolean(true)) => cc.apply(&name, None),
+                    (_, Item::Integer(_) | Item::String(_)) => {}
+                }
+            }
+        }
+        Some(cc)
     }
 
     /// Parses every line of the field `name`; `None` if it is absent.
@@ -119,6 +154,7 @@ impl CacheControl {
             "proxy-revalidate" => self.proxy_revalidate = true,
             "immutable" => self.immutable = true,
             "no-transform" => self.no_transform = true,
+            "must-understand" => self.must_understand = true,
             "only-if-cached" => self.only_if_cached = true,
             "max-age" => first(&mut self.max_age),
             "s-maxage" => first(&mut self.s_maxage),
@@ -501,6 +537,33 @@ mod tests {
             Some(60),
             "an unusable field is skipped"
         );
+    }
+
+    #[test]
+    fn a_targeted_field_that_is_not_a_dictionary_is_ignored() {
+        let cdn = HeaderName::from_static("cdn-cache-control");
+        let targets = std::slice::from_ref(&cdn);
+        for field in [
+            "max-age=10000, &&&&&",
+            "max-age=\"10000\"",
+            "MAX-AGE=10",
+            "max-age = 10",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(cdn.clone(), HeaderValue::from_str(field).unwrap());
+            assert!(CacheControl::for_response(&h, targets).no_store, "{field}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            cdn.clone(),
+            HeaderValue::from_static("max-age=30, private=\"x-a\", no-store=?0"),
+        );
+        let chosen = CacheControl::for_response(&h, targets);
+        assert_eq!(chosen.max_age, Some(30));
+        assert_eq!(chosen.private_fields, vec!["x-a".to_owned()]);
+        assert!(!chosen.no_store);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::footprint::{SHARED_COUNT, allocated};
 use super::headers::StoredHeaders;
+use super::negotiate::Coding;
 use super::vary::VaryValues;
 
 /// Response directives that matter after storing (RFC 9111 section 4.2.4,
@@ -66,6 +67,34 @@ const FOREVER: u64 = u64::MAX;
 const FORBIDS_STALE: u8 = 1;
 const NO_CACHE: u8 = 2;
 const IMMUTABLE: u8 = 4;
+/// The body's content coding, in bits 3 to 5 (see [`coding_flags`]).
+const CODING_SHIFT: u8 = 3;
+const CODING_MASK: u8 = 7 << CODING_SHIFT;
+/// `Cache-Control: no-transform`.
+const NO_TRANSFORM: u8 = 64;
+
+/// The coding and `no-transform` bits of `headers`, so that a hit reads
+/// them without looking through the header block.
+fn coding_flags(headers: &HeaderMap) -> u8 {
+    let coding = match Coding::of_content_encoding(headers) {
+        Some(Coding::Identity) => 0,
+        Some(Coding::Gzip) => 1,
+        Some(Coding::Brotli) => 2,
+        Some(Coding::Zstd) => 3,
+        None => 4,
+    };
+    // A substring test, not a parse: this runs for every stored entry.
+    let no_transform = headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .any(|value| {
+            value
+                .as_bytes()
+                .windows(12)
+                .any(|w| w.eq_ignore_ascii_case(b"no-transform"))
+        });
+    (coding << CODING_SHIFT) | if no_transform { NO_TRANSFORM } else { 0 }
+}
 
 /// What few entries have.
 #[derive(Debug, Clone, Default)]
@@ -147,7 +176,8 @@ impl CachedResponse {
             initial_age: whole_seconds(initial_age),
             rule_flags: flag(rules.forbids_stale, FORBIDS_STALE)
                 | flag(rules.no_cache, NO_CACHE)
-                | flag(rules.immutable, IMMUTABLE),
+                | flag(rules.immutable, IMMUTABLE)
+                | coding_flags(&headers),
             extras: None,
         };
         if !vary.pairs().is_empty() {
@@ -186,8 +216,25 @@ impl CachedResponse {
 
     /// The same entry with other headers (a revalidation's merged ones).
     pub fn with_headers(mut self, headers: StoredHeaders) -> Self {
+        let flags = coding_flags(&headers.to_map());
+        self.rule_flags = (self.rule_flags & !(CODING_MASK | NO_TRANSFORM)) | flags;
         self.headers = headers;
         self
+    }
+
+    /// The coding its body is stored in, when this proxy can decode it
+    /// for a client that does not take it: `None` for identity, for a
+    /// coding it does not know, and for a `no-transform` response.
+    pub fn decodable_coding(&self) -> Option<Coding> {
+        if self.rule_flags & NO_TRANSFORM != 0 {
+            return None;
+        }
+        match (self.rule_flags & CODING_MASK) >> CODING_SHIFT {
+            1 => Some(Coding::Gzip),
+            2 => Some(Coding::Brotli),
+            3 => Some(Coding::Zstd),
+            _ => None,
+        }
     }
 
     fn extras_mut(&mut self) -> &mut Extras {

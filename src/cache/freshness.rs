@@ -51,23 +51,24 @@ pub fn initial_age(
     apparent_age.max(age_value.saturating_add(response_delay))
 }
 
-/// The `Age` header in seconds: the first line, digits only; anything
-/// else is ignored (section 5.1 says a cache may ignore an invalid Age).
+/// The `Age` header in seconds: the first member of the first line, digits
+/// only (`Age: 7200, 0` is 7200); anything else is ignored (section 5.1
+/// says a cache may ignore an invalid Age).
 pub fn age_header(headers: &HeaderMap) -> Duration {
     let Some(value) = headers.get(AGE).and_then(|v| v.to_str().ok()) else {
         return Duration::ZERO;
     };
-    let value = value.trim();
+    let value = value.split(',').next().unwrap_or_default().trim();
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Duration::ZERO;
     }
     Duration::from_secs(u64::from(delta_seconds(Some(value))))
 }
 
-/// Parses an HTTP date in any of the three formats of RFC 9110 section 5.6.7.
+/// Parses an HTTP date in any of the three formats of RFC 9110 section
+/// 5.6.7, leniently as a recipient should ([`super::http_date`]).
 pub fn http_date(bytes: &[u8]) -> Option<SystemTime> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    httpdate::parse_http_date(text.trim()).ok()
+    super::http_date::parse(bytes)
 }
 
 /// Clamps a lifetime to what the cache can represent (2^31 seconds).
@@ -162,6 +163,16 @@ mod tests {
         }
         let h = headers(&[(AGE, "99999999999999999999")]);
         assert_eq!(age_header(&h), Duration::from_secs(1 << 31));
+    }
+
+    #[test]
+    fn a_list_in_age_counts_its_first_member() {
+        let h = headers(&[(AGE, "7200, 0")]);
+        assert_eq!(age_header(&h), Duration::from_secs(7200));
+        let h = headers(&[(AGE, "0, 7200")]);
+        assert_eq!(age_header(&h), Duration::ZERO);
+        let h = headers(&[(AGE, "old, 0")]);
+        assert_eq!(age_header(&h), Duration::ZERO);
     }
 
     proptest::proptest! {

@@ -6,6 +6,7 @@
 
 pub mod admit;
 pub mod coalesce;
+pub mod compression;
 pub mod conditional;
 pub mod control;
 pub mod entry;
@@ -13,8 +14,11 @@ mod expiry;
 pub mod footprint;
 pub mod freshness;
 pub mod headers;
+pub mod http_date;
 pub mod key;
+pub mod key_rule;
 mod maintenance;
+pub mod negotiate;
 pub mod persist;
 pub mod policy;
 pub mod purge;
@@ -22,6 +26,7 @@ pub mod range;
 pub mod reuse;
 pub mod revalidation;
 pub mod store;
+pub mod structured;
 pub mod tags;
 pub mod vary;
 pub mod weight;

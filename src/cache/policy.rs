@@ -18,6 +18,12 @@ use super::vary::Vary;
 /// error.
 const DEFAULT_TTL_STATUSES: [u16; 6] = [200, 203, 204, 300, 301, 308];
 
+/// The other statuses RFC 9110 section 15.1 calls heuristically cacheable:
+/// with a `Last-Modified` they get heuristic freshness (capped by the TTL,
+/// which alone does not make them storable), as does any status marked
+/// `public` (RFC 9111 section 4.2.2).
+const HEURISTIC_STATUSES: [u16; 5] = [404, 405, 410, 414, 501];
+
 /// Heuristic freshness is this fraction of the time since `Last-Modified`
 /// (RFC 9111 section 4.2.2 suggests 10%)...
 const HEURISTIC_FRACTION: u32 = 10;
@@ -151,7 +157,9 @@ pub fn decide(input: &StoreInput<'_>) -> Decision {
         return Skip(NotStored::RequestNoStore);
     }
     let cc = CacheControl::for_response(input.response, input.targets);
-    if cc.no_store {
+    // `must-understand` (RFC 9111 section 5.2.2.3): a status this cache
+    // knows the caching rules of overrides `no-store`.
+    if cc.no_store && !(cc.must_understand && understood(input.status)) {
         return Skip(NotStored::NoStore);
     }
     if cc.private {
@@ -197,6 +205,14 @@ pub fn decide(input: &StoreInput<'_>) -> Decision {
             (None, Some(heuristic)) => Lifetime::For(heuristic.saturating_sub(initial_age)),
             (None, None) => Lifetime::Forever,
         },
+        None if cc.public || HEURISTIC_STATUSES.contains(&status) => {
+            match heuristic(input.response, input.response_time) {
+                Some(heuristic) => {
+                    Lifetime::For(cap(heuristic.saturating_sub(initial_age), input.ttl))
+                }
+                None => return Skip(NotStored::Status),
+            }
+        }
         None => return Skip(NotStored::Status),
     };
     if lifetime == Lifetime::For(Duration::ZERO) && !has_validators {
@@ -216,6 +232,12 @@ pub fn decide(input: &StoreInput<'_>) -> Decision {
         },
         strip,
     }
+}
+
+/// Whether this cache knows what a status means for caching: a final
+/// status RFC 9110 defines (the ones `http` has a reason phrase for).
+fn understood(status: StatusCode) -> bool {
+    !status.is_informational() && status.canonical_reason().is_some()
 }
 
 /// Heuristic freshness (RFC 9111 section 4.2.2): a tenth of the time since
@@ -298,7 +320,7 @@ fn cap(remaining: Duration, ttl: Option<Duration>) -> Duration {
 mod tests {
     use super::*;
     use http::HeaderValue;
-    use http::header::{CACHE_CONTROL, EXPIRES, VARY};
+    use http::header::{CACHE_CONTROL, DATE, EXPIRES, VARY};
 
     fn headers(pairs: &[(http::HeaderName, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -587,15 +609,74 @@ mod tests {
         assert!(rules.forbids_stale);
     }
 
+    fn modified_a_day_ago() -> HeaderMap {
+        let now = SystemTime::now();
+        let mut h = HeaderMap::new();
+        h.insert(DATE, httpdate::fmt_http_date(now).parse().unwrap());
+        let modified = now - Duration::from_secs(86_400);
+        h.insert(
+            LAST_MODIFIED,
+            httpdate::fmt_http_date(modified).parse().unwrap(),
+        );
+        h
+    }
+
     #[test]
-    fn heuristically_cacheable_errors_still_need_explicit_freshness() {
-        let lm = headers(&[(LAST_MODIFIED, "Thu, 01 Jan 1970 00:00:00 GMT")]);
+    fn heuristically_cacheable_errors_take_heuristic_freshness_only() {
+        let none = HeaderMap::new();
+        let lm = modified_a_day_ago();
         for status in [404, 405, 410, 414, 501] {
+            let Lifetime::For(fresh) = lifetime(decide_with(&none, status, &lm, None)) else {
+                panic!("{status}: stored for ever");
+            };
+            assert!(
+                fresh.as_secs() > 8_000 && fresh.as_secs() <= 8_640,
+                "{status}: {fresh:?}"
+            );
             assert_eq!(
-                skipped(decide_with(&HeaderMap::new(), status, &lm, None)),
+                lifetime(decide_with(&none, status, &lm, Some(60))),
+                SECS(60),
+                "{status}: the TTL caps it"
+            );
+            assert_eq!(
+                skipped(decide_with(&none, status, &none, Some(60))),
+                NotStored::Status,
+                "{status}: a TTL alone does not make an error storable"
+            );
+        }
+        for status in [403, 500, 502, 599] {
+            assert_eq!(
+                skipped(decide_with(&none, status, &lm, None)),
                 NotStored::Status
             );
         }
+        let mut public = lm.clone();
+        public.insert(CACHE_CONTROL, HeaderValue::from_static("public"));
+        assert!(matches!(
+            lifetime(decide_with(&none, 599, &public, None)),
+            Lifetime::For(d) if d.as_secs() > 8_000
+        ));
+    }
+
+    #[test]
+    fn must_understand_overrides_no_store_for_known_statuses() {
+        let none = HeaderMap::new();
+        let response = headers(&[(CACHE_CONTROL, "no-store, must-understand, max-age=60")]);
+        assert_eq!(lifetime(decide_with(&none, 200, &response, None)), SECS(60));
+        assert_eq!(
+            skipped(decide_with(&none, 599, &response, None)),
+            NotStored::NoStore
+        );
+        let plain = headers(&[(CACHE_CONTROL, "no-store, max-age=60")]);
+        assert_eq!(
+            skipped(decide_with(&none, 200, &plain, None)),
+            NotStored::NoStore
+        );
+        let request = headers(&[(CACHE_CONTROL, "no-store")]);
+        assert_eq!(
+            skipped(decide_with(&request, 200, &response, None)),
+            NotStored::RequestNoStore
+        );
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! describes the stored representation (section 4.3.5), and which
 //! failures a stale response may stand in for (RFC 5861 section 4).
 
-use http::header::{CONTENT_LENGTH, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
-use http::{HeaderMap, StatusCode};
+use http::header::{
+    CONTENT_ENCODING, CONTENT_LENGTH, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+};
+use http::{HeaderMap, HeaderName, StatusCode};
 
 use super::entry::CachedResponse;
 
@@ -29,10 +31,22 @@ pub fn add_validators(request: &mut HeaderMap, entry: &CachedResponse) {
 
 /// The stored headers updated by a 304 (or a matching HEAD response):
 /// each field the fresh response has replaces the stored one, except
-/// `Content-Length`, which belongs to the stored body.
+/// `Content-Length` and `Content-Encoding`, which belong to the stored
+/// body, and a strong `ETag` whose weak form is stored.
 pub fn merge_fresh_headers(stored: HeaderMap, fresh: &HeaderMap) -> HeaderMap {
+    // A body this proxy compressed keeps its coding and its weak ETag: the
+    // origin's 304 speaks of the uncompressed representation.
+    let keep_etag = match (stored.get(ETAG), fresh.get(ETAG)) {
+        (Some(stored), Some(fresh)) => {
+            stored.as_bytes().strip_prefix(b"W/") == Some(fresh.as_bytes())
+        }
+        _ => false,
+    };
     let mut merged = stored;
-    for name in fresh.keys().filter(|name| **name != CONTENT_LENGTH) {
+    let kept = |name: &HeaderName| {
+        *name == CONTENT_LENGTH || *name == CONTENT_ENCODING || (keep_etag && *name == ETAG)
+    };
+    for name in fresh.keys().filter(|name| !kept(name)) {
         merged.remove(name);
         for value in fresh.get_all(name) {
             merged.append(name.clone(), value.clone());
@@ -104,6 +118,18 @@ mod tests {
         assert_eq!(merged["etag"], "\"b\"");
         assert_eq!(merged["content-length"], "5");
         assert_eq!(merged["x-old"], "1");
+    }
+
+    #[test]
+    fn a_304_keeps_the_coding_and_weak_etag_of_a_compressed_body() {
+        let stored = headers(&[("etag", "W/\"a\""), ("content-encoding", "br")]);
+        let fresh = headers(&[("etag", "\"a\""), ("cache-control", "max-age=9")]);
+        let merged = merge_fresh_headers(stored.clone(), &fresh);
+        assert_eq!(merged["etag"], "W/\"a\"");
+        assert_eq!(merged["content-encoding"], "br");
+        assert_eq!(merged["cache-control"], "max-age=9");
+        let changed = headers(&[("etag", "\"b\"")]);
+        assert_eq!(merge_fresh_headers(stored, &changed)["etag"], "\"b\"");
     }
 
     #[test]

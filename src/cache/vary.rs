@@ -2,14 +2,17 @@
 //! selected by, captured when it is stored and compared on every lookup.
 //!
 //! A stored response is used only for a request whose values of the named
-//! headers match the ones captured (after normalizing whitespace and joining
-//! several lines). `Vary: *` never matches, so it is never stored.
+//! headers match the ones captured, after normalizing: `Accept-Encoding` by
+//! its preferred coding, `Accept-Language` as a canonical list, any other
+//! header by whitespace and joined lines. `Vary: *` never matches, so it is
+//! never stored.
 
-use http::header::VARY;
+use http::header::{ACCEPT_ENCODING, ACCEPT_LANGUAGE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::footprint::{SHARED_COUNT, allocated};
 use super::key::CacheKey;
+use super::negotiate;
 
 /// What a response's `Vary` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +47,25 @@ impl Vary {
         if names.is_empty() {
             return Vary::None;
         }
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        names.dedup();
+        Vary::Fields(names)
+    }
+}
+
+impl Vary {
+    /// This `Vary` with `extra` request headers added (a route's
+    /// `key.headers`): each is compared as if the response named it.
+    pub fn with_fields(self, extra: &[HeaderName]) -> Vary {
+        if extra.is_empty() {
+            return self;
+        }
+        let mut names = match self {
+            Vary::Star => return Vary::Star,
+            Vary::None => Vec::new(),
+            Vary::Fields(names) => names,
+        };
+        names.extend_from_slice(extra);
         names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         names.dedup();
         Vary::Fields(names)
@@ -92,6 +114,13 @@ impl VaryValues {
         pairs + values
     }
 
+    /// The same values without `name`'s.
+    pub fn without(self, name: &HeaderName) -> Self {
+        let mut pairs = self.0;
+        pairs.retain(|(field, _)| field != name);
+        VaryValues(pairs)
+    }
+
     /// Whether `request` selects the same variant.
     pub fn matches(&self, request: &HeaderMap) -> bool {
         self.0
@@ -100,9 +129,26 @@ impl VaryValues {
     }
 }
 
-/// All lines of one header joined by ", ", with whitespace around list
-/// separators removed, so that formatting differences do not split variants.
+/// The request's value of one selecting header as the cache compares it:
+/// `Accept-Encoding` by the coding it prefers, `Accept-Language` as a
+/// canonical list (`negotiate`); any other header with all lines joined
+/// and whitespace around list separators removed, so that formatting
+/// differences do not split variants.
 fn normalized(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    if name == ACCEPT_ENCODING {
+        return Some(HeaderValue::from_static(negotiate::encoding_key(headers)));
+    }
+    if name == ACCEPT_LANGUAGE {
+        let lines: Vec<&[u8]> = headers
+            .get_all(name)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        if lines.is_empty() {
+            return None;
+        }
+        return HeaderValue::from_bytes(&negotiate::language_key(&lines)).ok();
+    }
     let mut joined: Vec<u8> = Vec::new();
     for value in headers.get_all(name) {
         for item in value.as_bytes().split(|b| *b == b',') {
@@ -145,7 +191,6 @@ pub fn variant_key(primary: &CacheKey, values: &VaryValues) -> CacheKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::header::{ACCEPT_ENCODING, ACCEPT_LANGUAGE};
 
     fn response(lines: &[&'static str]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -173,6 +218,22 @@ mod tests {
     }
 
     #[test]
+    fn key_headers_join_the_response_fields() {
+        let device = HeaderName::from_static("x-device");
+        assert_eq!(Vary::None.with_fields(&[]), Vary::None);
+        assert_eq!(
+            Vary::None.with_fields(std::slice::from_ref(&device)),
+            Vary::Fields(vec![device.clone()])
+        );
+        assert_eq!(
+            Vary::Fields(vec![ACCEPT_LANGUAGE, device.clone()])
+                .with_fields(std::slice::from_ref(&device)),
+            Vary::Fields(vec![ACCEPT_LANGUAGE, device.clone()])
+        );
+        assert_eq!(Vary::Star.with_fields(&[device]), Vary::Star);
+    }
+
+    #[test]
     fn values_match_after_normalizing() {
         let mut first = HeaderMap::new();
         first.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, br"));
@@ -186,6 +247,21 @@ mod tests {
         let mut other = HeaderMap::new();
         other.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         assert!(!captured.matches(&other));
+        assert!(!captured.matches(&HeaderMap::new()));
+
+        let mut spelled_otherwise = HeaderMap::new();
+        spelled_otherwise.insert(
+            ACCEPT_ENCODING,
+            HeaderValue::from_static("br;q=1.0, gzip;q=0.8"),
+        );
+        assert!(captured.matches(&spelled_otherwise), "both prefer br");
+
+        let mut english = HeaderMap::new();
+        english.insert(ACCEPT_LANGUAGE, HeaderValue::from_static("en, de"));
+        let captured = VaryValues::capture(&[ACCEPT_LANGUAGE], &english);
+        let mut reordered = HeaderMap::new();
+        reordered.insert(ACCEPT_LANGUAGE, HeaderValue::from_static("DE ,en"));
+        assert!(captured.matches(&reordered));
         assert!(!captured.matches(&HeaderMap::new()));
     }
 

@@ -41,6 +41,8 @@ pub struct CacheSection {
     pub max_size: Option<SizeValue>,
     /// Per-response bound.
     pub max_object_size: Option<SizeValue>,
+    /// Smallest body compressed for storing.
+    pub compress_min_size: Option<SizeValue>,
     /// Snapshot write-behind delay.
     pub write_delay: Option<DurationValue>,
     /// How long stale entries may stand in for a failing origin.
@@ -199,6 +201,42 @@ pub struct RouteSection {
     pub ttl: Option<DurationValue>,
     /// standard | force | bypass
     pub policy: Option<PolicyName>,
+    /// `key.query`, `key.sort_query`, `key.headers`.
+    pub key: Option<KeySection>,
+    /// Compress compressible responses the origin sent uncompressed.
+    pub compress: Option<bool>,
+}
+
+/// `[routes.key]`: how the route's requests are keyed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySection {
+    /// `"all"`, `"none"`, `{ keep = [...] }` or `{ drop = [...] }`.
+    pub query: Option<QuerySection>,
+    /// Sort the parameters kept.
+    pub sort_query: Option<bool>,
+    /// Request headers added to the key.
+    pub headers: Option<Vec<String>>,
+}
+
+/// `key.query` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum QuerySection {
+    /// `"all"` or `"none"`.
+    Word(String),
+    /// `{ keep = [...] }` or `{ drop = [...] }`.
+    Names(QueryNames),
+}
+
+/// `key.query = { keep = [...] }` / `{ drop = [...] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryNames {
+    /// Only these parameters count.
+    pub keep: Option<Vec<String>>,
+    /// These parameters do not count.
+    pub drop: Option<Vec<String>>,
 }
 
 /// The cache policy names.

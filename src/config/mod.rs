@@ -12,6 +12,7 @@ mod health;
 mod limits;
 mod locate;
 mod origin;
+mod route_key;
 mod servers;
 mod shared;
 pub mod source;
@@ -23,6 +24,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::cache::key_rule::KeyRule;
 
 pub use error::{Cause, ConfigError, InvalidOrigin, Place, Problem, SizeError};
 pub use origin::{ActiveCheck, Balance, Health, InvalidTarget, Origin, Scheme, Server};
@@ -134,6 +137,29 @@ pub struct RouteConfig {
     pub ttl_from: TtlFrom,
     /// How it caches.
     pub policy: Policy,
+    /// How its requests are keyed.
+    pub key: KeyRule,
+    /// Whether compressible responses the origin sent uncompressed are
+    /// stored compressed.
+    pub compress: bool,
+}
+
+impl RouteConfig {
+    /// The one route of a config without `[[routes]]`: every request to
+    /// `origin`, with the defaults.
+    pub fn catch_all(origin: String, ttl: Option<Duration>) -> Self {
+        RouteConfig {
+            name: "default".into(),
+            host: HostMatch::Any,
+            path_prefix: "/".into(),
+            origin,
+            ttl,
+            ttl_from: TtlFrom::Cache,
+            policy: Policy::Standard,
+            key: KeyRule::default(),
+            compress: true,
+        }
+    }
 }
 
 /// Where a route's ttl comes from.
@@ -156,6 +182,9 @@ pub struct CacheConfig {
     pub max_size: u64,
     /// Responses larger than this stream through uncached.
     pub max_object_size: u64,
+    /// Bodies at least this long are compressed for storing (routes with
+    /// `compress`); smaller ones are stored as they came.
+    pub compress_min_size: u64,
     /// How long after the last change the snapshot is written.
     pub write_delay: Duration,
     /// Stale entries may stand in for a failing origin this long (on top
@@ -223,6 +252,7 @@ impl CacheConfig {
             ttl: None,
             max_size: 256 * 1024 * 1024,
             max_object_size: 8 * 1024 * 1024,
+            compress_min_size: 1024,
             write_delay: Duration::from_secs(1),
             grace: Duration::ZERO,
             keep: Duration::from_secs(3600),
@@ -245,15 +275,7 @@ impl Config {
         Config {
             listeners: vec![ListenerConfig { address, tls: None }],
             origins: vec![origin],
-            routes: vec![RouteConfig {
-                name: "default".into(),
-                host: HostMatch::Any,
-                path_prefix: "/".into(),
-                origin: name,
-                ttl: None,
-                ttl_from: TtlFrom::Cache,
-                policy: Policy::Standard,
-            }],
+            routes: vec![RouteConfig::catch_all(name, None)],
             cache: CacheConfig::with_file(cache_file),
             limits: Limits::default(),
             admin: AdminConfig::default(),

@@ -70,15 +70,7 @@ pub fn validate(raw: &FileConfig, base_dir: &Path) -> Result<Config, ConfigError
                 "with more than one origin, [[routes]] must say which requests go where",
             ));
         }
-        vec![RouteConfig {
-            name: "default".into(),
-            host: HostMatch::Any,
-            path_prefix: "/".into(),
-            origin: origins[0].name.clone(),
-            ttl: cache.ttl,
-            ttl_from: TtlFrom::Cache,
-            policy: Policy::Standard,
-        }]
+        vec![RouteConfig::catch_all(origins[0].name.clone(), cache.ttl)]
     } else {
         raw.routes
             .iter()
@@ -115,6 +107,9 @@ fn validate_cache(raw: &FileConfig, base_dir: &Path) -> Result<CacheConfig, Conf
     }
     if let Some(size) = &section.max_object_size {
         cache.max_object_size = bytes("cache.max_object_size", size)?;
+    }
+    if let Some(size) = &section.compress_min_size {
+        cache.compress_min_size = bytes("cache.compress_min_size", size)?;
     }
     if cache.max_object_size > cache.max_size {
         return Err(invalid(
@@ -318,6 +313,8 @@ fn validate_route(
         origin: section.origin.clone(),
         ttl,
         policy,
+        key: super::route_key::key_rule(section.key.as_ref(), key)?,
+        compress: section.compress.unwrap_or(true),
     })
 }
 

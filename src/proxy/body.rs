@@ -13,10 +13,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, StatusCode};
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, ETAG};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 
+use super::codec::{self, RecodedBody};
+use super::headers;
 use crate::cache::coalesce::FillGuard;
+use crate::cache::negotiate::Coding;
 use crate::cache::vary::VaryValues;
 use crate::cache::{CacheKey, CachedResponse, ReuseRules, Store};
 use crate::shared::log_id::LogId;
@@ -35,6 +39,8 @@ pub enum ProxyBody {
     Stream(Box<OriginBody>),
     /// An origin body passed through and stored when complete.
     Tee(Box<TeeBody>),
+    /// A stored compressed body, decoded as it is sent.
+    Recoded(Box<RecodedBody>),
 }
 
 impl ProxyBody {
@@ -61,6 +67,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Stream(origin) => Pin::new(origin.as_mut()).poll_frame(cx),
             ProxyBody::Tee(tee) => Pin::new(tee.as_mut()).poll_frame(cx),
+            ProxyBody::Recoded(decoded) => Pin::new(decoded.as_mut()).poll_frame(cx),
         }
     }
 
@@ -70,6 +77,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(bytes) => bytes.is_none(),
             ProxyBody::Stream(incoming) => incoming.is_end_stream(),
             ProxyBody::Tee(tee) => tee.is_end_stream(),
+            ProxyBody::Recoded(decoded) => decoded.is_end_stream(),
         }
     }
 
@@ -81,6 +89,7 @@ impl Body for ProxyBody {
             }
             ProxyBody::Stream(incoming) => incoming.size_hint(),
             ProxyBody::Tee(tee) => tee.inner.size_hint(),
+            ProxyBody::Recoded(decoded) => decoded.size_hint(),
         }
     }
 }
@@ -115,6 +124,9 @@ pub struct Fill {
     pub since: u64,
     /// Where the fleet's copy goes, with a shared tier.
     pub shared: Option<SharedFill>,
+    /// The coding to store the body in, if it is to be compressed, and
+    /// the smallest body worth it.
+    pub compress: Option<(Coding, usize)>,
 }
 
 /// The shared tier's part of a fill.
@@ -147,12 +159,18 @@ impl TeeBody {
             .and_then(|len| usize::try_from(len).ok())
             .filter(|len| *len <= limit)
             .unwrap_or(0);
-        TeeBody {
+        let mut tee = TeeBody {
             inner,
             collected: BytesMut::with_capacity(expected),
             limit,
             fill: Some(fill),
+        };
+        // hyper never polls the body of a 204 (or of an empty one it knows
+        // is done), so an empty body is stored now.
+        if tee.inner.is_end_stream() {
+            tee.complete();
         }
+        tee
     }
 
     fn give_up(&mut self) {
@@ -163,30 +181,71 @@ impl TeeBody {
     fn complete(&mut self) {
         let Some(fill) = self.fill.take() else { return };
         let body = exact(std::mem::take(&mut self.collected));
-        let entry = CachedResponse::new(
-            fill.status,
-            fill.headers,
-            body,
-            fill.stored_at,
-            fill.fresh_for,
-            fill.initial_age,
-            fill.vary,
-            fill.rules,
-        )
-        .with_tags(fill.tags);
-        let Some((key, stored)) = fill
-            .store
-            .insert_fill(fill.since, fill.primary.clone(), entry)
-        else {
-            return; // purged while it was fetched
-        };
-        if let Some(guard) = fill.guard {
-            guard.stored();
+        match fill.compress {
+            Some((coding, min)) if body.len() >= min => {
+                // Compressing is CPU work that grows with the body: never on
+                // a runtime thread when there is a runtime to hand it to.
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        runtime.spawn_blocking(move || store(compressed(fill, coding, body)));
+                    }
+                    Err(_) => store(compressed(fill, coding, body)),
+                }
+            }
+            _ => store((fill, body)),
         }
-        if let Some(shared) = fill.shared {
-            let SharedFill { tier, since, lease } = shared;
-            tier.fill(fill.primary, key, stored, since, lease);
+    }
+}
+
+/// The fill and body in `coding`, with the headers that says (coding,
+/// `Vary: Accept-Encoding`, a weak `ETag`): one entry now serves every
+/// client, so it no longer varies on `Accept-Encoding` itself. As it came
+/// when compressing does not make it smaller.
+fn compressed(mut fill: Fill, coding: Coding, body: Bytes) -> (Fill, Bytes) {
+    let encoded = match codec::encode(coding, &body) {
+        Ok(Some(encoded)) if encoded.len() < body.len() => encoded,
+        Ok(_) => return (fill, body),
+        Err(err) => {
+            tracing::warn!(error = %err, "compressing a response failed; stored as it came");
+            return (fill, body);
         }
+    };
+    let stored = &mut fill.headers;
+    stored.insert(CONTENT_ENCODING, HeaderValue::from_static(coding.as_str()));
+    headers::add_vary_accept_encoding(stored);
+    if let Some(weak) = stored.get(ETAG).and_then(headers::weakened) {
+        stored.insert(ETAG, weak);
+    }
+    fill.vary = fill.vary.without(&ACCEPT_ENCODING);
+    (fill, Bytes::from(encoded))
+}
+
+/// Stores a completed fill in this instance and, with a shared tier, the
+/// fleet's.
+fn store((fill, body): (Fill, Bytes)) {
+    let entry = CachedResponse::new(
+        fill.status,
+        fill.headers,
+        body,
+        fill.stored_at,
+        fill.fresh_for,
+        fill.initial_age,
+        fill.vary,
+        fill.rules,
+    )
+    .with_tags(fill.tags);
+    let Some((key, stored)) = fill
+        .store
+        .insert_fill(fill.since, fill.primary.clone(), entry)
+    else {
+        return; // purged while it was fetched
+    };
+    if let Some(guard) = fill.guard {
+        guard.stored();
+    }
+    if let Some(shared) = fill.shared {
+        let SharedFill { tier, since, lease } = shared;
+        tier.fill(fill.primary, key, stored, since, lease);
     }
 }
 

@@ -92,11 +92,7 @@ fn serve(
         return RequestError::NoRoute.into();
     };
     record.route = Some(route.clone());
-    let primary = CacheKey::new(
-        &route.origin_id,
-        &authority,
-        request::path_and_query(&request),
-    );
+    let primary = route.key_of(&authority, request::path_and_query(&request));
     let kind = kind_of(route.policy, &request);
     let exchange = Exchange::new(
         proxy.clone(),

@@ -79,6 +79,32 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// `W/"tag"` for a strong `"tag"`; `None` when it is weak already.
+pub fn weakened(etag: &HeaderValue) -> Option<HeaderValue> {
+    let tag = etag.as_bytes();
+    if tag.starts_with(b"W/") {
+        return None;
+    }
+    HeaderValue::from_bytes(&[b"W/", tag].concat()).ok()
+}
+
+/// Adds `Accept-Encoding` to `Vary` unless it is named already (the
+/// response's coding depends on the request's from now on).
+pub fn add_vary_accept_encoding(headers: &mut HeaderMap) {
+    let named = headers.get_all(http::header::VARY).iter().any(|value| {
+        value.as_bytes().split(|b| *b == b',').any(|name| {
+            let name = name.trim_ascii();
+            name == b"*" || name.eq_ignore_ascii_case(b"accept-encoding")
+        })
+    });
+    if !named {
+        headers.append(
+            http::header::VARY,
+            http::HeaderValue::from_static("Accept-Encoding"),
+        );
+    }
+}
+
 /// Removes every field named in `names`, after one pass over the present
 /// names has found any of them: usually none is there, and comparing names
 /// costs less than hashing each absent one to probe for it.

@@ -18,11 +18,7 @@ pub(super) fn after_unsafe(exchange: &Exchange, primary: &CacheKey, response: &H
     for name in [LOCATION, CONTENT_LOCATION] {
         let target = response.get(&name).and_then(|v| v.to_str().ok());
         if let Some(path) = target.and_then(|t| same_origin_path(t, exchange.authority())) {
-            keys.push(CacheKey::new(
-                &exchange.route().origin_id,
-                exchange.authority(),
-                &path,
-            ));
+            keys.push(exchange.route().key_of(exchange.authority(), &path));
         }
     }
     for key in keys {

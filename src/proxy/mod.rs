@@ -22,6 +22,7 @@
 pub mod access_log;
 pub mod body;
 pub mod cache_status;
+mod codec;
 mod exchange;
 mod fetch;
 mod finish;

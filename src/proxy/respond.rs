@@ -5,14 +5,16 @@
 use std::time::SystemTime;
 
 use http::header::{
-    AGE, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, CONTENT_TYPE,
-    DATE, ETAG, EXPIRES, LAST_MODIFIED, RANGE, RETRY_AFTER, VARY,
+    AGE, CACHE_CONTROL, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_LOCATION,
+    CONTENT_RANGE, CONTENT_TYPE, DATE, ETAG, EXPIRES, LAST_MODIFIED, RANGE, RETRY_AFTER, VARY,
 };
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::body::ProxyBody;
+use super::codec::RecodedBody;
 use crate::cache::CachedResponse;
 use crate::cache::conditional::{if_range_allows, not_modified};
+use crate::cache::negotiate::{Accepted, Coding};
 use crate::cache::range::{self, RangeAnswer};
 use crate::error::RequestError;
 
@@ -44,6 +46,13 @@ pub(super) fn from_cache(
         return response;
     }
     headers.insert(AGE, age);
+    if let Some(coding) = entry.decodable_coding() {
+        let accepted = Accepted::of(request);
+        if !accepted.takes(coding) {
+            let to = accepted.preferred_compressed().unwrap_or(Coding::Identity);
+            return decoded(entry, headers, coding, to, head);
+        }
+    }
     let len = entry.body.len();
     let (status, body) = match request.get(RANGE) {
         Some(range) if entry.status == StatusCode::OK && if_range_allows(request, &headers) => {
@@ -75,6 +84,38 @@ pub(super) fn from_cache(
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// The whole response, its body decoded from `coding` and encoded in `to`
+/// as it is sent (for a client that does not take the coding it is stored
+/// in; `to` is the best it takes, or identity): no `Content-Length` (not
+/// known until encoded), a weak `ETag` (another representation), and no
+/// ranges (a range of the decoded body would need decoding up to it; the
+/// whole 200 is allowed).
+fn decoded(
+    entry: &CachedResponse,
+    mut headers: HeaderMap,
+    coding: Coding,
+    to: Coding,
+    head: bool,
+) -> Response<ProxyBody> {
+    match to {
+        Coding::Identity => headers.remove(CONTENT_ENCODING),
+        _ => headers.insert(CONTENT_ENCODING, HeaderValue::from_static(to.as_str())),
+    };
+    headers.remove(CONTENT_LENGTH);
+    if let Some(weak) = headers.get(ETAG).and_then(super::headers::weakened) {
+        headers.insert(ETAG, weak);
+    }
+    let body = if head {
+        ProxyBody::Empty
+    } else {
+        ProxyBody::Recoded(Box::new(RecodedBody::new(coding, entry.body.clone(), to)))
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = entry.status;
     *response.headers_mut() = headers;
     response
 }

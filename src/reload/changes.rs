@@ -43,6 +43,11 @@ pub fn describe(
         a.max_object_size,
         b.max_object_size,
     );
+    changes.setting(
+        "cache.compress_min_size",
+        a.compress_min_size,
+        b.compress_min_size,
+    );
     changes.setting("cache.grace", secs(Some(a.grace)), secs(Some(b.grace)));
     changes.setting("cache.keep", secs(Some(a.keep)), secs(Some(b.keep)));
     changes.setting(
@@ -157,6 +162,8 @@ fn routes(changes: &mut Changes, old: &[RouteConfig], new: &[RouteConfig]) {
             before.policy.as_str(),
             route.policy.as_str(),
         );
+        changes.setting(&key("compress"), before.compress, route.compress);
+        changes.setting(&key("key"), before.key.to_string(), route.key.to_string());
     }
 }
 

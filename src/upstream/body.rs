@@ -44,6 +44,8 @@ pub enum BodyError {
     Client(hyper::Error),
     /// The client sent its request body too slowly.
     ClientTooSlow,
+    /// A stored compressed body did not decode.
+    Decode(std::io::Error),
 }
 
 impl fmt::Display for BodyError {
@@ -55,6 +57,7 @@ impl fmt::Display for BodyError {
             }
             BodyError::Client(_) => f.write_str("client request body failed"),
             BodyError::ClientTooSlow => f.write_str("client sent its request body too slowly"),
+            BodyError::Decode(_) => f.write_str("stored body did not decode"),
         }
     }
 }
@@ -63,6 +66,7 @@ impl StdError for BodyError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             BodyError::Origin(e) | BodyError::Client(e) => Some(e),
+            BodyError::Decode(e) => Some(e),
             BodyError::OriginStalled(_) | BodyError::ClientTooSlow => None,
         }
     }
@@ -75,7 +79,8 @@ pub fn client_body_fault<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Bo
     while let Some(e) = cause {
         match e.downcast_ref::<BodyError>() {
             Some(fault @ (BodyError::ClientTooSlow | BodyError::Client(_))) => return Some(fault),
-            Some(BodyError::Origin(_) | BodyError::OriginStalled(_)) | None => cause = e.source(),
+            Some(BodyError::Origin(_) | BodyError::OriginStalled(_) | BodyError::Decode(_))
+            | None => cause = e.source(),
         }
     }
     None

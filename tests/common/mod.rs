@@ -53,6 +53,7 @@ pub struct Route {
     body: Bytes,
     delay: Duration,
     echo: bool,
+    negotiate: bool,
     chunk_size: Option<usize>,
     etag: Option<String>,
     stall_after: Option<usize>,
@@ -66,6 +67,7 @@ impl Route {
             body: body.into(),
             delay: Duration::ZERO,
             echo: false,
+            negotiate: false,
             chunk_size: None,
             etag: None,
             stall_after: None,
@@ -78,6 +80,15 @@ impl Route {
             echo: true,
             ..Route::ok("")
         }
+    }
+
+    /// Compresses the body in the first coding the request asks for, as
+    /// origins that compress do, with `Vary: Accept-Encoding`; an
+    /// `Accept-Encoding` naming anything but `br`, `zstd` and `gzip`, or with
+    /// weights (what the proxy should have normalized), is answered 400.
+    pub fn negotiated(mut self) -> Self {
+        self.negotiate = true;
+        self
     }
 
     pub fn status(mut self, status: u16) -> Self {
@@ -287,6 +298,10 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
         .to_owned();
     *state.hits.lock().unwrap().entry(key.clone()).or_default() += 1;
     state.hit.notify_waiters();
+    let accept_encoding = req
+        .headers()
+        .get("accept-encoding")
+        .map(|v| v.to_str().unwrap().to_owned());
     state
         .last_request
         .lock()
@@ -318,13 +333,27 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
         }
         return response;
     }
-    let body = if route.echo {
+    let mut body = if route.echo {
         let method = req.method().to_string();
         let body = req.into_body().collect().await.unwrap().to_bytes();
         Bytes::from([method.as_bytes(), b" ", &body[..]].concat())
     } else {
         route.body.clone()
     };
+    let mut negotiated = None;
+    if route.negotiate {
+        match encode(accept_encoding.as_deref(), &body) {
+            Some((coding, encoded)) => {
+                negotiated = coding;
+                body = encoded;
+            }
+            None => {
+                let mut response = Response::new(TestBody::full(Bytes::from_static(b"bad ae")));
+                *response.status_mut() = StatusCode::BAD_REQUEST;
+                return response;
+            }
+        }
+    }
     let mut body = match route.chunk_size {
         Some(size) => TestBody::chunked(body, size),
         None => TestBody::full(body),
@@ -332,6 +361,13 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
     body.stall_after = route.stall_after;
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::from_u16(route.status).unwrap();
+    if route.negotiate {
+        let headers = response.headers_mut();
+        headers.insert("vary", http::HeaderValue::from_static("Accept-Encoding"));
+        if let Some(coding) = negotiated {
+            headers.insert("content-encoding", http::HeaderValue::from_static(coding));
+        }
+    }
     for (name, value) in &route.headers {
         response.headers_mut().append(
             http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
@@ -339,6 +375,56 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
         );
     }
     response
+}
+
+/// `body` in the first coding `accept_encoding` names (`None`: identity);
+/// `None` when it names another coding or weighs them.
+fn encode(accept_encoding: Option<&str>, body: &[u8]) -> Option<(Option<&'static str>, Bytes)> {
+    use std::io::Write;
+    let codings: Vec<&str> = accept_encoding.map_or(Vec::new(), |v| v.split(", ").collect());
+    if codings.iter().any(|c| !["br", "zstd", "gzip"].contains(c)) {
+        return None;
+    }
+    let encoded = match codings.first().copied() {
+        None => return Some((None, Bytes::copy_from_slice(body))),
+        Some("gzip") => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(body).unwrap();
+            ("gzip", encoder.finish().unwrap())
+        }
+        Some("br") => {
+            let mut encoder = brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22);
+            encoder.write_all(body).unwrap();
+            encoder.flush().unwrap();
+            ("br", encoder.into_inner())
+        }
+        Some("zstd") => ("zstd", zstd::stream::encode_all(body, 3).unwrap()),
+        Some(_) => return None,
+    };
+    Some((Some(encoded.0), Bytes::from(encoded.1)))
+}
+
+/// Decodes a body in `coding` (`None`: identity).
+pub fn decode(coding: Option<&str>, body: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match coding {
+        None => out.extend_from_slice(body),
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        Some("br") => {
+            brotli::Decompressor::new(body, 4096)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        Some("zstd") => out = zstd::stream::decode_all(body).unwrap(),
+        Some(other) => panic!("unknown coding {other}"),
+    }
+    out
 }
 
 /// A body sent whole (with Content-Length) or in chunks (without); maybe
@@ -569,6 +655,15 @@ pub async fn send(client: &TestClient, request: Request<Full<Bytes>>) -> Answer 
 /// GET `url` on a fresh client.
 pub async fn get(url: &str) -> Answer {
     send(&client(), Request::get(url).body(Full::default()).unwrap()).await
+}
+
+/// GET `url` with these request headers, on a fresh client.
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut builder = Request::get(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    send(&client(), builder.body(Full::default()).unwrap()).await
 }
 
 /// Writes `raw` to `addr` and reads until the server closes (or 5 s).

@@ -17,7 +17,9 @@ mod revalidate;
 
 use crate::cache::CacheKey;
 use crate::cache::coalesce::{FillGuard, FillState, Role};
+use crate::cache::compression::{self, Candidate};
 use crate::cache::control::CacheControl;
+use crate::cache::negotiate::{self, Coding};
 use crate::cache::policy::{Decision, NotStored, StoreInput};
 use crate::cache::revalidation::{add_validators, declared_length, stale_may_replace};
 use crate::cache::vary::{Vary, VaryValues};
@@ -179,6 +181,9 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
         head: request.method() == Method::HEAD,
     };
     let mut upstream_request = exchange.upstream_request(request, true)?;
+    // The origin is asked only for codings the proxy can decode for a
+    // client keyed alike that does not take the one it chose.
+    negotiate::forward_known_codings(upstream_request.headers_mut());
     if let Some((_, entry)) = &stale {
         add_validators(upstream_request.headers_mut(), entry);
     }
@@ -263,6 +268,12 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
             if note != Note::Clear {
                 exchange.store().clear_not_stored(&primary);
             }
+            let compress = plan_compression(exchange, &asked.headers, &parts, &vary);
+            if compress.is_some() {
+                // The stored body will be compressed: which body a client
+                // gets depends on its Accept-Encoding, this one's too.
+                headers::add_vary_accept_encoding(&mut parts.headers);
+            }
             let fill = Fill {
                 store: exchange.store().clone(),
                 primary,
@@ -271,7 +282,10 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
                 stored_at: response_time,
                 fresh_for: lifetime.fresh_for(),
                 initial_age,
-                vary: capture(&vary, &asked.headers),
+                vary: capture(
+                    &vary.with_fields(&exchange.route().key.headers),
+                    &asked.headers,
+                ),
                 rules,
                 tags,
                 guard,
@@ -281,6 +295,7 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
                     since: shared_since.unwrap_or_default(),
                     lease,
                 }),
+                compress,
             };
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             let expected = declared_length(&parts.headers);
@@ -387,6 +402,28 @@ pub(super) fn refresh_in_background(
             Err(err) => tracing::debug!(error = %err.chain(), "background revalidation failed"),
         }
     });
+}
+
+/// The coding to store this response in and the smallest body worth
+/// compressing, when its route compresses and the response may be.
+fn plan_compression(
+    exchange: &Exchange,
+    request: &HeaderMap,
+    response: &http::response::Parts,
+    vary: &Vary,
+) -> Option<(Coding, usize)> {
+    if !exchange.route().compress {
+        return None;
+    }
+    let min_size = exchange.runtime().compress_min_size;
+    let coding = compression::plan(&Candidate {
+        request,
+        status: response.status,
+        response: &response.headers,
+        vary,
+        min_size,
+    })?;
+    Some((coding, usize::try_from(min_size).unwrap_or(usize::MAX)))
 }
 
 fn capture(vary: &Vary, request: &HeaderMap) -> VaryValues {
