@@ -3,7 +3,8 @@
 # figure that does not move with the machine's noise, for comparing one
 # change with the next (bench/run.sh gives the throughput ratios).
 #
-#   bench/instructions.sh                  # hit 1 KiB, no-store, miss
+#   bench/instructions.sh                  # hit 1 KiB, no-store, miss,
+#                                          # miss of a page stored compressed
 #   LOG=warn bench/instructions.sh         # without access-log lines
 #
 # An nginx origin and the proxy run on loopback (ports 18200-18201); wrk
@@ -27,8 +28,11 @@ trap cleanup EXIT
 
 mkdir "$work/www"
 head -c 1024 /dev/urandom > "$work/www/1k"
+# 8 KiB of markup: a text/html miss the proxy stores compressed (br).
+for i in $(seq 400); do echo "<li class=\"item\">product $i</li>"; done > "$work/list"
+head -c 8192 "$work/list" > "$work/www/page"
 chmod 755 "$work" "$work/www" # nginx's workers run as nobody
-chmod 644 "$work/www/1k"
+chmod 644 "$work/www/1k" "$work/www/page"
 cat > "$work/origin.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -36,6 +40,8 @@ pid $work/origin.pid;
 error_log $work/origin.err warn;
 events { worker_connections 1024; }
 http {
+  # Bytes, not text: these responses are stored as they came.
+  default_type application/octet-stream;
   access_log off;
   keepalive_requests 1000000;
   server {
@@ -44,6 +50,7 @@ http {
     location = /1k { add_header Cache-Control "public, max-age=3600"; }
     location /u/ { add_header Cache-Control "public, max-age=3600"; try_files /1k =404; }
     location = /nostore { add_header Cache-Control "no-store"; try_files /1k =404; }
+    location /t/ { default_type text/html; add_header Cache-Control "public, max-age=3600"; try_files /page =404; }
   }
 }
 EOF
@@ -64,6 +71,8 @@ request = function()
   return wrk.format("GET", "/u/" .. prefix .. n)
 end
 EOF
+sed -e 's|"/u/"|"/t/"|' -e 's|wrk.format("GET", \(.*\))$|wrk.format("GET", \1, { ["Accept-Encoding"] = "gzip, deflate, br, zstd" })|' \
+    "$work/miss.lua" > "$work/miss-text.lua"
 
 # The snapshot's write-behind is paced by time, not by requests: under
 # callgrind's slowdown it would be counted as if each request paid for a
@@ -119,3 +128,4 @@ count() { # name path expected-log-fields [script]
 count "hit 1 KiB" /1k 'status=200 cache="HIT"'
 count "no-store" /nostore 'status=200 cache="MISS" reason="no-store"'
 count "miss" / 'status=200 cache="MISS" reason="stored"' "$work/miss.lua"
+count "miss, br" / 'status=200 cache="MISS" reason="stored"' "$work/miss-text.lua"

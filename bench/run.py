@@ -73,6 +73,26 @@ http {{
     return conf
 
 
+def nginx_cache_conf(work: Path, port: int, origin_port: int, cache_dir: Path, server_extra: str = "") -> Path:
+    """nginx `proxy_cache` in front of the origin: upstream keepalive,
+    HTTP/1.1 upstream, the access log on, the cache in `cache_dir`."""
+    server = f"""
+        listen 127.0.0.1:{port};
+        access_log {work}/nginx.access.log;
+{server_extra}
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache c;
+            add_header X-Cache $upstream_cache_status;
+        }}"""
+    extra = f"""
+    proxy_cache_path {cache_dir} levels=1:2 keys_zone=c:64m max_size=4g inactive=1h use_temp_path=off;
+    upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}"""
+    return nginx_conf(work, "nginx", server, extra)
+
+
 def start(args, core, **kw):
     return subprocess.Popen(["taskset", "-c", core, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
 
@@ -187,20 +207,8 @@ class Bench:
         elif target == "nginx":
             for f in self.nginx_cache.iterdir():
                 subprocess.run(["rm", "-rf", str(f)], check=True)
-            server = f"""
-        listen 127.0.0.1:{port};
-        access_log {self.work}/nginx.access.log;
-        location / {{
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_cache c;
-            add_header X-Cache $upstream_cache_status;
-        }}"""
-            extra = f"""
-    proxy_cache_path {self.nginx_cache} levels=1:2 keys_zone=c:64m max_size=4g inactive=1h use_temp_path=off;
-    upstream origin {{ server 127.0.0.1:{PORTS['origin']}; keepalive 64; }}"""
-            proc = start(["nginx", "-c", nginx_conf(self.work, "nginx", server, extra)], PROXY_CORE)
+            conf = nginx_cache_conf(self.work, port, PORTS["origin"], self.nginx_cache)
+            proc = start(["nginx", "-c", conf], PROXY_CORE)
         elif target == "varnish":
             workdir = self.work / "varnish"
             proc = start(["varnishd", "-F", "-j", "none", "-a", f"127.0.0.1:{port}", "-b", f"127.0.0.1:{PORTS['origin']}",
