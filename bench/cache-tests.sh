@@ -26,10 +26,17 @@ work=$(mktemp -d)
 origin_port=${ORIGIN_PORT:-18000}
 proxy_port=${PROXY_PORT:-18001}
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true # the proxy writes its snapshot as it stops
+    rm -rf "$work"
+}
 trap cleanup EXIT
 
-(cd "$suite" && exec npm run --silent server --port="$origin_port" >"$work/origin.log" 2>&1) &
+# node itself, not `npm run`: npm's child would outlive the kill below.
+(cd "$suite" && npm_config_protocol=http npm_config_port="$origin_port" \
+    npm_config_pidfile="$work/origin.pid" \
+    exec node test-engine/server/server.mjs >"$work/origin.log" 2>&1) &
 pids+=($!)
 (cd "$work" && exec "$root/target/release/caching-proxy" --port "$proxy_port" \
     --origin "http://127.0.0.1:$origin_port" >"$work/proxy.log" 2>&1) &

@@ -55,6 +55,8 @@ pub struct Route {
     pub key: KeyRule,
     /// Whether compressible responses are stored compressed.
     pub compress: bool,
+    /// The slice size, when GETs are fetched and stored in slices.
+    pub slice: Option<u64>,
     /// Its request counters.
     pub counters: RouteCounters,
 }
@@ -153,6 +155,7 @@ impl Runtime {
                     policy: route.policy,
                     key: route.key.clone(),
                     compress: route.compress,
+                    slice: route.slice,
                 }),
             ));
         }

@@ -10,6 +10,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, TE, TRAILER, TRANSFER_ENCODING, U
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::entry::{CachedResponse, ReuseRules};
+use super::partial::Piece;
 use super::vary::VaryValues;
 
 /// Header fields an entry may have.
@@ -63,10 +64,7 @@ pub fn admit(
     max_object_size: u64,
 ) -> Result<CachedResponse, &'static str> {
     let status = StatusCode::from_u16(parts.status).map_err(|_| "invalid status")?;
-    if !(200..=599).contains(&parts.status)
-        || status == StatusCode::PARTIAL_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
+    if !(200..=599).contains(&parts.status) || status == StatusCode::NOT_MODIFIED {
         return Err("a status that is never stored");
     }
     if parts.headers.len() > MAX_FIELDS {
@@ -90,7 +88,7 @@ pub fn admit(
     let fresh_for = parts
         .fresh_until
         .map(|until| until.duration_since(parts.stored_at).unwrap_or_default());
-    Ok(CachedResponse::new(
+    let entry = CachedResponse::new(
         status,
         headers,
         parts.body,
@@ -100,7 +98,11 @@ pub fn admit(
         VaryValues::from_pairs(parts.vary),
         parts.rules,
     )
-    .with_tags(parts.tags))
+    .with_tags(parts.tags);
+    if status == StatusCode::PARTIAL_CONTENT && Piece::of(&entry).is_none() {
+        return Err("a 206 whose body is not its Content-Range");
+    }
+    Ok(entry)
 }
 
 #[cfg(test)]
@@ -147,6 +149,15 @@ mod tests {
             );
         }
         assert!(admit(parts(200, b"too long"), now, 4).is_err());
+        let mut piece = parts(206, b"234");
+        piece.headers.push((
+            http::header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes 2-4/10"),
+        ));
+        assert!(
+            admit(piece, now, 1 << 20).is_ok(),
+            "a piece of a known length"
+        );
         let early = NOW + Duration::from_secs(10);
         assert_eq!(
             admit(parts(200, b"x"), early, 1 << 20).unwrap_err(),

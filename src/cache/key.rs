@@ -16,6 +16,10 @@ const VARIANT_SEPARATOR: char = '\u{1f}';
 /// Separates the origin from the URL.
 const ORIGIN_SEPARATOR: char = ' ';
 
+/// Marks a slice's key: `#` never reaches a key from a request target
+/// (a fragment is not sent), so a slice key names no URL of its own.
+const SLICE_MARK: &str = "#slice=";
+
 /// The longest key text accepted from outside (a snapshot).
 const MAX_KEY_BYTES: usize = 16 * 1024;
 
@@ -122,6 +126,26 @@ impl CacheKey {
         CacheKey(key.into())
     }
 
+    /// The key of slice `index` of `primary` (a route that slices stores
+    /// each under its own key).
+    pub fn slice(primary: &CacheKey, index: u64) -> Self {
+        CacheKey(format!("{}{SLICE_MARK}{index}", primary.0).into())
+    }
+
+    /// The text of the resource's own key: the primary key without a
+    /// slice mark (a purge of the resource takes its slices too).
+    pub fn resource_text(&self) -> &str {
+        without_slice(self.primary_text())
+    }
+
+    /// The resource's own key for a slice's key; the key itself else.
+    pub fn whole(&self) -> CacheKey {
+        match self.0.rfind(SLICE_MARK) {
+            Some(at) if !self.is_variant() => CacheKey::from_text(&self.0[..at]),
+            _ => self.clone(),
+        }
+    }
+
     /// Whether this is a variant key.
     pub fn is_variant(&self) -> bool {
         self.0.contains(VARIANT_SEPARATOR)
@@ -149,7 +173,7 @@ impl CacheKey {
         Some(KeyParts {
             origin,
             authority,
-            path: target.split('?').next().unwrap_or(target),
+            path: without_slice(target.split('?').next().unwrap_or(target)),
         })
     }
 
@@ -184,8 +208,12 @@ impl CacheKey {
             .0
             .split_once(ORIGIN_SEPARATOR)
             .map_or(&*self.0, |(_, rest)| rest);
-        primary_of(rest)
+        without_slice(primary_of(rest))
     }
+}
+
+fn without_slice(text: &str) -> &str {
+    text.rfind(SLICE_MARK).map_or(text, |at| &text[..at])
 }
 
 fn primary_of(text: &str) -> &str {
@@ -263,6 +291,24 @@ mod tests {
         assert!(CacheKey::parse(key.as_str()).is_ok());
         assert!(CacheKey::parse("no-space").is_err());
         assert!(CacheKey::parse("o /path-without-host").is_err());
+    }
+
+    #[test]
+    fn slices_name_the_url_they_are_part_of() {
+        let primary = CacheKey::new("http://o", "h", "/v.mp4?q=1");
+        let slice = CacheKey::slice(&primary, 3);
+        assert_eq!(slice.as_str(), "http://o h/v.mp4?q=1#slice=3");
+        assert_ne!(slice, primary);
+        assert_eq!(slice.url(), "h/v.mp4?q=1");
+        assert_eq!(slice.resource_text(), primary.as_str());
+        assert_eq!(slice.whole(), primary);
+        assert_eq!(primary.whole(), primary);
+        assert_eq!(slice.parts().unwrap().path, "/v.mp4");
+        let variant = CacheKey::variant(&slice, 1);
+        assert_eq!(variant.url(), "h/v.mp4?q=1");
+        assert_eq!(variant.resource_text(), primary.as_str());
+        assert!(KeyUrl::new("h", "/v.mp4?q=1").is_url_of(&variant));
+        assert_eq!(CacheKey::parse(variant.as_str()).unwrap(), variant);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod key;
 pub mod key_rule;
 mod maintenance;
 pub mod negotiate;
+pub mod partial;
 pub mod persist;
 pub mod policy;
 pub mod purge;

@@ -4,19 +4,20 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::header::{AUTHORIZATION, COOKIE, DATE, LAST_MODIFIED, SET_COOKIE};
+use http::header::{AUTHORIZATION, COOKIE, DATE, LAST_MODIFIED, RANGE, SET_COOKIE};
 use http::{HeaderMap, HeaderName, StatusCode};
 
 use super::control::CacheControl;
 use super::entry::ReuseRules;
 use super::freshness::{clamp, explicit_lifetime, http_date, initial_age};
+use super::partial::Piece;
 use super::vary::Vary;
 
 /// Status codes that take the default TTL (or heuristic freshness) without
 /// explicit freshness. Everything else (errors included) is stored only
 /// with explicit freshness, so that nobody can poison a URL with a cached
 /// error.
-const DEFAULT_TTL_STATUSES: [u16; 6] = [200, 203, 204, 300, 301, 308];
+const DEFAULT_TTL_STATUSES: [u16; 7] = [200, 203, 204, 206, 300, 301, 308];
 
 /// The other statuses RFC 9110 section 15.1 calls heuristically cacheable:
 /// with a `Last-Modified` they get heuristic freshness (capped by the TTL,
@@ -150,7 +151,7 @@ pub const MAX_VARY_BYTES: usize = 4096;
 pub fn decide(input: &StoreInput<'_>) -> Decision {
     use Decision::Skip;
     let status = input.status.as_u16();
-    if status < 200 || status == 206 || status == 304 {
+    if status < 200 || status == 304 || (status == 206 && !a_piece(input)) {
         return Skip(NotStored::Incomplete);
     }
     if CacheControl::from_headers(input.request).no_store {
@@ -236,6 +237,13 @@ pub fn decide(input: &StoreInput<'_>) -> Decision {
 
 /// Whether this cache knows what a status means for caching: a final
 /// status RFC 9110 defines (the ones `http` has a reason phrase for).
+/// Whether a 206 is a piece this cache can store (RFC 9111 section 3.3):
+/// the answer to a `Range` request, one range of a known complete length
+/// (a multipart answer has no `Content-Range` of its own).
+fn a_piece(input: &StoreInput<'_>) -> bool {
+    input.request.contains_key(RANGE) && Piece::of_headers(input.response).is_some()
+}
+
 fn understood(status: StatusCode) -> bool {
     !status.is_informational() && status.canonical_reason().is_some()
 }
@@ -260,7 +268,7 @@ fn heuristic(response: &HeaderMap, response_time: SystemTime) -> Option<Duration
 pub fn decide_forced(input: &StoreInput<'_>) -> Decision {
     use Decision::Skip;
     let status = input.status;
-    if !status.is_success() || status == StatusCode::PARTIAL_CONTENT {
+    if !status.is_success() || (status == StatusCode::PARTIAL_CONTENT && !a_piece(input)) {
         return Skip(NotStored::Status);
     }
     let vary = Vary::from_response(input.response);
@@ -320,7 +328,7 @@ fn cap(remaining: Duration, ttl: Option<Duration>) -> Duration {
 mod tests {
     use super::*;
     use http::HeaderValue;
-    use http::header::{CACHE_CONTROL, DATE, EXPIRES, VARY};
+    use http::header::{CACHE_CONTROL, CONTENT_RANGE, DATE, EXPIRES, VARY};
 
     fn headers(pairs: &[(http::HeaderName, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -367,7 +375,8 @@ mod tests {
     #[test]
     fn default_ttl_applies_only_to_listed_statuses() {
         let none = HeaderMap::new();
-        for status in DEFAULT_TTL_STATUSES {
+        // A 206 is stored only as a piece (its own test).
+        for status in DEFAULT_TTL_STATUSES.into_iter().filter(|s| *s != 206) {
             assert_eq!(
                 lifetime(decide_with(&none, status, &none, Some(60))),
                 SECS(60)
@@ -424,6 +433,27 @@ mod tests {
         assert_eq!(
             skipped(decide_with(&none, 206, &none, None)),
             NotStored::Incomplete
+        );
+    }
+
+    #[test]
+    fn a_206_is_stored_as_a_piece_of_a_known_length() {
+        let ranged = headers(&[(RANGE, "bytes=0-4")]);
+        let piece = headers(&[(CONTENT_RANGE, "bytes 0-4/10")]);
+        assert_eq!(
+            lifetime(decide_with(&ranged, 206, &piece, Some(60))),
+            SECS(60)
+        );
+        let unknown = headers(&[(CONTENT_RANGE, "bytes 0-4/*")]);
+        assert_eq!(
+            skipped(decide_with(&ranged, 206, &unknown, Some(60))),
+            NotStored::Incomplete
+        );
+        let none = HeaderMap::new();
+        assert_eq!(
+            skipped(decide_with(&none, 206, &piece, Some(60))),
+            NotStored::Incomplete,
+            "a 206 nobody asked for"
         );
     }
 

@@ -91,7 +91,7 @@ impl PurgeRule {
             PurgeRule::Url(url) => url.is_url_of(key),
             PurgeRule::Prefix(prefix) => prefix.is_prefix_of(key),
             PurgeRule::Tag(tag) => tags.iter().any(|t| t == tag),
-            PurgeRule::Key(primary) => key.primary_text() == primary.as_str(),
+            PurgeRule::Key(primary) => key.resource_text() == primary.as_str(),
             PurgeRule::All => true,
         }
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use dashmap::DashMap;
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, StatusCode};
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
@@ -33,6 +33,7 @@ use super::expiry::Ceiling;
 pub use super::expiry::{Retention, usable_for};
 use super::key::CacheKey;
 use super::maintenance::Maintenance;
+use super::partial::{self, Piece};
 use super::policy::NotStored;
 use super::purge::{LogPosition, PurgeRule, RecentPurges};
 use super::vary::{VaryValues, variant_key};
@@ -201,9 +202,26 @@ impl Store {
             return None;
         }
         let key = self.place(primary, entry.vary());
+        let entry = if entry.status == StatusCode::PARTIAL_CONTENT {
+            self.with_stored_piece(&key, entry)?
+        } else {
+            entry
+        };
         let stored = self.put(key.clone(), entry);
         self.touch();
         Some((key, stored))
+    }
+
+    /// A piece (a 206) to store under `key`, combined with the one there
+    /// when they can be (RFC 9111 section 3.4); `None` for an unusable
+    /// piece, or when a complete response is stored there.
+    fn with_stored_piece(&self, key: &CacheKey, piece: CachedResponse) -> Option<CachedResponse> {
+        Piece::of(&piece)?;
+        match self.entries.get(key) {
+            Some(old) if old.status != StatusCode::PARTIAL_CONTENT => None,
+            Some(old) => Some(partial::combine(&old, &piece).unwrap_or(piece)),
+            None => Some(piece),
+        }
     }
 
     /// Purges applied so far (a fill notes it when its fetch starts).

@@ -205,6 +205,18 @@ pub struct RouteSection {
     pub key: Option<KeySection>,
     /// Compress compressible responses the origin sent uncompressed.
     pub compress: Option<bool>,
+    /// Fetch and store GETs in aligned slices: `true` (1 MiB) or a size.
+    pub slice: Option<SliceValue>,
+}
+
+/// `slice = true | false | "<size>"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SliceValue {
+    /// On with the default size, or off.
+    On(bool),
+    /// On with this size.
+    Size(SizeValue),
 }
 
 /// `[routes.key]`: how the route's requests are keyed.

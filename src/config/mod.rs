@@ -142,6 +142,9 @@ pub struct RouteConfig {
     /// Whether compressible responses the origin sent uncompressed are
     /// stored compressed.
     pub compress: bool,
+    /// The slice size, when its GETs are fetched and stored in aligned
+    /// slices (nginx's `slice`).
+    pub slice: Option<u64>,
 }
 
 impl RouteConfig {
@@ -158,6 +161,7 @@ impl RouteConfig {
             policy: Policy::Standard,
             key: KeyRule::default(),
             compress: true,
+            slice: None,
         }
     }
 }

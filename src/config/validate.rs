@@ -14,7 +14,7 @@ use super::error::ConfigError;
 use super::file::{
     DurationValue, FileConfig, ListenerSection, OriginSection, PolicyName, RouteSection,
 };
-use super::values::{bytes, duration, invalid};
+use super::values::{bytes, duration, invalid, slice_size};
 use super::{
     AdminConfig, CacheConfig, Config, HostMatch, ListenerConfig, ListenerTls, MAX_TTL_SECS, Origin,
     Policy, RouteConfig, TtlFrom,
@@ -75,7 +75,7 @@ pub fn validate(raw: &FileConfig, base_dir: &Path) -> Result<Config, ConfigError
         raw.routes
             .iter()
             .enumerate()
-            .map(|(i, r)| validate_route(r, &format!("routes[{i}]"), &names, cache.ttl))
+            .map(|(i, r)| validate_route(r, &format!("routes[{i}]"), &names, &cache))
             .collect::<Result<_, _>>()?
     };
     let limits = super::limits::validate_limits(&raw.limits)?;
@@ -251,8 +251,9 @@ fn validate_route(
     section: &RouteSection,
     key: &str,
     origins: &HashSet<String>,
-    default_ttl: Option<Duration>,
+    cache: &CacheConfig,
 ) -> Result<RouteConfig, ConfigError> {
+    let default_ttl = cache.ttl;
     if !origins.contains(&section.origin) {
         let mut known: Vec<_> = origins.iter().map(String::as_str).collect();
         known.sort_unstable();
@@ -315,6 +316,11 @@ fn validate_route(
         policy,
         key: super::route_key::key_rule(section.key.as_ref(), key)?,
         compress: section.compress.unwrap_or(true),
+        slice: slice_size(
+            &format!("{key}.slice"),
+            section.slice.as_ref(),
+            cache.max_object_size,
+        )?,
     })
 }
 

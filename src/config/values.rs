@@ -4,7 +4,39 @@
 use std::time::Duration;
 
 use super::error::{ConfigError, SizeError};
-use super::file::{DurationValue, SizeValue};
+use super::file::{DurationValue, SizeValue, SliceValue};
+
+/// A route's slice size with `slice = true` (nginx users' usual choice).
+pub const DEFAULT_SLICE: u64 = 1024 * 1024;
+
+/// The smallest slice: smaller ones cost a request each for little.
+const MIN_SLICE: u64 = 64 * 1024;
+
+/// A route's slice size, if it slices: at least 64 KiB, and a slice must
+/// fit in one entry (`max_object_size`).
+pub(super) fn slice_size(
+    key: &str,
+    value: Option<&SliceValue>,
+    max_object_size: u64,
+) -> Result<Option<u64>, ConfigError> {
+    let size = match value {
+        None | Some(SliceValue::On(false)) => return Ok(None),
+        Some(SliceValue::On(true)) => DEFAULT_SLICE,
+        Some(SliceValue::Size(size)) => bytes(key, size)?,
+    };
+    if size < MIN_SLICE {
+        return Err(invalid(key, "a slice is at least 64KiB"));
+    }
+    if size > max_object_size {
+        return Err(invalid(
+            key,
+            format!(
+                "a slice of {size} bytes is larger than cache.max_object_size ({max_object_size})"
+            ),
+        ));
+    }
+    Ok(Some(size))
+}
 
 /// A configuration error about `key`.
 pub(super) fn invalid(key: &str, why: impl Into<super::error::Problem>) -> ConfigError {

@@ -17,6 +17,7 @@ use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, ETAG};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 
+use super::assembled::{FedBody, JoinedBody};
 use super::codec::{self, RecodedBody};
 use super::headers;
 use crate::cache::coalesce::FillGuard;
@@ -41,6 +42,10 @@ pub enum ProxyBody {
     Tee(Box<TeeBody>),
     /// A stored compressed body, decoded as it is sent.
     Recoded(Box<RecodedBody>),
+    /// A stored piece and the rest of it from the origin.
+    Joined(Box<JoinedBody<ProxyBody>>),
+    /// A sliced response, fed slice by slice.
+    Fed(Box<FedBody>),
 }
 
 impl ProxyBody {
@@ -68,6 +73,8 @@ impl Body for ProxyBody {
             ProxyBody::Stream(origin) => Pin::new(origin.as_mut()).poll_frame(cx),
             ProxyBody::Tee(tee) => Pin::new(tee.as_mut()).poll_frame(cx),
             ProxyBody::Recoded(decoded) => Pin::new(decoded.as_mut()).poll_frame(cx),
+            ProxyBody::Joined(joined) => Pin::new(joined.as_mut()).poll_frame(cx),
+            ProxyBody::Fed(fed) => Pin::new(fed.as_mut()).poll_frame(cx),
         }
     }
 
@@ -78,6 +85,8 @@ impl Body for ProxyBody {
             ProxyBody::Stream(incoming) => incoming.is_end_stream(),
             ProxyBody::Tee(tee) => tee.is_end_stream(),
             ProxyBody::Recoded(decoded) => decoded.is_end_stream(),
+            ProxyBody::Joined(joined) => joined.is_end_stream(),
+            ProxyBody::Fed(fed) => fed.is_end_stream(),
         }
     }
 
@@ -90,6 +99,8 @@ impl Body for ProxyBody {
             ProxyBody::Stream(incoming) => incoming.size_hint(),
             ProxyBody::Tee(tee) => tee.inner.size_hint(),
             ProxyBody::Recoded(decoded) => decoded.size_hint(),
+            ProxyBody::Joined(joined) => joined.size_hint(),
+            ProxyBody::Fed(fed) => fed.size_hint(),
         }
     }
 }

@@ -26,8 +26,6 @@ pub enum Detail {
     TooLarge,
     /// A HEAD the cache could not answer.
     Head,
-    /// A range request with nothing stored.
-    Range,
     /// A request with a body.
     RequestBody,
     /// A method that is not cached.
@@ -50,7 +48,6 @@ impl Detail {
             Detail::CoalescedNotStored => "coalesced-not-stored",
             Detail::TooLarge => "too-large",
             Detail::Head => "head",
-            Detail::Range => "range",
             Detail::RequestBody => "request-body",
             Detail::Method => "method",
             Detail::Bypass => "bypass",

@@ -22,6 +22,7 @@ use super::respond::from_cache;
 use super::{ClientConn, Proxy};
 use crate::cache::coalesce::Coalescer;
 use crate::cache::control::CacheControl;
+use crate::cache::partial;
 use crate::cache::policy::{self, Decision, StoreInput};
 use crate::cache::reuse::{self, Verdict};
 use crate::cache::{CacheKey, CachedResponse, Store, tags};
@@ -161,6 +162,9 @@ impl Exchange {
         directives: &CacheControl,
     ) -> Option<Served> {
         let (_, entry) = self.store().lookup(primary, request)?;
+        if !partial::serves(&entry, request) {
+            return None;
+        }
         match reuse::judge(&entry, directives, self.now()) {
             Verdict::Serve { .. } => Some(self.answer_from(&entry, request, false, None)),
             Verdict::ServeWhileRevalidating | Verdict::Revalidate | Verdict::Refetch => None,

@@ -6,20 +6,21 @@
 
 use std::sync::Arc;
 
-use http::header::RANGE;
 use http::{Method, Request};
 use hyper::body::Incoming;
 
 use super::access_log::AccessRecord;
 use super::cache_status::{CacheStatus, Detail, Fwd};
 use super::exchange::{Exchange, Served, Stored, upstream_body};
-use super::fetch;
+use super::fetch::{self, RangeAsk};
 use super::finish::{Finish, Handling, OriginTrip};
 use super::invalidate;
 use super::request;
+use super::slice;
 use super::{ClientConn, Proxy};
 use crate::cache::CacheKey;
 use crate::cache::control::CacheControl;
+use crate::cache::partial;
 use crate::cache::reuse::{self, Verdict};
 use crate::config::Policy;
 use crate::error::RequestError;
@@ -147,7 +148,7 @@ fn other_method(exchange: Exchange, primary: CacheKey, request: Request<Incoming
         let response = exchange.pass(request).await?;
         let status = response.status();
         if !method.is_safe() && (status.is_success() || status.is_redirection()) {
-            invalidate::after_unsafe(&exchange, &primary, response.headers());
+            invalidate::after_unsafe(&exchange, &primary, response.headers()).await;
         }
         Ok(Served {
             response,
@@ -164,10 +165,13 @@ fn look_up(exchange: Exchange, primary: CacheKey, request: Request<Incoming>) ->
     let directives = CacheControl::from_headers(request.headers());
     let mut stale: Option<Stored> = None;
     let mut fwd = Fwd::UriMiss;
-    let found = exchange.store().lookup(&primary, request.headers());
+    let mut found = exchange.store().lookup(&primary, request.headers());
     if found.is_none() && exchange.store().varies(&primary) {
         fwd = Fwd::VaryMiss;
     }
+    // A stored piece that does not hold what is asked is no answer, but
+    // the fetch may complete it.
+    let piece = found.take_if(|(_, entry)| !partial::serves(entry, request.headers()));
     if let Some((key, entry)) = found {
         match reuse::judge(&entry, &directives, exchange.now()) {
             Verdict::Serve { stale } => {
@@ -200,12 +204,19 @@ fn look_up(exchange: Exchange, primary: CacheKey, request: Request<Incoming>) ->
             fetch::head(&exchange, request, primary, stale, fwd).await
         }));
     }
-    if stale.is_none() && request.headers().contains_key(RANGE) {
-        // A partial answer is never stored; the range goes to the origin.
-        return pass(exchange, request, Fwd::Request, Detail::Range);
+    // With a stale complete entry the whole is fetched (and revalidated);
+    // else the client's range, stored as a piece, or the rest of a piece.
+    if let (Some(size), None) = (exchange.route().slice, &stale) {
+        return Step::Origin(Box::pin(slice::serve(
+            exchange, request, primary, directives, size,
+        )));
     }
+    let range = match stale {
+        Some(_) => RangeAsk::Whole,
+        None => RangeAsk::for_request(request.headers(), piece),
+    };
     Step::Origin(Box::pin(async move {
-        fetch::fetch(&exchange, request, primary, stale, fwd, &directives).await
+        fetch::fetch(&exchange, request, primary, stale, fwd, &directives, range).await
     }))
 }
 

@@ -7,13 +7,16 @@ use http::header::{CONTENT_LOCATION, LOCATION};
 
 use super::exchange::Exchange;
 use crate::cache::CacheKey;
+use crate::cache::key::KeyUrl;
 use crate::cache::purge::PurgeRule;
 
 /// After a successful unsafe request: the URL's entries go, and those of
 /// its `Location` and `Content-Location` when they are on this host (RFC
 /// 9111 section 4.4).
-/// The fleet's instances apply the same invalidations.
-pub(super) fn after_unsafe(exchange: &Exchange, primary: &CacheKey, response: &HeaderMap) {
+/// The fleet's instances apply the same invalidations. On a route that
+/// slices, the URL's slices go too: found by a walk of the cache, off the
+/// runtime threads, before the response is sent.
+pub(super) async fn after_unsafe(exchange: &Exchange, primary: &CacheKey, response: &HeaderMap) {
     let mut keys = vec![primary.clone()];
     for name in [LOCATION, CONTENT_LOCATION] {
         let target = response.get(&name).and_then(|v| v.to_str().ok());
@@ -22,8 +25,16 @@ pub(super) fn after_unsafe(exchange: &Exchange, primary: &CacheKey, response: &H
         }
     }
     for key in keys {
-        let rule = PurgeRule::Key(key);
-        exchange.store().purge(&rule);
+        let url = exchange.route().slice.and(KeyUrl::parse(key.url()));
+        let rule = url.map_or(PurgeRule::Key(key), PurgeRule::Url);
+        if let PurgeRule::Url(_) = rule {
+            let (store, walked) = (exchange.store().clone(), rule.clone());
+            if let Err(err) = tokio::task::spawn_blocking(move || store.purge(&walked)).await {
+                tracing::warn!(error = %err, "invalidating a sliced URL failed");
+            }
+        } else {
+            exchange.store().purge(&rule);
+        }
         if let Some(tier) = exchange.shared() {
             tier.announce_purge(rule);
         }

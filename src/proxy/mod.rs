@@ -20,6 +20,7 @@
 //! The origin client is [`crate::upstream`].
 
 pub mod access_log;
+pub mod assembled;
 pub mod body;
 pub mod cache_status;
 mod codec;
@@ -32,6 +33,7 @@ mod invalidate;
 mod peer;
 pub mod request;
 mod respond;
+mod slice;
 
 use std::sync::Arc;
 

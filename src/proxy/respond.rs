@@ -15,6 +15,7 @@ use super::codec::RecodedBody;
 use crate::cache::CachedResponse;
 use crate::cache::conditional::{if_range_allows, not_modified};
 use crate::cache::negotiate::{Accepted, Coding};
+use crate::cache::partial::{self, Piece};
 use crate::cache::range::{self, RangeAnswer};
 use crate::error::RequestError;
 
@@ -46,6 +47,9 @@ pub(super) fn from_cache(
         return response;
     }
     headers.insert(AGE, age);
+    if entry.status == StatusCode::PARTIAL_CONTENT {
+        return from_piece(entry, headers, request, head);
+    }
     if let Some(coding) = entry.decodable_coding() {
         let accepted = Accepted::of(request);
         if !accepted.takes(coding) {
@@ -84,6 +88,41 @@ pub(super) fn from_cache(
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// A range from a stored piece (a 206): the bytes of it the client asks
+/// for, or the piece as stored when it does not hold them (callers ask
+/// [`partial::serves`] first; this is never worse than the origin's own
+/// answer to that range).
+fn from_piece(
+    entry: &CachedResponse,
+    mut headers: HeaderMap,
+    request: &HeaderMap,
+    head: bool,
+) -> Response<ProxyBody> {
+    let mut body = entry.body.clone();
+    if let (Some(piece), Some(bytes)) = (Piece::of(entry), partial::answerable(entry, request)) {
+        let sent = Piece {
+            start: bytes.start,
+            end: bytes.end,
+            complete: piece.complete,
+        };
+        if let Ok(value) = HeaderValue::from_str(&sent.content_range()) {
+            headers.insert(CONTENT_RANGE, value);
+        }
+        let offset = |at: u64| usize::try_from(at - piece.start).unwrap_or(usize::MAX);
+        body = body.slice(offset(bytes.start)..offset(bytes.end));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    let body = if head {
+        ProxyBody::Empty
+    } else {
+        ProxyBody::full(body)
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::PARTIAL_CONTENT;
     *response.headers_mut() = headers;
     response
 }

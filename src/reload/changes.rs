@@ -163,8 +163,18 @@ fn routes(changes: &mut Changes, old: &[RouteConfig], new: &[RouteConfig]) {
             route.policy.as_str(),
         );
         changes.setting(&key("compress"), before.compress, route.compress);
+        changes.setting(
+            &key("slice"),
+            slice(before.slice),
+            slice(route.slice),
+        );
         changes.setting(&key("key"), before.key.to_string(), route.key.to_string());
     }
+}
+
+/// A slice size as a log line says it.
+fn slice(size: Option<u64>) -> String {
+    size.map_or_else(|| "off".to_owned(), |bytes| format!("{bytes} bytes"))
 }
 
 /// A duration as the config file would spell it (`none` when unset).

@@ -46,6 +46,9 @@ pub enum BodyError {
     ClientTooSlow,
     /// A stored compressed body did not decode.
     Decode(std::io::Error),
+    /// A slice of a sliced response could not be had, or was of another
+    /// representation than the slices before it.
+    Slice(&'static str),
 }
 
 impl fmt::Display for BodyError {
@@ -58,6 +61,7 @@ impl fmt::Display for BodyError {
             BodyError::Client(_) => f.write_str("client request body failed"),
             BodyError::ClientTooSlow => f.write_str("client sent its request body too slowly"),
             BodyError::Decode(_) => f.write_str("stored body did not decode"),
+            BodyError::Slice(why) => write!(f, "sliced response broken off: {why}"),
         }
     }
 }
@@ -67,7 +71,7 @@ impl StdError for BodyError {
         match self {
             BodyError::Origin(e) | BodyError::Client(e) => Some(e),
             BodyError::Decode(e) => Some(e),
-            BodyError::OriginStalled(_) | BodyError::ClientTooSlow => None,
+            BodyError::OriginStalled(_) | BodyError::ClientTooSlow | BodyError::Slice(_) => None,
         }
     }
 }
@@ -79,7 +83,12 @@ pub fn client_body_fault<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Bo
     while let Some(e) = cause {
         match e.downcast_ref::<BodyError>() {
             Some(fault @ (BodyError::ClientTooSlow | BodyError::Client(_))) => return Some(fault),
-            Some(BodyError::Origin(_) | BodyError::OriginStalled(_) | BodyError::Decode(_))
+            Some(
+                BodyError::Origin(_)
+                | BodyError::OriginStalled(_)
+                | BodyError::Decode(_)
+                | BodyError::Slice(_),
+            )
             | None => cause = e.source(),
         }
     }

@@ -57,6 +57,7 @@ pub struct Route {
     chunk_size: Option<usize>,
     etag: Option<String>,
     stall_after: Option<usize>,
+    ranges: bool,
 }
 
 impl Route {
@@ -71,6 +72,7 @@ impl Route {
             chunk_size: None,
             etag: None,
             stall_after: None,
+            ranges: false,
         }
     }
 
@@ -120,6 +122,13 @@ impl Route {
         self
     }
 
+    /// Answers a single `Range: bytes=...` with 206 and `Content-Range`
+    /// (honouring `If-Range` against its `ETag`), as file servers do.
+    pub fn ranges(mut self) -> Self {
+        self.ranges = true;
+        self
+    }
+
     /// Sends the body chunked (no Content-Length), in pieces of `size`.
     pub fn chunked(mut self, size: usize) -> Self {
         self.chunk_size = Some(size);
@@ -134,6 +143,7 @@ struct OriginState {
     /// Woken on every hit.
     hit: tokio::sync::Notify,
     last_request: Mutex<HashMap<String, HeaderMap>>,
+    ranges_asked: Mutex<HashMap<String, Vec<Option<String>>>>,
     statuses: Mutex<HashMap<String, Vec<u16>>>,
     clock: Mutex<Option<Arc<ManualClock>>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -279,6 +289,17 @@ impl TestOrigin {
     }
 
     /// The headers of the last request for this path and query.
+    /// The `Range` of each request for `path_and_query`, in order.
+    pub fn ranges_asked(&self, path_and_query: &str) -> Vec<Option<String>> {
+        self.state
+            .ranges_asked
+            .lock()
+            .unwrap()
+            .get(path_and_query)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn last_headers(&self, path_and_query: &str) -> HeaderMap {
         self.state
             .last_request
@@ -302,6 +323,17 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
         .headers()
         .get("accept-encoding")
         .map(|v| v.to_str().unwrap().to_owned());
+    let range = req
+        .headers()
+        .get("range")
+        .map(|v| v.to_str().unwrap().to_owned());
+    state
+        .ranges_asked
+        .lock()
+        .unwrap()
+        .entry(key.clone())
+        .or_default()
+        .push(range.clone());
     state
         .last_request
         .lock()
@@ -316,6 +348,11 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
     if !route.delay.is_zero() {
         tokio::time::sleep(route.delay).await;
     }
+    let if_range_holds = req
+        .headers()
+        .get("if-range")
+        .is_none_or(|v| route.etag.as_deref() == v.to_str().ok());
+
     let not_modified = route.etag.as_ref().is_some_and(|tag| {
         req.headers()
             .get("if-none-match")
@@ -354,6 +391,18 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
             }
         }
     }
+    let mut content_range = None;
+    if let (true, true, Some(range)) = (route.ranges, if_range_holds, range.as_deref()) {
+        if let Some(bytes) = single_range(range, body.len()) {
+            content_range = Some(format!(
+                "bytes {}-{}/{}",
+                bytes.start,
+                bytes.end - 1,
+                body.len()
+            ));
+            body = body.slice(bytes);
+        }
+    }
     let mut body = match route.chunk_size {
         Some(size) => TestBody::chunked(body, size),
         None => TestBody::full(body),
@@ -361,6 +410,12 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
     body.stall_after = route.stall_after;
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::from_u16(route.status).unwrap();
+    if let Some(content_range) = content_range {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        response
+            .headers_mut()
+            .insert("content-range", content_range.parse().unwrap());
+    }
     if route.negotiate {
         let headers = response.headers_mut();
         headers.insert("vary", http::HeaderValue::from_static("Accept-Encoding"));
@@ -375,6 +430,18 @@ async fn answer(state: &OriginState, req: Request<Incoming>) -> Response<TestBod
         );
     }
     response
+}
+
+/// The bytes of one `bytes=a-b`, `bytes=a-` or `bytes=-n` in a body of `len`.
+fn single_range(value: &str, len: usize) -> Option<std::ops::Range<usize>> {
+    let (first, last) = value.strip_prefix("bytes=")?.split_once('-')?;
+    let (start, end) = match (first.parse::<usize>().ok(), last.parse::<usize>().ok()) {
+        (Some(a), Some(b)) => (a, b.min(len - 1) + 1),
+        (Some(a), None) if last.is_empty() => (a, len),
+        (None, Some(n)) if first.is_empty() => (len.saturating_sub(n), len),
+        _ => return None,
+    };
+    (start < end && end <= len).then_some(start..end)
 }
 
 /// `body` in the first coding `accept_encoding` names (`None`: identity);

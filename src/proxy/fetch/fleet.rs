@@ -11,6 +11,7 @@ use super::super::cache_status::Detail;
 use super::super::exchange::{Exchange, Served, Stored};
 use crate::cache::CacheKey;
 use crate::cache::control::CacheControl;
+use crate::cache::partial;
 use crate::cache::reuse::{self, Verdict};
 use crate::shared::{LeaseHold, Lookup, SharedTier, Taken};
 use std::sync::Arc;
@@ -138,6 +139,9 @@ async fn find(
             ) else {
                 return Found::Miss(None);
             };
+            if !partial::serves(&stored.1, request) {
+                return Found::Miss(None); // a piece without the bytes asked for
+            }
             match reuse::judge(&stored.1, directives, exchange.now()) {
                 Verdict::Serve { .. } => {
                     let served =

@@ -4,28 +4,32 @@
 //! stale-while-revalidate, and the one stale-if-error fallback all of
 //! them share.
 
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Empty};
 
+use super::assembled::JoinedBody;
 use super::body::{Fill, ProxyBody, SharedFill, TeeBody};
 use super::cache_status::{CacheStatus, Detail, Fwd};
 use super::exchange::{Asked, Exchange, Served, Stored, ttl_of};
 use super::headers;
 use super::respond::from_cache;
+mod fill_plan;
 mod fleet;
+mod partial;
 mod revalidate;
 
 use crate::cache::CacheKey;
 use crate::cache::coalesce::{FillGuard, FillState, Role};
-use crate::cache::compression::{self, Candidate};
 use crate::cache::control::CacheControl;
-use crate::cache::negotiate::{self, Coding};
+use crate::cache::negotiate;
 use crate::cache::policy::{Decision, NotStored, StoreInput};
 use crate::cache::revalidation::{add_validators, declared_length, stale_may_replace};
-use crate::cache::vary::{Vary, VaryValues};
 use crate::error::RequestError;
 use crate::shared::LeaseHold;
 use crate::upstream::UpstreamBody;
+use fill_plan::{capture, plan_compression};
+pub(super) use partial::RangeAsk;
+use partial::Rest;
 use revalidate::Refresh;
 pub(super) use revalidate::head;
 
@@ -61,6 +65,8 @@ pub(super) struct Lead {
     pub note: Note,
     /// The fleet's lease on the fetch, if this instance took it.
     pub lease: Option<LeaseHold>,
+    /// What to ask the origin for.
+    pub range: RangeAsk,
 }
 
 /// Fetches a GET for the cache; concurrent misses for the URL wait for
@@ -72,6 +78,7 @@ pub(super) async fn fetch(
     mut stale: Option<Stored>,
     fwd: Fwd,
     directives: &CacheControl,
+    range: RangeAsk,
 ) -> Result<Served, RequestError> {
     let note = Note::read(exchange, &primary);
     let mut guard = None;
@@ -156,6 +163,7 @@ pub(super) async fn fetch(
         fwd,
         note,
         lease,
+        range,
     };
     self::lead(exchange, lead).await
 }
@@ -172,6 +180,7 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
         fwd,
         note,
         lease,
+        range,
     } = lead;
     // Purges from here on keep this fetch's response out of both tiers.
     let purges_since = exchange.store().purge_count();
@@ -187,8 +196,19 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
     if let Some((_, entry)) = &stale {
         add_validators(upstream_request.headers_mut(), entry);
     }
+    let judged = partial::ask(&range, &asked.headers, upstream_request.headers_mut());
+    let whole = partial::whole_request(&range, &upstream_request);
     let request_time = exchange.now();
-    let response = match exchange.send(upstream_request).await {
+    let mut sent = exchange.send(upstream_request).await;
+    let mut rest = Rest::NotAsked;
+    if let (Ok(response), Some(whole)) = (&sent, whole) {
+        rest = partial::judge(&range, response.status(), response.headers());
+        if let Rest::Unusable = rest {
+            sent = exchange.send(whole).await;
+            rest = Rest::NotAsked;
+        }
+    }
+    let response = match sent {
         Ok(response) => response,
         Err(err) => {
             let failure = Failure::Error(&err);
@@ -234,7 +254,7 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
         }
     }
     let input = StoreInput {
-        request: &asked.headers,
+        request: &judged,
         status: parts.status,
         response: &parts.headers,
         request_time,
@@ -276,7 +296,12 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
             }
             let fill = Fill {
                 store: exchange.store().clone(),
-                primary,
+                // A slice's request answered with the whole object is
+                // stored as the object.
+                primary: match parts.status {
+                    StatusCode::PARTIAL_CONTENT => primary,
+                    _ => primary.whole(),
+                },
                 status: parts.status,
                 headers: stored_headers,
                 stored_at: response_time,
@@ -326,6 +351,21 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
             )
         }
     };
+    if let Rest::Completes {
+        before,
+        after,
+        complete,
+    } = rest
+    {
+        // The stored piece and the origin's rest, as the whole response.
+        parts.status = StatusCode::OK;
+        partial::whole_headers(&mut parts.headers, complete);
+        let joined = JoinedBody::new(before, body, after);
+        return Ok(Served {
+            response: Response::from_parts(parts, ProxyBody::Joined(Box::new(joined))),
+            cache,
+        });
+    }
     Ok(Served {
         response: Response::from_parts(parts, body),
         cache,
@@ -393,6 +433,7 @@ pub(super) fn refresh_in_background(
             fwd: Fwd::Stale,
             note: Note::Unread,
             lease: None,
+            range: RangeAsk::Whole,
         };
         match lead(&exchange, background).await {
             // Reading the body to its end is what stores it.
@@ -402,33 +443,4 @@ pub(super) fn refresh_in_background(
             Err(err) => tracing::debug!(error = %err.chain(), "background revalidation failed"),
         }
     });
-}
-
-/// The coding to store this response in and the smallest body worth
-/// compressing, when its route compresses and the response may be.
-fn plan_compression(
-    exchange: &Exchange,
-    request: &HeaderMap,
-    response: &http::response::Parts,
-    vary: &Vary,
-) -> Option<(Coding, usize)> {
-    if !exchange.route().compress {
-        return None;
-    }
-    let min_size = exchange.runtime().compress_min_size;
-    let coding = compression::plan(&Candidate {
-        request,
-        status: response.status,
-        response: &response.headers,
-        vary,
-        min_size,
-    })?;
-    Some((coding, usize::try_from(min_size).unwrap_or(usize::MAX)))
-}
-
-fn capture(vary: &Vary, request: &HeaderMap) -> VaryValues {
-    match vary {
-        Vary::Fields(names) => VaryValues::capture(names, request),
-        Vary::None | Vary::Star => VaryValues::default(),
-    }
 }
