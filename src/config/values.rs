@@ -117,3 +117,34 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     }
     Ok(size.as_u64())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_sizes() {
+        let size = |text: &str| SliceValue::Size(SizeValue::Text(text.into()));
+        let max = 8 * 1024 * 1024;
+        assert_eq!(slice_size("s", None, max).unwrap(), None);
+        assert_eq!(
+            slice_size("s", Some(&SliceValue::On(false)), max).unwrap(),
+            None
+        );
+        assert_eq!(
+            slice_size("s", Some(&SliceValue::On(true)), max).unwrap(),
+            Some(DEFAULT_SLICE)
+        );
+        assert_eq!(
+            slice_size("s", Some(&size("4MiB")), max).unwrap(),
+            Some(4 * 1024 * 1024)
+        );
+        for refused in ["1KiB", "16MiB", "lots"] {
+            let err = slice_size("routes[0].slice", Some(&size(refused)), max).unwrap_err();
+            assert!(
+                err.to_string().contains("routes[0].slice"),
+                "{refused}: {err}"
+            );
+        }
+    }
+}

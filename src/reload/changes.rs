@@ -163,11 +163,7 @@ fn routes(changes: &mut Changes, old: &[RouteConfig], new: &[RouteConfig]) {
             route.policy.as_str(),
         );
         changes.setting(&key("compress"), before.compress, route.compress);
-        changes.setting(
-            &key("slice"),
-            slice(before.slice),
-            slice(route.slice),
-        );
+        changes.setting(&key("slice"), slice(before.slice), slice(route.slice));
         changes.setting(&key("key"), before.key.to_string(), route.key.to_string());
     }
 }
