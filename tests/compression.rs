@@ -104,17 +104,19 @@ async fn an_uncompressed_page_is_stored_compressed_once_for_every_client() {
     assert_eq!(first.x_cache(), "MISS");
     assert_eq!(
         coding(&first),
-        None,
-        "the miss streams what the origin sent"
+        Some("br"),
+        "the miss is compressed as it streams, in the client's best coding"
     );
-    assert_eq!(&first.body[..], &page[..]);
+    assert_eq!(decode(Some("br"), &first.body), page);
     assert!(first.header("vary").unwrap().contains("Accept-Encoding"));
+    assert_eq!(first.header("etag"), Some("W/\"v1\""));
+    assert_eq!(first.header("content-length"), None);
 
-    // The entry is stored in the first client's best coding, brotli; a
-    // request made while it is being compressed waits for it.
+    // The entry is stored in that coding: the bytes the miss sent.
     let br = get_encoded(&proxy, "/plain", "br").await;
     assert_eq!(br.x_cache(), "HIT");
     assert_eq!(coding(&br), Some("br"));
+    assert!(br.body == first.body, "the stored bytes are the ones sent");
     assert!(br.body.len() < page.len() / 5, "{} bytes", br.body.len());
     assert_eq!(decode(Some("br"), &br.body), page);
     assert_eq!(

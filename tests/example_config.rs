@@ -18,11 +18,12 @@ fn the_example_config_is_valid() {
     .unwrap();
     assert_eq!(config.listeners.len(), 1);
     assert_eq!(config.origins.len(), 2);
-    assert_eq!(config.routes.len(), 3);
+    assert_eq!(config.routes.len(), 4);
     assert_eq!(config.cache.ttl, Some(Duration::from_secs(300)));
     assert_eq!(config.routes[1].policy, Policy::Force);
+    assert_eq!(config.routes[2].slice, Some(1024 * 1024));
     assert_eq!(
-        config.routes[2].ttl,
+        config.routes[3].ttl,
         Some(Duration::from_secs(300)),
         "inherits [cache].ttl"
     );

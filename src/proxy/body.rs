@@ -20,6 +20,7 @@ use http_body::{Body, Frame, SizeHint};
 use super::assembled::{FedBody, JoinedBody};
 use super::codec::{self, RecodedBody};
 use super::headers;
+use super::stream_encoder::StreamEncoder;
 use crate::cache::coalesce::FillGuard;
 use crate::cache::negotiate::Coding;
 use crate::cache::vary::VaryValues;
@@ -97,7 +98,7 @@ impl Body for ProxyBody {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             ProxyBody::Stream(incoming) => incoming.size_hint(),
-            ProxyBody::Tee(tee) => tee.inner.size_hint(),
+            ProxyBody::Tee(tee) => tee.size_hint(),
             ProxyBody::Recoded(decoded) => decoded.size_hint(),
             ProxyBody::Joined(joined) => joined.size_hint(),
             ProxyBody::Fed(fed) => fed.size_hint(),
@@ -152,13 +153,16 @@ pub struct SharedFill {
     pub lease: Option<LeaseHold>,
 }
 
-/// An origin body forwarded to the client and collected for the cache.
+/// An origin body forwarded to the client and collected for the cache,
+/// compressed on the way when the client takes the coding it is stored in.
 #[derive(Debug)]
 pub struct TeeBody {
     inner: OriginBody,
     collected: BytesMut,
     limit: usize,
     fill: Option<Fill>,
+    /// Encodes the body as it streams (until its last bytes are out).
+    encoder: Option<(Coding, StreamEncoder)>,
 }
 
 impl TeeBody {
@@ -175,6 +179,7 @@ impl TeeBody {
             collected: BytesMut::with_capacity(expected),
             limit,
             fill: Some(fill),
+            encoder: None,
         };
         // hyper never polls the body of a 204 (or of an empty one it knows
         // is done), so an empty body is stored now.
@@ -182,6 +187,77 @@ impl TeeBody {
             tee.complete();
         }
         tee
+    }
+
+    /// The same tee, sending and storing the body in `coding` as it
+    /// streams (the response's headers must say so).
+    pub fn encoding(mut self, coding: Coding, encoder: StreamEncoder) -> Self {
+        if !self.inner.is_end_stream() {
+            self.encoder = Some((coding, encoder));
+        }
+        self
+    }
+
+    /// Keeps encoded bytes for the cache.
+    fn keep(&mut self, bytes: &[u8]) {
+        if self.fill.is_some() {
+            if self.collected.len() + bytes.len() > self.limit {
+                self.give_up();
+            } else {
+                self.collected.extend_from_slice(bytes);
+            }
+        }
+    }
+
+    /// Polls while encoding: each origin chunk goes through the encoder,
+    /// and what it has ready goes to the client and the cache.
+    fn poll_encoded(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        loop {
+            let Some((_, encoder)) = self.encoder.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let out = match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => encoder.push(&data),
+                    Err(_) => continue, // trailers describe the body as it came
+                },
+                Poll::Ready(Some(Err(err))) => {
+                    self.encoder = None;
+                    self.give_up();
+                    return Poll::Ready(Some(Err(err)));
+                }
+                Poll::Ready(None) => {
+                    let Some((coding, encoder)) = self.encoder.take() else {
+                        return Poll::Ready(None);
+                    };
+                    let tail = encoder.finish();
+                    if let Ok(tail) = &tail {
+                        self.keep(tail);
+                        if let Some(mut fill) = self.fill.take() {
+                            mark_compressed(&mut fill, coding);
+                            store((fill, exact(std::mem::take(&mut self.collected))));
+                        }
+                    }
+                    tail
+                }
+            };
+            match out {
+                Ok(out) if out.is_empty() => continue,
+                Ok(out) => {
+                    self.keep(&out);
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
+                }
+                Err(err) => {
+                    self.encoder = None;
+                    self.give_up();
+                    return Poll::Ready(Some(Err(BodyError::Decode(err))));
+                }
+            }
+        }
     }
 
     fn give_up(&mut self) {
@@ -208,10 +284,8 @@ impl TeeBody {
     }
 }
 
-/// The fill and body in `coding`, with the headers that says (coding,
-/// `Vary: Accept-Encoding`, a weak `ETag`): one entry now serves every
-/// client, so it no longer varies on `Accept-Encoding` itself. As it came
-/// when compressing does not make it smaller.
+/// The fill and body in `coding`. As it came when compressing does not
+/// make it smaller.
 fn compressed(mut fill: Fill, coding: Coding, body: Bytes) -> (Fill, Bytes) {
     let encoded = match codec::encode(coding, &body) {
         Ok(Some(encoded)) if encoded.len() < body.len() => encoded,
@@ -221,14 +295,21 @@ fn compressed(mut fill: Fill, coding: Coding, body: Bytes) -> (Fill, Bytes) {
             return (fill, body);
         }
     };
+    mark_compressed(&mut fill, coding);
+    (fill, Bytes::from(encoded))
+}
+
+/// A fill's headers for a body stored in `coding` (the coding, `Vary:
+/// Accept-Encoding`, a weak `ETag`): one entry now serves every client, so
+/// it no longer varies on `Accept-Encoding` itself.
+fn mark_compressed(fill: &mut Fill, coding: Coding) {
     let stored = &mut fill.headers;
     stored.insert(CONTENT_ENCODING, HeaderValue::from_static(coding.as_str()));
     headers::add_vary_accept_encoding(stored);
     if let Some(weak) = stored.get(ETAG).and_then(headers::weakened) {
         stored.insert(ETAG, weak);
     }
-    fill.vary = fill.vary.without(&ACCEPT_ENCODING);
-    (fill, Bytes::from(encoded))
+    fill.vary = std::mem::take(&mut fill.vary).without(&ACCEPT_ENCODING);
 }
 
 /// Stores a completed fill in this instance and, with a shared tier, the
@@ -269,6 +350,9 @@ impl Body for TeeBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        if this.encoder.is_some() {
+            return this.poll_encoded(cx);
+        }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -298,12 +382,16 @@ impl Body for TeeBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        // While storing, it must be polled until the origin says it is done.
-        self.fill.is_none() && self.inner.is_end_stream()
+        // While storing or encoding, it must be polled until the origin
+        // says it is done.
+        self.encoder.is_none() && self.fill.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.encoder {
+            Some(_) => SizeHint::default(),
+            None => self.inner.size_hint(),
+        }
     }
 }
 

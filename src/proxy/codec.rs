@@ -23,19 +23,24 @@ use crate::upstream::body::BodyError;
 /// Brotli's quality for stored bodies. 4, not nginx's default 6: on an
 /// 8 KiB page 5 and 6 take 2 ms (their encoder sets up large tables for
 /// every body), 4 takes 0.08 ms for a body 3% larger.
-const BROTLI_QUALITY: u32 = 4;
+pub(super) const BROTLI_QUALITY: u32 = 4;
 /// Brotli's largest window (2^22 bytes, the format's default); a smaller
 /// body gets a window just over its size, so the encoder does not set up
 /// megabytes of tables to compress a kilobyte.
 const BROTLI_MAX_WINDOW: u32 = 22;
 /// zstd's default level.
-const ZSTD_LEVEL: i32 = 3;
+pub(super) const ZSTD_LEVEL: i32 = 3;
 /// Decoded bytes sent per frame.
 const DECODED_CHUNK: usize = 16 * 1024;
 /// The level a body is re-encoded at as it is sent: every such answer
 /// pays for it, so a fast one (gzip 4 costs about half of gzip 6, for a
 /// body a few per cent larger).
 const ON_THE_FLY_LEVEL: i32 = 4;
+
+/// Brotli's window for a body of `len` bytes: just over its size.
+pub(super) fn brotli_window(len: usize) -> u32 {
+    (usize::BITS - len.leading_zeros()).clamp(10, BROTLI_MAX_WINDOW)
+}
 
 /// `body` compressed in `coding` (identity: `None`).
 pub fn encode(coding: Coding, body: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
@@ -48,7 +53,7 @@ pub fn encode(coding: Coding, body: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
             encoder.finish()?
         }
         Coding::Brotli => {
-            let window = (usize::BITS - body.len().leading_zeros()).clamp(10, BROTLI_MAX_WINDOW);
+            let window = brotli_window(body.len());
             let mut encoder = brotli::CompressorWriter::new(out, 16 * 1024, BROTLI_QUALITY, window);
             encoder.write_all(body)?;
             encoder.flush()?;

@@ -34,6 +34,7 @@ mod peer;
 pub mod request;
 mod respond;
 mod slice;
+pub mod stream_encoder;
 
 use std::sync::Arc;
 

@@ -27,7 +27,7 @@ use crate::cache::revalidation::{add_validators, declared_length, stale_may_repl
 use crate::error::RequestError;
 use crate::shared::LeaseHold;
 use crate::upstream::UpstreamBody;
-use fill_plan::{capture, plan_compression};
+use fill_plan::{capture, encode_as_sent, plan_compression};
 pub(super) use partial::RangeAsk;
 use partial::Rest;
 use revalidate::Refresh;
@@ -325,6 +325,7 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             let expected = declared_length(&parts.headers);
             let tee = TeeBody::new(body, limit, fill, expected);
+            let tee = encode_as_sent(tee, compress, &asked.headers, &mut parts.headers);
             (
                 ProxyBody::Tee(Box::new(tee)),
                 CacheStatus::Miss {
