@@ -150,11 +150,18 @@ pub fn same_representation(a: &StoredHeaders, b: &HeaderMap) -> bool {
 }
 
 /// `stored` and `new` as one entry, when both are pieces of the same
-/// representation that overlap or touch: the new piece's headers and times
-/// (RFC 9111 section 3.4), a 200 when together they are the whole.
-pub fn combine(stored: &CachedResponse, new: &CachedResponse) -> Option<CachedResponse> {
+/// representation that overlap or touch and together are at most `largest`
+/// bytes: the new piece's headers and times (RFC 9111 section 3.4), a 200
+/// when together they are the whole.
+pub fn combine(
+    stored: &CachedResponse,
+    new: &CachedResponse,
+    largest: u64,
+) -> Option<CachedResponse> {
     let (old, fresh) = (Piece::of(stored)?, Piece::of(new)?);
-    if old.complete != fresh.complete
+    let span = old.end.max(fresh.end) - old.start.min(fresh.start);
+    if span > largest
+        || old.complete != fresh.complete
         || old.start > fresh.end
         || fresh.start > old.end
         || !same_representation(&stored.headers, &new.headers.to_map())
@@ -181,6 +188,22 @@ pub fn combine(stored: &CachedResponse, new: &CachedResponse) -> Option<CachedRe
     }
     combined.body = body;
     Some(combined.with_headers(StoredHeaders::from_map(&headers)))
+}
+
+/// What to store for a new `piece` where `stored` is: the two combined
+/// when they can be, else the piece; `None` for an unusable piece, or
+/// when a complete response is stored there.
+pub fn to_store(
+    stored: Option<&CachedResponse>,
+    piece: CachedResponse,
+    largest: u64,
+) -> Option<CachedResponse> {
+    Piece::of(&piece)?;
+    match stored {
+        Some(old) if old.status != StatusCode::PARTIAL_CONTENT => None,
+        Some(old) => Some(combine(old, &piece, largest).unwrap_or(piece)),
+        None => Some(piece),
+    }
 }
 
 /// The bytes of `whole` from pieces that cover it (later pieces win where
@@ -282,12 +305,12 @@ mod tests {
     fn pieces_of_one_representation_combine() {
         let a = piece_entry("bytes 0-4/10", b"01234", Some("\"v1\""));
         let b = piece_entry("bytes 3-7/10", b"34567", Some("\"v1\""));
-        let ab = combine(&a, &b).unwrap();
+        let ab = combine(&a, &b, 100).unwrap();
         assert_eq!(ab.status, StatusCode::PARTIAL_CONTENT);
         assert_eq!(&ab.body[..], b"01234567");
         assert_eq!(Piece::of(&ab), Piece::parse(b"bytes 0-7/10"));
         let c = piece_entry("bytes 8-9/10", b"89", Some("\"v1\""));
-        let whole = combine(&ab, &c).unwrap();
+        let whole = combine(&ab, &c, 100).unwrap();
         assert_eq!(whole.status, StatusCode::OK);
         assert_eq!(&whole.body[..], b"0123456789");
         assert!(!whole.headers.contains(&CONTENT_RANGE));
@@ -298,20 +321,18 @@ mod tests {
     fn pieces_that_may_differ_do_not_combine() {
         let a = piece_entry("bytes 0-4/10", b"01234", Some("\"v1\""));
         let other = piece_entry("bytes 5-9/10", b"56789", Some("\"v2\""));
-        assert!(combine(&a, &other).is_none(), "another ETag");
+        assert!(combine(&a, &other, 100).is_none(), "another ETag");
         let weak = piece_entry("bytes 5-9/10", b"56789", Some("W/\"v1\""));
-        assert!(
-            combine(
-                &piece_entry("bytes 0-4/10", b"01234", Some("W/\"v1\"")),
-                &weak
-            )
-            .is_none()
-        );
+        let weak_a = piece_entry("bytes 0-4/10", b"01234", Some("W/\"v1\""));
+        assert!(combine(&weak_a, &weak, 100).is_none(), "weak tags");
         let untagged = piece_entry("bytes 5-9/10", b"56789", None);
-        assert!(combine(&piece_entry("bytes 0-4/10", b"01234", None), &untagged).is_none());
+        assert!(combine(&piece_entry("bytes 0-4/10", b"01234", None), &untagged, 100).is_none());
         let gap = piece_entry("bytes 6-9/10", b"6789", Some("\"v1\""));
-        assert!(combine(&a, &gap).is_none(), "not touching");
+        assert!(combine(&a, &gap, 100).is_none(), "not touching");
         let longer = piece_entry("bytes 5-9/11", b"56789", Some("\"v1\""));
-        assert!(combine(&a, &longer).is_none(), "another length");
+        assert!(combine(&a, &longer, 100).is_none(), "another length");
+        let b = piece_entry("bytes 5-9/10", b"56789", Some("\"v1\""));
+        assert!(combine(&a, &b, 9).is_none(), "larger than an entry may be");
+        assert!(combine(&a, &b, 10).is_some());
     }
 }

@@ -33,7 +33,7 @@ use super::expiry::Ceiling;
 pub use super::expiry::{Retention, usable_for};
 use super::key::CacheKey;
 use super::maintenance::Maintenance;
-use super::partial::{self, Piece};
+use super::partial;
 use super::policy::NotStored;
 use super::purge::{LogPosition, PurgeRule, RecentPurges};
 use super::vary::{VaryValues, variant_key};
@@ -197,31 +197,21 @@ impl Store {
         since: u64,
         primary: CacheKey,
         entry: CachedResponse,
+        max_object_size: u64,
     ) -> Option<(CacheKey, Arc<CachedResponse>)> {
         if self.purges.purged_since(since, &primary, entry.tags()) {
             return None;
         }
         let key = self.place(primary, entry.vary());
         let entry = if entry.status == StatusCode::PARTIAL_CONTENT {
-            self.with_stored_piece(&key, entry)?
+            let stored = self.entries.get(&key);
+            partial::to_store(stored.as_deref(), entry, max_object_size)?
         } else {
             entry
         };
         let stored = self.put(key.clone(), entry);
         self.touch();
         Some((key, stored))
-    }
-
-    /// A piece (a 206) to store under `key`, combined with the one there
-    /// when they can be (RFC 9111 section 3.4); `None` for an unusable
-    /// piece, or when a complete response is stored there.
-    fn with_stored_piece(&self, key: &CacheKey, piece: CachedResponse) -> Option<CachedResponse> {
-        Piece::of(&piece)?;
-        match self.entries.get(key) {
-            Some(old) if old.status != StatusCode::PARTIAL_CONTENT => None,
-            Some(old) => Some(partial::combine(&old, &piece).unwrap_or(piece)),
-            None => Some(piece),
-        }
     }
 
     /// Purges applied so far (a fill notes it when its fetch starts).

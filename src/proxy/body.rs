@@ -139,6 +139,8 @@ pub struct Fill {
     /// The coding to store the body in, if it is to be compressed, and
     /// the smallest body worth it.
     pub compress: Option<(Coding, usize)>,
+    /// The largest entry (pieces are combined up to it).
+    pub max_object_size: u64,
 }
 
 /// The shared tier's part of a fill.
@@ -326,10 +328,12 @@ fn store((fill, body): (Fill, Bytes)) {
         fill.rules,
     )
     .with_tags(fill.tags);
-    let Some((key, stored)) = fill
-        .store
-        .insert_fill(fill.since, fill.primary.clone(), entry)
-    else {
+    let Some((key, stored)) = fill.store.insert_fill(
+        fill.since,
+        fill.primary.clone(),
+        entry,
+        fill.max_object_size,
+    ) else {
         return; // purged while it was fetched
     };
     if let Some(guard) = fill.guard {

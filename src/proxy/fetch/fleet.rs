@@ -136,6 +136,7 @@ async fn find(
                 exchange.store().purge_count(),
                 primary.clone(),
                 entry,
+                exchange.runtime().max_object_size,
             ) else {
                 return Found::Miss(None);
             };

@@ -321,6 +321,7 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
                     lease,
                 }),
                 compress,
+                max_object_size: limit,
             };
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             let expected = declared_length(&parts.headers);
