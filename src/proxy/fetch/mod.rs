@@ -254,7 +254,7 @@ pub(super) async fn lead(exchange: &Exchange, lead: Lead) -> Result<Served, Requ
         }
     }
     let input = StoreInput {
-        request: &judged,
+        request: judged.as_ref().unwrap_or(&asked.headers),
         status: parts.status,
         response: &parts.headers,
         request_time,

@@ -47,18 +47,22 @@ impl RangeAsk {
 
 /// Adds what `ask` asks to the request for the origin (the cache's own
 /// fetch has the client's `Range` removed); returns the request headers
-/// the storage policy judges the answer by (a piece is stored only as
-/// the answer to a range).
-pub(super) fn ask(ask: &RangeAsk, client: &HeaderMap, upstream: &mut HeaderMap) -> HeaderMap {
-    let mut judged = client.clone();
+/// the storage policy is to judge the answer by when they are not the
+/// client's (a piece is stored only as the answer to a range).
+pub(super) fn ask(
+    ask: &RangeAsk,
+    client: &HeaderMap,
+    upstream: &mut HeaderMap,
+) -> Option<HeaderMap> {
     match ask {
-        RangeAsk::Whole => {}
+        RangeAsk::Whole => None,
         RangeAsk::Client => {
             for name in [RANGE, IF_RANGE] {
                 if let Some(value) = client.get(&name) {
                     upstream.insert(name, value.clone());
                 }
             }
+            None
         }
         RangeAsk::Rest((_, piece), rest) => {
             // To the end is asked as `bytes=N-`, the usual spelling.
@@ -67,6 +71,7 @@ pub(super) fn ask(ask: &RangeAsk, client: &HeaderMap, upstream: &mut HeaderMap) 
                 true => format!("bytes={}-", rest.start),
                 false => partial::range_value(rest),
             };
+            let mut judged = client.clone();
             if let Ok(value) = HeaderValue::from_str(&value) {
                 upstream.insert(RANGE, value.clone());
                 judged.insert(RANGE, value);
@@ -77,9 +82,9 @@ pub(super) fn ask(ask: &RangeAsk, client: &HeaderMap, upstream: &mut HeaderMap) 
             if let Some(tag) = strong {
                 upstream.insert(IF_RANGE, tag);
             }
+            Some(judged)
         }
     }
-    judged
 }
 
 /// The same request without the range, for when the origin's answer to
