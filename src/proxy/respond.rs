@@ -81,15 +81,7 @@ pub(super) fn from_cache(
         }
         _ => (entry.status, entry.body.clone()),
     };
-    let body = if head {
-        ProxyBody::Empty
-    } else {
-        ProxyBody::full(body)
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
+    stored_answer(status, headers, body, head)
 }
 
 /// A range from a stored piece (a 206): the bytes of it the client asks
@@ -116,13 +108,23 @@ fn from_piece(
         body = body.slice(offset(bytes.start)..offset(bytes.end));
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
+    stored_answer(StatusCode::PARTIAL_CONTENT, headers, body, head)
+}
+
+/// An answer of stored bytes (none for a HEAD).
+fn stored_answer(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+    head: bool,
+) -> Response<ProxyBody> {
     let body = if head {
         ProxyBody::Empty
     } else {
         ProxyBody::full(body)
     };
     let mut response = Response::new(body);
-    *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
 }
