@@ -13,7 +13,7 @@
 //!   client; [`cache`] the keys, policy, store and snapshot; [`shared`]
 //!   the second tier a fleet shares through Redis; [`breaker`] skips
 //!   what keeps failing.
-//! - [`reload`] applies config edits live (notify, SIGHUP).
+//! - [`reload`] applies config edits live (inotify, SIGHUP).
 //! - [`admin`] is the admin API (health, metrics, purge, inspection) and
 //!   its client; [`metrics`] holds the counters; [`commands`] are the
 //!   binary's one-shot commands (`--clear-cache`, `cache ...`).

@@ -4,20 +4,23 @@
 //!
 //! Only events that concern the config file wake the watcher: its own
 //! name, a directory entry its symlink chain passes through (a ConfigMap's
-//! `..data`), or a lost event queue. The cache snapshot, a log file or
-//! anything else written beside it neither triggers nor delays a reload.
-//! Wake-ups are debounced (an editor's write, rename and chmod are one
-//! change), but never for longer than [`MAX_DELAY`] after the first one,
-//! so an edit applies within a second however often the file is touched.
+//! `..data`), or a lost event queue. On Linux the directory is watched with
+//! inotify for entries created, removed, renamed or closed after writing,
+//! and nothing else: a log file or the cache snapshot written beside the
+//! config (each `write` an `IN_MODIFY`, each open an `IN_OPEN`) costs the
+//! writer no wake-up of this process. Where inotify is not available (other
+//! systems, or the per-user inotify limit reached) the file is read every
+//! [`POLL_EVERY`]. Wake-ups are debounced (an editor's write, rename and
+//! chmod are one change), but never for longer than [`MAX_DELAY`] after
+//! the first one, so an edit applies within a second however often the
+//! file is touched.
 
 use std::collections::HashSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{EventKind, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -29,13 +32,12 @@ use super::Reloader;
 const QUIET: Duration = Duration::from_millis(150);
 /// The longest a change waits for quiet, counted from its first event.
 pub const MAX_DELAY: Duration = Duration::from_millis(500);
+/// How often the file is read when it cannot be watched.
+pub const POLL_EVERY: Duration = Duration::from_millis(500);
 /// Symlinks followed when finding the entries a config path depends on.
 const MAX_LINKS: usize = 8;
 /// The entry a Kubernetes ConfigMap volume swaps atomically.
 const CONFIGMAP_DATA: &str = "..data";
-
-/// The directory entries whose change may change the config file's content.
-type Relevant = Arc<Mutex<HashSet<OsString>>>;
 
 /// Watches the directory of `path` and reloads when the file's content
 /// changes, until `cancel` fires.
@@ -49,79 +51,123 @@ pub fn watch_file(
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_owned();
-    let relevant: Relevant = Arc::new(Mutex::new(entries_concerning(&path, &dir)));
-    let (wake, mut woken) = mpsc::channel::<()>(1);
-    let filter = relevant.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let concerns = match &event {
-            Ok(event) => concerns_config(event, &filter),
-            // An error may mean lost events: look at the file.
-            Err(_) => true,
-        };
-        if concerns {
-            // A full channel already holds a wake-up: nothing is lost.
-            let _ = wake.try_send(());
+    if !dir.is_dir() {
+        return Err(WatchError {
+            path: dir,
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    let changes = match DirEvents::watch(&dir) {
+        Ok(events) => Changes::Events(events),
+        Err(err) => {
+            tracing::warn!(
+                dir = %dir.display(),
+                error = %err,
+                every_ms = POLL_EVERY.as_millis() as u64,
+                "cannot watch the config directory (inotify limit?): reading the file periodically instead"
+            );
+            Changes::Polling(tokio::time::interval(POLL_EVERY))
         }
-    })
-    .map_err(|source| WatchError {
-        path: path.clone(),
-        source,
-    })?;
-    watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|source| WatchError {
-            path: dir.clone(),
-            source,
-        })?;
-    let mut last = std::fs::read(&path).ok().map(|b| content_hash(&b));
-    Ok(tokio::spawn(async move {
-        // The watcher stops when dropped: keep it for the task's lifetime.
-        let _watcher = watcher;
-        let mut missing = false;
+    };
+    let watch = FileWatch {
+        reloader,
+        last: std::fs::read(&path).ok().map(|b| content_hash(&b)),
+        relevant: entries_concerning(&path, &dir),
+        path,
+        dir,
+        missing: false,
+    };
+    Ok(tokio::spawn(watch.run(changes, cancel)))
+}
+
+/// Where the wake-ups come from.
+enum Changes {
+    /// Directory events (Linux).
+    Events(DirEvents),
+    /// A timer: the file is read at every tick.
+    Polling(tokio::time::Interval),
+}
+
+impl Changes {
+    /// Waits for the next wake-up that may concern `relevant`; `false`
+    /// when no more will come.
+    async fn next(&mut self, relevant: &HashSet<OsString>) -> bool {
+        match self {
+            Changes::Events(events) => events.next_concerning(relevant).await,
+            Changes::Polling(interval) => {
+                interval.tick().await;
+                true
+            }
+        }
+    }
+}
+
+/// The watching task's state.
+struct FileWatch {
+    reloader: Arc<Reloader>,
+    path: PathBuf,
+    dir: PathBuf,
+    /// The directory entries whose change may change the file's content.
+    relevant: HashSet<OsString>,
+    /// The content last applied (or found at start).
+    last: Option<u64>,
+    /// The file was missing at the last look (said once).
+    missing: bool,
+}
+
+impl FileWatch {
+    async fn run(mut self, mut changes: Changes, cancel: CancellationToken) {
+        let debounced = matches!(changes, Changes::Events(_));
         loop {
             tokio::select! {
-                got = woken.recv() => if got.is_none() { return },
+                more = changes.next(&self.relevant) => if !more { return },
                 () = cancel.cancelled() => return,
             }
-            let first = Instant::now();
-            loop {
-                let until = (Instant::now() + QUIET).min(first + MAX_DELAY);
-                tokio::select! {
-                    () = tokio::time::sleep_until(until) => break,
-                    got = woken.recv() => if got.is_none() { return },
-                    () = cancel.cancelled() => return,
-                }
-                if first.elapsed() >= MAX_DELAY {
-                    break;
-                }
-            }
-            // A swapped symlink may now point through other entries.
-            let entries = entries_concerning(&path, &dir);
-            *relevant.lock().unwrap_or_else(PoisonError::into_inner) = entries;
-            let bytes = match tokio::fs::read(&path).await {
-                Ok(bytes) => bytes,
-                Err(source) => {
-                    if !missing {
-                        missing = true;
-                        let unreadable = ReloadError::Unreadable {
-                            path: path.clone(),
-                            source,
-                        };
-                        let _ = reloader.refuse("file changed", unreadable);
+            if debounced {
+                let first = Instant::now();
+                loop {
+                    let until = (Instant::now() + QUIET).min(first + MAX_DELAY);
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => break,
+                        more = changes.next(&self.relevant) => if !more { return },
+                        () = cancel.cancelled() => return,
                     }
-                    continue;
+                    if first.elapsed() >= MAX_DELAY {
+                        break;
+                    }
                 }
-            };
-            missing = false;
-            let hash = content_hash(&bytes);
-            if last == Some(hash) {
-                continue;
             }
-            last = Some(hash);
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            let _ = reloader.reload_text("file changed", text).await;
+            self.look().await;
         }
-    }))
+    }
+
+    /// Reads the file and reloads if its content changed.
+    async fn look(&mut self) {
+        // A swapped symlink may now point through other entries.
+        self.relevant = entries_concerning(&self.path, &self.dir);
+        let bytes = match tokio::fs::read(&self.path).await {
+            Ok(bytes) => bytes,
+            Err(source) => {
+                if !self.missing {
+                    self.missing = true;
+                    let unreadable = ReloadError::Unreadable {
+                        path: self.path.clone(),
+                        source,
+                    };
+                    let _ = self.reloader.refuse("file changed", unreadable);
+                }
+                return;
+            }
+        };
+        self.missing = false;
+        let hash = content_hash(&bytes);
+        if self.last == Some(hash) {
+            return;
+        }
+        self.last = Some(hash);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let _ = self.reloader.reload_text("file changed", text).await;
+    }
 }
 
 /// The config file's directory cannot be watched.
@@ -130,25 +176,69 @@ pub fn watch_file(
 pub struct WatchError {
     /// The file or directory.
     pub path: PathBuf,
-    /// What notify said.
+    /// Why.
     #[source]
-    pub source: notify::Error,
+    pub source: std::io::Error,
 }
 
-/// Whether a watcher event may have changed the config file.
-fn concerns_config(event: &notify::Event, relevant: &Relevant) -> bool {
-    if event.need_rescan() {
-        return true;
+/// The events of one directory: entries created, removed, renamed, closed
+/// after writing, or the queue overflowing.
+#[cfg(target_os = "linux")]
+struct DirEvents(inotify::EventStream<Vec<u8>>);
+
+#[cfg(target_os = "linux")]
+impl DirEvents {
+    /// What replaces, removes or rewrites an entry: never an open, a read
+    /// or a single write.
+    const MASK: inotify::WatchMask = inotify::WatchMask::CREATE
+        .union(inotify::WatchMask::DELETE)
+        .union(inotify::WatchMask::CLOSE_WRITE)
+        .union(inotify::WatchMask::MOVED_FROM)
+        .union(inotify::WatchMask::MOVED_TO);
+
+    fn watch(dir: &Path) -> std::io::Result<Self> {
+        let inotify = inotify::Inotify::init()?;
+        inotify.watches().add(dir, Self::MASK)?;
+        Ok(DirEvents(inotify.into_event_stream(vec![0; 4096])?))
     }
-    if matches!(event.kind, EventKind::Access(_)) {
-        return false;
+
+    async fn next_concerning(&mut self, relevant: &HashSet<OsString>) -> bool {
+        use futures_util::StreamExt;
+        loop {
+            match self.0.next().await {
+                None => return false,
+                // A read error may mean lost events: look at the file.
+                Some(Err(_)) => return true,
+                Some(Ok(event)) => {
+                    let overflow = event.mask.contains(inotify::EventMask::Q_OVERFLOW);
+                    if concerns_config(overflow, event.name.as_deref(), relevant) {
+                        return true;
+                    }
+                }
+            }
+        }
     }
-    let names = relevant.lock().unwrap_or_else(PoisonError::into_inner);
-    event
-        .paths
-        .iter()
-        .filter_map(|p| p.file_name())
-        .any(|name| names.contains(name))
+}
+
+/// Elsewhere the file is polled.
+#[cfg(not(target_os = "linux"))]
+struct DirEvents;
+
+#[cfg(not(target_os = "linux"))]
+impl DirEvents {
+    fn watch(_dir: &Path) -> std::io::Result<Self> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    async fn next_concerning(&mut self, _relevant: &HashSet<OsString>) -> bool {
+        false
+    }
+}
+
+/// Whether an event (a lost queue, or one about the entry `name`) may
+/// have changed the config file.
+fn concerns_config(overflow: bool, name: Option<&OsStr>, relevant: &HashSet<OsString>) -> bool {
+    overflow || name.is_some_and(|name| relevant.contains(name))
 }
 
 /// The names in `dir` whose change can change what `path` reads: its own,
@@ -185,33 +275,24 @@ fn content_hash(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    fn event(kind: EventKind, path: &str) -> notify::Event {
-        notify::Event::new(kind).add_path(PathBuf::from(path))
-    }
-
     #[test]
     fn only_the_config_file_and_its_links_concern_it() {
-        let relevant: Relevant = Arc::new(Mutex::new(entries_concerning(
-            Path::new("/etc/cp/proxy.toml"),
-            Path::new("/etc/cp"),
-        )));
-        let modify = EventKind::Modify(notify::event::ModifyKind::Any);
+        let relevant = entries_concerning(Path::new("/etc/cp/proxy.toml"), Path::new("/etc/cp"));
+        let name = |n: &str| Some(OsString::from(n));
         assert!(concerns_config(
-            &event(modify, "/etc/cp/proxy.toml"),
+            false,
+            name("proxy.toml").as_deref(),
             &relevant
         ));
-        assert!(concerns_config(&event(modify, "/etc/cp/..data"), &relevant));
-        for other in ["/etc/cp/cache.json", "/etc/cp/proxy.log", "/etc/cp/x.toml"] {
+        assert!(concerns_config(false, name("..data").as_deref(), &relevant));
+        for other in ["cache.json", "proxy.log", "x.toml"] {
             assert!(
-                !concerns_config(&event(modify, other), &relevant),
+                !concerns_config(false, name(other).as_deref(), &relevant),
                 "{other}"
             );
         }
-        let open = EventKind::Access(notify::event::AccessKind::Any);
-        assert!(!concerns_config(
-            &event(open, "/etc/cp/proxy.toml"),
-            &relevant
-        ));
+        assert!(concerns_config(true, None, &relevant), "a lost queue");
+        assert!(!concerns_config(false, None, &relevant));
     }
 
     #[cfg(unix)]
@@ -229,5 +310,39 @@ mod tests {
             assert!(names.contains(&OsString::from(name)), "{name}: {names:?}");
         }
         assert!(!names.contains(&OsString::from("v1")));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn writes_to_other_files_beside_the_config_wake_nothing() {
+        use futures_util::StreamExt;
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("proxy.toml");
+        std::fs::write(&config, "a").unwrap();
+        // A log file kept open and written line by line, as a server's is.
+        let mut log = std::fs::File::create(dir.path().join("access.log")).unwrap();
+        let inotify = inotify::Inotify::init().unwrap();
+        inotify.watches().add(dir.path(), DirEvents::MASK).unwrap();
+        let mut raw = inotify.into_event_stream(vec![0; 4096]).unwrap();
+        for line in 0..200 {
+            writeln!(log, "line {line}").unwrap();
+        }
+        let _ = std::fs::read(&config).unwrap();
+        let woken = tokio::time::timeout(Duration::from_millis(200), raw.next()).await;
+        assert!(
+            woken.is_err(),
+            "no event at all for opens, reads and writes"
+        );
+
+        // An editor's replace (a temp file renamed over it) concerns it.
+        let relevant = entries_concerning(&config, dir.path());
+        let mut events = DirEvents(raw);
+        std::fs::write(dir.path().join(".proxy.toml.swp"), "b").unwrap();
+        std::fs::rename(dir.path().join(".proxy.toml.swp"), &config).unwrap();
+        let woken =
+            tokio::time::timeout(Duration::from_secs(5), events.next_concerning(&relevant)).await;
+        assert_eq!(woken, Ok(true));
+        drop(log);
     }
 }
