@@ -185,7 +185,9 @@ impl Upstream {
         let members = self.group.members.load_full();
         let result = match &members.balancer {
             None => (self.send_to(&members.pools[0], request).await).map_err(|f| f.error),
-            Some(balancer) => self.send_to_one_of(&members, balancer, request).await,
+            // Boxed: an origin of several servers is the rarer case, and its
+            // larger future would make every request's future larger.
+            Some(balancer) => Box::pin(self.send_to_one_of(&members, balancer, request)).await,
         };
         let metrics = &self.group.metrics;
         let result = match result {
@@ -221,7 +223,13 @@ impl Upstream {
         request: Request<UpstreamBody>,
     ) -> Result<(Response<Incoming>, Held), SendFailure> {
         let timeout = self.group.origin.timeout;
-        let permit = match pool.admit(timeout).await {
+        // Waiting for a place is rare: boxed, so that the common path's
+        // future does not carry the wait.
+        let admitted = match pool.try_admit() {
+            Some(permit) => Ok(permit),
+            None => Box::pin(pool.admit(timeout)).await,
+        };
+        let permit = match admitted {
             Ok(permit) => permit,
             Err(error) => {
                 return Err(SendFailure {

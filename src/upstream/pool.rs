@@ -161,6 +161,11 @@ impl Pool {
         self.limit.has_room()
     }
 
+    /// A place among the server's requests in flight, if one is free now.
+    pub fn try_admit(&self) -> Option<Place> {
+        self.limit.try_take()
+    }
+
     /// A place among the server's requests in flight, waiting at most
     /// `wait` for one (then a 503 that says when to try again).
     pub async fn admit(&self, wait: Duration) -> Result<Place, RequestError> {

@@ -93,9 +93,16 @@ pub(super) async fn fetch(
                     return Ok(hit);
                 }
                 if let Some(tier) = exchange.shared() {
-                    let consulted =
-                        fleet::consult(exchange, tier, &primary, request.headers(), directives)
-                            .await;
+                    // Boxed: only a fleet consults, and its future would
+                    // make every miss's larger.
+                    let consulted = Box::pin(fleet::consult(
+                        exchange,
+                        tier,
+                        &primary,
+                        request.headers(),
+                        directives,
+                    ))
+                    .await;
                     match consulted {
                         fleet::Consulted::Hit(hit) => {
                             leader.stored();
@@ -135,7 +142,8 @@ pub(super) async fn fetch(
                     headers: request.headers().clone(),
                     head: false,
                 };
-                let passed = exchange.pass(request).await;
+                // Boxed: a follower that passes is the rare case.
+                let passed = Box::pin(exchange.pass(request)).await;
                 let failure = match &passed {
                     Ok(response) if stale_may_replace(response.status()) => {
                         Some(Failure::Status(response.status()))
