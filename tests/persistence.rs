@@ -339,3 +339,111 @@ async fn a_variant_written_with_another_hash_is_still_found() {
     assert_eq!(&answer.body[..], b"de");
     assert_eq!(origin.hits("/v"), 0);
 }
+
+/// Polls `check` every 10 ms for at most 10 s: the snapshot is read on
+/// another thread, with no event of its own per entry.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_snapshot_loads_while_requests_are_served() {
+    use std::io::Write;
+    let origin = TestOrigin::start().await;
+    for path in ["/first", "/filled", "/purged", "/rest"] {
+        origin.route(path, Route::ok(format!("origin {path}")));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.json");
+    // A pipe stands for a file too large to read at once: the test says
+    // when the rest of it arrives.
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&file)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let key = |path: &str| format!("{} cache.test{path}", origin.url());
+    let base64 = |text: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(text)
+    };
+    let stored = |path: &str| entry(&key(path), 200, "[]", &base64(&format!("snapshot {path}")));
+    let head = format!("{{\"version\":1,\"entries\":[{},", stored("/first"));
+    let rest = format!(
+        "{},{},{}]}}",
+        stored("/filled"),
+        stored("/purged"),
+        stored("/rest")
+    );
+    let (go_on, rest_wanted) = std::sync::mpsc::channel::<()>();
+    let pipe = file.clone();
+    let writer = std::thread::spawn(move || {
+        let mut pipe = std::fs::OpenOptions::new().write(true).open(pipe).unwrap();
+        pipe.write_all(head.as_bytes()).unwrap();
+        pipe.flush().unwrap();
+        rest_wanted.recv().unwrap();
+        pipe.write_all(rest.as_bytes()).unwrap();
+    });
+
+    let proxy = TestProxy::start_on(
+        &origin.url(),
+        file.clone(),
+        Arc::new(ManualClock::default()),
+        |c| c.cache.load_wait = Duration::ZERO,
+    )
+    .await;
+    let stats_url = format!("http://{}/stats", proxy.running().admin_addr());
+    let loading = async || {
+        let stats: serde_json::Value = serde_json::from_slice(&get(&stats_url).await.body).unwrap();
+        stats["snapshot"]["loading"] == true
+    };
+    // Serving while the rest of the file has not even arrived.
+    eventually("the first entry is restored", async || {
+        get_as(&proxy.url("/first"), "cache.test").await.x_cache() == "HIT"
+    })
+    .await;
+    assert!(loading().await, "stats say the snapshot is loading");
+    let filled = get_as(&proxy.url("/filled"), "cache.test").await;
+    assert_eq!(
+        (filled.x_cache(), &filled.body[..]),
+        ("MISS", &b"origin /filled"[..])
+    );
+    let purged = caching_proxy::cache::purge::PurgeRule::Url(
+        caching_proxy::cache::key::KeyUrl::new("cache.test", "/purged"),
+    );
+    proxy.running().proxy().store().purge(&purged);
+
+    go_on.send(()).unwrap();
+    writer.join().unwrap();
+    eventually("the load ends", async || !loading().await).await;
+
+    let answer = |path: &'static str| {
+        let proxy = &proxy;
+        async move { get_as(&proxy.url(path), "cache.test").await }
+    };
+    let rest = answer("/rest").await;
+    assert_eq!(
+        (rest.x_cache(), &rest.body[..]),
+        ("HIT", &b"snapshot /rest"[..])
+    );
+    let filled = answer("/filled").await;
+    assert_eq!(
+        (filled.x_cache(), &filled.body[..]),
+        ("HIT", &b"origin /filled"[..]),
+        "the fill since the start is newer than the snapshot's entry"
+    );
+    let purged = answer("/purged").await;
+    assert_eq!(
+        (purged.x_cache(), &purged.body[..]),
+        ("MISS", &b"origin /purged"[..]),
+        "purged while loading: the snapshot's entry stays out"
+    );
+    assert_eq!(origin.hits("/rest"), 0);
+    assert_eq!(origin.hits("/first"), 0);
+}

@@ -260,7 +260,9 @@ impl Admin {
                     }
                     stats
                 };
-                json(StatusCode::OK, &self.off_runtime(stats).await?)
+                let mut stats = self.off_runtime(stats).await?;
+                stats["snapshot"]["loading"] = self.snapshotter.is_loading().into();
+                json(StatusCode::OK, &stats)
             }
             ("POST", "/purge") => {
                 let body = Limited::new(request.into_body(), 64 * 1024)

@@ -107,10 +107,16 @@ async fn start_inner(
         None => return Err(ConfigError::invalid("listeners", "none to serve").into()),
     };
 
-    let (restored, position) = restore(&config, &proxy, clock.now()).await?;
+    let snapshotter = Arc::new(Snapshotter::new(
+        store.clone(),
+        config.cache.file.clone(),
+        metrics.snapshot.clone(),
+    ));
+    let mut loading = Loading::start(&config, &proxy, &snapshotter, clock.now());
+    let position = loading.position().await;
     if let Some(tier) = &shared {
-        // Purges this instance missed while it was down are applied before
-        // it serves its snapshot; a Redis that is down does not stop it.
+        // Purges this instance missed while it was down apply to what is
+        // loaded already, and keep out what the load reads after them.
         tier.start_from(position.as_ref());
         if !tier.catch_up(CATCH_UP_WITHIN).await {
             tracing::warn!(
@@ -119,12 +125,9 @@ async fn start_inner(
             );
         }
     }
-
-    let snapshotter = Arc::new(Snapshotter::new(
-        store.clone(),
-        config.cache.file.clone(),
-        metrics.snapshot.clone(),
-    ));
+    // A small snapshot is in memory before the first request; a large one
+    // goes on loading while requests are served.
+    let restored = loading.finished_within(config.cache.load_wait).await;
     let (admin, admin_listener) = Admin::bind(
         config.admin.address,
         config.admin.token.clone(),
@@ -140,7 +143,7 @@ async fn start_inner(
         addresses = ?listeners.addresses().iter().map(|(_, bound)| bound.to_string()).collect::<Vec<_>>(),
         origins = ?config.origins.iter().map(|o| o.id()).collect::<Vec<_>>(),
         cache_file = %config.cache.file.display(),
-        restored,
+        restored = restored.map_or_else(|| "loading in the background".to_owned(), |n| n.to_string()),
         "listening"
     );
     let mut tasks = vec![
@@ -176,49 +179,107 @@ async fn start_inner(
     })
 }
 
-/// Cleans the temp files a killed process left and restores the snapshot
-/// into the store, streamed, off the runtime threads; returns how many
-/// entries came back, and the fleet's purge log position they reflect.
-async fn restore(
-    config: &Config,
-    proxy: &Arc<Proxy>,
-    now: SystemTime,
-) -> Result<(usize, Option<LogPosition>), StartupError> {
-    let path = config.cache.file.clone();
-    let limits = LoadLimits {
-        max_file_bytes: config
-            .cache
-            .max_size
-            .saturating_mul(2)
-            .saturating_add(16 << 20),
-        max_object_size: config.cache.max_object_size,
-    };
-    let runtime = proxy.runtime();
-    let store = proxy.store().clone();
-    let report = tokio::task::spawn_blocking(move || {
-        let removed = files::remove_stale_temps(&path);
-        if removed > 0 {
-            tracing::info!(removed, "removed temp files that an earlier process left");
+/// The snapshot being read into the store on a blocking thread, while the
+/// proxy starts and then serves: the write-behind waits for its end (a
+/// write before would lose what is not read yet), purges since its start
+/// keep out what they remove, and a fill since its start is newer than
+/// what the snapshot holds for that key.
+struct Loading {
+    head: Option<tokio::sync::oneshot::Receiver<Option<LogPosition>>>,
+    done: Option<JoinHandle<usize>>,
+}
+
+impl Loading {
+    /// Cleans the temp files a killed process left and starts reading the
+    /// snapshot.
+    fn start(
+        config: &Config,
+        proxy: &Arc<Proxy>,
+        snapshotter: &Arc<Snapshotter>,
+        now: SystemTime,
+    ) -> Self {
+        let path = config.cache.file.clone();
+        let limits = LoadLimits {
+            max_file_bytes: config
+                .cache
+                .max_size
+                .saturating_mul(2)
+                .saturating_add(16 << 20),
+            max_object_size: config.cache.max_object_size,
+        };
+        let proxy = proxy.clone();
+        let snapshotter = snapshotter.clone();
+        snapshotter.begin_load();
+        let (tell_head, head) = tokio::sync::oneshot::channel();
+        let done = tokio::task::spawn_blocking(move || {
+            let started = crate::clock::Stopwatch::start();
+            let removed = files::remove_stale_temps(&path);
+            if removed > 0 {
+                tracing::info!(removed, "removed temp files that an earlier process left");
+            }
+            let runtime = proxy.runtime();
+            let store = proxy.store();
+            let since = store.purge_count();
+            let mut stored = 0;
+            let report = persist::load_after_head(
+                &path,
+                now,
+                limits,
+                |key| runtime.placement_of(key),
+                |position| {
+                    let _ = tell_head.send(position);
+                },
+                |key, entry| stored += usize::from(store.restore_loading(since, key, entry)),
+            );
+            snapshotter.end_load();
+            let dropped = report.invalid + report.unrouted;
+            if dropped > 0 {
+                tracing::warn!(
+                    invalid = report.invalid,
+                    unrouted = report.unrouted,
+                    "snapshot entries dropped: they failed a check, or no route serves them now"
+                );
+                proxy.metrics().snapshot_dropped.inc_by(dropped as u64);
+            }
+            tracing::info!(
+                entries = stored,
+                expired = report.expired,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "snapshot loaded"
+            );
+            stored
+        });
+        Loading {
+            head: Some(head),
+            done: Some(done),
         }
-        persist::load(
-            &path,
-            now,
-            limits,
-            |key| runtime.placement_of(key),
-            |key, entry| store.restore(key, entry),
-        )
-    })
-    .await?;
-    let dropped = report.invalid + report.unrouted;
-    if dropped > 0 {
-        tracing::warn!(
-            invalid = report.invalid,
-            unrouted = report.unrouted,
-            "snapshot entries dropped: they failed a check, or no route serves them now"
-        );
-        proxy.metrics().snapshot_dropped.inc_by(dropped as u64);
     }
-    Ok((report.restored, report.position))
+
+    /// The fleet's purge log position the snapshot reflects, once read.
+    async fn position(&mut self) -> Option<LogPosition> {
+        match self.head.take() {
+            Some(head) => head.await.ok().flatten(),
+            None => None,
+        }
+    }
+
+    /// Waits at most `wait` for the whole snapshot; how many entries it
+    /// restored, or `None` if it is still loading.
+    async fn finished_within(&mut self, wait: std::time::Duration) -> Option<usize> {
+        let done = self.done.as_mut()?;
+        match tokio::time::timeout(wait, done).await {
+            Ok(Ok(stored)) => {
+                self.done = None;
+                Some(stored)
+            }
+            Ok(Err(err)) => {
+                self.done = None;
+                tracing::error!(error = %err, "the snapshot load failed");
+                Some(0)
+            }
+            Err(_) => None,
+        }
+    }
 }
 
 impl RunningProxy {

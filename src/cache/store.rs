@@ -288,6 +288,24 @@ impl Store {
         self.put(key, entry);
     }
 
+    /// Puts back an entry from a snapshot read while requests are served,
+    /// since [`Store::purge_count`] was `since`: refused when a purge since
+    /// then removes it, and when the key holds an entry already (a fill
+    /// since the start, newer than the snapshot's). Returns whether it
+    /// was stored.
+    pub fn restore_loading(&self, since: u64, key: CacheKey, entry: CachedResponse) -> bool {
+        let primary = key.primary();
+        if self.purges.purged_since(since, &primary, entry.tags()) {
+            return false;
+        }
+        let key = self.place(primary, entry.vary());
+        if self.entries.contains_key(&key) {
+            return false;
+        }
+        self.put(key, entry);
+        true
+    }
+
     fn put(&self, key: CacheKey, entry: CachedResponse) -> Arc<CachedResponse> {
         let bytes = weight::of_entry(&key, &entry);
         let entry = Arc::new(entry);
@@ -506,6 +524,29 @@ mod tests {
         store.insert(key.clone(), entry(3));
         assert_eq!(store.clear(), 1);
         assert!(store.lookup(&key, &none).is_none());
+    }
+
+    #[test]
+    fn a_snapshot_read_while_serving_yields_to_fills_and_purges() {
+        let store = store(1 << 20);
+        let none = HeaderMap::new();
+        let since = store.purge_count();
+        let (filled, purged, kept) = (
+            CacheKey::from_text("http://o h/filled"),
+            CacheKey::from_text("http://o h/purged"),
+            CacheKey::from_text("http://o h/kept"),
+        );
+        store.insert(filled.clone(), entry(7));
+        store.purge(&PurgeRule::Key(purged.clone()));
+        assert!(!store.restore_loading(since, filled.clone(), entry(1)));
+        assert!(!store.restore_loading(since, purged.clone(), entry(1)));
+        assert!(store.restore_loading(since, kept.clone(), entry(1)));
+        let len = |key: &CacheKey| store.lookup(key, &none).map(|(_, e)| e.body.len());
+        assert_eq!(len(&filled), Some(7), "the fill since the start stays");
+        assert_eq!(len(&purged), None, "purged while loading: not restored");
+        assert_eq!(len(&kept), Some(1));
+        store.purge(&PurgeRule::All);
+        assert!(!store.restore_loading(since, kept, entry(1)));
     }
 
     fn lang(value: &'static str) -> HeaderMap {

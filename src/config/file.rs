@@ -45,6 +45,8 @@ pub struct CacheSection {
     pub compress_min_size: Option<SizeValue>,
     /// Snapshot write-behind delay.
     pub write_delay: Option<DurationValue>,
+    /// How long a start waits for the snapshot to load before serving.
+    pub load_wait: Option<DurationValue>,
     /// How long stale entries may stand in for a failing origin.
     pub grace: Option<DurationValue>,
     /// How long stale entries with validators are kept for revalidation.

@@ -191,6 +191,9 @@ pub struct CacheConfig {
     pub compress_min_size: u64,
     /// How long after the last change the snapshot is written.
     pub write_delay: Duration,
+    /// How long a start waits for the snapshot to load before it serves;
+    /// what is left loads while it serves.
+    pub load_wait: Duration,
     /// Stale entries may stand in for a failing origin this long (on top
     /// of any `stale-if-error`), unless the response forbids stale use.
     pub grace: Duration,
@@ -258,6 +261,7 @@ impl CacheConfig {
             max_object_size: 8 * 1024 * 1024,
             compress_min_size: 1024,
             write_delay: Duration::from_secs(1),
+            load_wait: Duration::from_secs(1),
             grace: Duration::ZERO,
             keep: Duration::from_secs(3600),
             targeted: vec![http::HeaderName::from_static("cdn-cache-control")],

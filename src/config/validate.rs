@@ -145,6 +145,14 @@ fn validate_cache(raw: &FileConfig, base_dir: &Path) -> Result<CacheConfig, Conf
             Duration::from_secs(3600),
         )?;
     }
+    if let Some(wait) = &section.load_wait {
+        cache.load_wait = duration(
+            "cache.load_wait",
+            wait,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )?;
+    }
     Ok(cache)
 }
 

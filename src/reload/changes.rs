@@ -65,6 +65,7 @@ pub fn describe(
         (a.file != b.file, "cache.file"),
         (a.max_size != b.max_size, "cache.max_size"),
         (a.write_delay != b.write_delay, "cache.write_delay"),
+        (a.load_wait != b.load_wait, "cache.load_wait"),
         (a.shared != b.shared, "cache.shared"),
         (old.admin != new.admin, "admin"),
         (old.limits != new.limits, "limits (for listeners that stay)"),

@@ -90,7 +90,38 @@ pub fn load(
     now: SystemTime,
     limits: Limits,
     place: impl Fn(&CacheKey) -> Placement,
+    restore: impl FnMut(CacheKey, CachedResponse),
+) -> LoadReport {
+    load_after_head(path, now, limits, place, |_| {}, restore)
+}
+
+/// [`load`], telling `head` the fleet's purge log position the entries
+/// reflect as soon as it is read (before the first entry; at the end for a
+/// file without entries), so that purges missed since can be applied while
+/// the entries are still being read.
+pub fn load_after_head(
+    path: &Path,
+    now: SystemTime,
+    limits: Limits,
+    place: impl Fn(&CacheKey) -> Placement,
+    head: impl FnOnce(Option<LogPosition>),
     mut restore: impl FnMut(CacheKey, CachedResponse),
+) -> LoadReport {
+    let mut head: Head<'_> = Some(Box::new(head));
+    let report = load_into(path, now, limits, &place, &mut head, &mut restore);
+    if let Some(head) = head.take() {
+        head(report.position.clone());
+    }
+    report
+}
+
+fn load_into(
+    path: &Path,
+    now: SystemTime,
+    limits: Limits,
+    place: &dyn Fn(&CacheKey) -> Placement,
+    head: &mut Head<'_>,
+    restore: &mut dyn FnMut(CacheKey, CachedResponse),
 ) -> LoadReport {
     let mut report = LoadReport::default();
     let meta = match std::fs::metadata(path) {
@@ -124,7 +155,17 @@ pub fn load(
         }
     };
     let reader = BufReader::with_capacity(1 << 20, file);
-    match decode(reader, now, limits, &place, &mut restore, &mut report) {
+    let mut sink = Sink {
+        now,
+        limits,
+        place,
+        restore,
+        report: &mut report,
+        head: head.take(),
+    };
+    let decoded = decode_into(reader, &mut sink);
+    *head = sink.head.take();
+    match decoded {
         Ok(()) => {}
         Err(err @ DecodeError::Io(_)) => {
             tracing::warn!(path = %path.display(), error = %chain(&err), restored = report.restored,
@@ -172,7 +213,12 @@ pub fn decode<R: Read>(
         place,
         restore,
         report,
+        head: None,
     };
+    decode_into(reader, &mut sink)
+}
+
+fn decode_into<R: Read>(reader: R, sink: &mut Sink<'_, '_>) -> Result<(), DecodeError> {
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
     let classify = |e: serde_json::Error| {
         if e.is_io() {
@@ -181,22 +227,26 @@ pub fn decode<R: Read>(
             DecodeError::Corrupt(e)
         }
     };
-    DocumentSeed(&mut sink)
+    DocumentSeed(sink)
         .deserialize(&mut deserializer)
         .map_err(classify)?;
     deserializer.end().map_err(classify)
 }
 
+/// Told the fleet's purge log position once, before the entries.
+type Head<'a> = Option<Box<dyn FnOnce(Option<LogPosition>) + 'a>>;
+
 /// Where decoded entries go.
-struct Sink<'a> {
+struct Sink<'a, 'h> {
     now: SystemTime,
     limits: Limits,
     place: &'a dyn Fn(&CacheKey) -> Placement,
     restore: &'a mut dyn FnMut(CacheKey, CachedResponse),
     report: &'a mut LoadReport,
+    head: Head<'h>,
 }
 
-impl Sink<'_> {
+impl Sink<'_, '_> {
     fn take(&mut self, raw: SnapshotEntry) {
         let (key, entry) = match check(raw, self.now, self.limits) {
             Ok(checked) => checked,
@@ -231,9 +281,9 @@ struct FleetIn {
 
 /// `{"version": 1, "entries": [...]}`, with the version first (as this
 /// proxy writes it), so that entries are restored while they are read.
-struct DocumentSeed<'s, 'a>(&'s mut Sink<'a>);
+struct DocumentSeed<'s, 'a, 'h>(&'s mut Sink<'a, 'h>);
 
-impl<'de> DeserializeSeed<'de> for DocumentSeed<'_, '_> {
+impl<'de> DeserializeSeed<'de> for DocumentSeed<'_, '_, '_> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -241,7 +291,7 @@ impl<'de> DeserializeSeed<'de> for DocumentSeed<'_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for DocumentSeed<'_, '_> {
+impl<'de> Visitor<'de> for DocumentSeed<'_, '_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -269,7 +319,12 @@ impl<'de> Visitor<'de> for DocumentSeed<'_, '_> {
                         applied: fleet.applied,
                     });
                 }
-                "entries" if version.is_some() => map.next_value_seed(EntriesSeed(&mut *self.0))?,
+                "entries" if version.is_some() => {
+                    if let Some(head) = self.0.head.take() {
+                        head(self.0.report.position.clone());
+                    }
+                    map.next_value_seed(EntriesSeed(&mut *self.0))?;
+                }
                 "entries" => return Err(A::Error::custom("the version must come first")),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -283,9 +338,9 @@ impl<'de> Visitor<'de> for DocumentSeed<'_, '_> {
     }
 }
 
-struct EntriesSeed<'s, 'a>(&'s mut Sink<'a>);
+struct EntriesSeed<'s, 'a, 'h>(&'s mut Sink<'a, 'h>);
 
-impl<'de> DeserializeSeed<'de> for EntriesSeed<'_, '_> {
+impl<'de> DeserializeSeed<'de> for EntriesSeed<'_, '_, '_> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -293,7 +348,7 @@ impl<'de> DeserializeSeed<'de> for EntriesSeed<'_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for EntriesSeed<'_, '_> {
+impl<'de> Visitor<'de> for EntriesSeed<'_, '_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

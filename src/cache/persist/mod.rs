@@ -24,7 +24,7 @@ pub mod files;
 mod format;
 pub mod writer;
 
-pub use decode::{Limits as LoadLimits, LoadReport, Placement, load};
+pub use decode::{Limits as LoadLimits, LoadReport, Placement, load, load_after_head};
 pub use encode::{encode, encode_into};
 pub use files::{write_atomic, write_atomic_with};
 pub use writer::{SnapshotCounters, SnapshotError, Snapshotter};

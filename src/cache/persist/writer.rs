@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -66,6 +66,10 @@ pub struct Snapshotter {
     counters: SnapshotCounters,
     path: PathBuf,
     write_lock: Mutex<()>,
+    /// The snapshot is being read into the cache: a write now would lose
+    /// the entries not read yet, so writes wait for the end of the load.
+    loading: Mutex<bool>,
+    loaded: Condvar,
     /// The last write failed (its error was logged).
     failing: AtomicBool,
 }
@@ -79,7 +83,34 @@ impl Snapshotter {
             counters,
             path,
             write_lock: Mutex::new(()),
+            loading: Mutex::new(false),
+            loaded: Condvar::new(),
             failing: AtomicBool::new(false),
+        }
+    }
+
+    /// Holds every write until [`Snapshotter::end_load`]: the file is being
+    /// read into the cache while requests are served.
+    pub fn begin_load(&self) {
+        *self.loading.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+
+    /// The snapshot is read: writes may go on.
+    pub fn end_load(&self) {
+        *self.loading.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.loaded.notify_all();
+    }
+
+    /// Whether the snapshot is still being read into the cache.
+    pub fn is_loading(&self) -> bool {
+        *self.loading.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Blocks until no load is under way.
+    fn wait_for_load(&self) {
+        let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        while *loading {
+            loading = self.loaded.wait(loading).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -94,8 +125,10 @@ impl Snapshotter {
         &self.path
     }
 
-    /// Writes the snapshot now. Blocking: call from a blocking thread.
+    /// Writes the snapshot now (after the load under way, if any).
+    /// Blocking: call from a blocking thread.
     pub fn write_now(&self) -> Result<usize, SnapshotError> {
+        self.wait_for_load();
         let _serialized = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let started = crate::clock::Stopwatch::start();
         let written = write_atomic_with(&self.path, |writer| {
@@ -227,5 +260,37 @@ mod tests {
         assert_eq!(nice, 19);
         let here = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
         assert_ne!(here, 19, "only the writer's own thread is lowered");
+    }
+
+    #[test]
+    fn writes_wait_for_the_load_under_way() {
+        use crate::clock::SystemClock;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.json");
+        let store = Store::new(
+            1 << 20,
+            Arc::new(SystemClock),
+            crate::cache::expiry::Retention::default(),
+            Counter::default(),
+        );
+        let writer = Arc::new(Snapshotter::new(
+            store,
+            path.clone(),
+            SnapshotCounters::default(),
+        ));
+        writer.begin_load();
+        assert!(writer.is_loading());
+        let (done, written) = std::sync::mpsc::channel();
+        let waiting = writer.clone();
+        let thread = std::thread::spawn(move || done.send(waiting.write_now().is_ok()));
+        assert!(
+            written.recv_timeout(Duration::from_millis(200)).is_err(),
+            "no write while the snapshot is read"
+        );
+        assert!(!path.exists());
+        writer.end_load();
+        assert_eq!(written.recv_timeout(Duration::from_secs(10)), Ok(true));
+        assert!(path.exists());
+        thread.join().unwrap().unwrap();
     }
 }
