@@ -21,6 +21,7 @@ import concurrent.futures
 import datetime
 import http.client
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,15 +63,15 @@ def wrk(port: int, script: Path, connections: int, duration: int = DURATION):
     cmd = ["taskset", "-c", run.LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
            "-s", str(script), f"http://127.0.0.1:{port}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    result = {"rps": float(run.re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
     for pct, key in (("50", "p50"), ("99", "p99")):
-        m = run.re.search(pct + r"%\s+([\d.]+)(us|ms|s)", out)
+        m = re.search(pct + r"%\s+([\d.]+)(us|ms|s)", out)
         result[key] = run.to_ms(*m.groups())
-    m = run.re.search(r"Max\s+([\d.]+)(us|ms|s)", out) or run.re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", out)
+    m = re.search(r"Max\s+([\d.]+)(us|ms|s)", out) or re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", out)
     result["max"] = run.to_ms(*m.groups()) if m else float("nan")
-    result["requests"] = int(run.re.search(r"(\d+) requests in", out).group(1))
-    errors = run.re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    non2xx = run.re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     result["errors"] = (sum(map(int, errors.groups())) if errors else 0) + (int(non2xx.group(1)) if non2xx else 0)
     return result
 

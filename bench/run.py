@@ -2,11 +2,24 @@
 """Side-by-side benchmark: caching-proxy, nginx proxy_cache, Varnish, and a
 static nginx ("direct", the ceiling of this machine).
 
-Topology for 2 cores: wrk (-t1 -c64, keep-alive, closed loop) and the static
-origin on core 0; the proxy under test alone on core 1. Every target runs in
-the same invocation, interleaved over ROUNDS rounds (the order rotates each
-round); the report gives medians and the median of per-round ratios, since
-absolute figures on a shared machine move by up to 2x between minutes.
+Topology for 2 cores: the load generator and the origin (static nginx,
+no access log) on core 0; the target under test alone on core 1. Every
+target runs in the same invocation, interleaved over ROUNDS rounds (the
+order rotates each round). Each run records req/s, p50/p99 latency, the
+CPU time the target's process tree spent per request (user + system) and
+how busy each core was. A run whose load core was saturated is flagged:
+its req/s measured the load generator, so ratios of req/s use only the
+rounds where neither target's run was; the CPU ratio (nginx's CPU per
+request over the target's) uses every round.
+
+Scenarios: hits of 1 KiB and 64 KiB, misses, no-store passes (wrk, 64
+connections); hits over HTTPS (TLS 1.3, keep-alive) and over HTTP/2
+(h2load, 8 connections x 100 streams, TLS); passes and misses at one
+fixed rate for every target (h2load, open loop: CPU and tails at equal
+load; misses are not among them, as h2load repeats its URL list per
+connection); hits and misses on a cache filled to 90% of 64 MiB (evicting);
+then memory per entry, hits while a snapshot is written, start-up, and a
+cold start on a 1 GiB snapshot (bench/coldstart.py).
 
 Run it through bench/run.sh, which installs what is missing and builds.
 """
@@ -15,261 +28,116 @@ import datetime
 import http.client
 import json
 import os
-import platform
 import re
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "release" / "caching-proxy"
-ROUNDS = int(os.environ.get("ROUNDS", "5"))
+import coldstart
+import report
+from measure import tree_rss_kb
+from load import h2load, measured, median, to_ms, wrk  # noqa: F401
+from targets import (  # noqa: F401  (re-exported for the other bench scripts)
+    ADMIN_PORT, BIN, LOAD_CORE, PORTS, PROXY_CORE, ROOT, STATIC_LOCATIONS, TLS_PORTS, Bench, dir_bytes, get,
+    nginx_cache_conf, nginx_conf, nginx_version, origin_requests, origin_served, start, varnish_version, wait_ready)
+
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = int(os.environ.get("DURATION", "10"))
-CONNECTIONS = 64
 MEMORY_ENTRIES = int(os.environ.get("MEMORY_ENTRIES", "20000"))
-LOAD_CORE, PROXY_CORE = "0", "1"
-PORTS = {"origin": 18100, "caching-proxy": 18101, "nginx": 18102, "varnish": 18103, "direct": 18104}
-ADMIN_PORT = 18105
+FULL_CACHE_MIB = 64
+PASS_RATE = 15000
+ONLY = [s for s in os.environ.get("ONLY", "").split(",") if s]
 TARGETS = ["caching-proxy", "nginx", "varnish", "direct"]
-SCENARIOS = {
-    # name: (path or None for the miss script, targets)
-    "hit 1 KiB": ("/1k", TARGETS),
-    "hit 64 KiB": ("/64k", TARGETS),
-    "miss": (None, TARGETS[:3]),
-    "no-store": ("/nostore", TARGETS[:3]),
-}
-
-STATIC_LOCATIONS = """
-        location = /1k { add_header Cache-Control "public, max-age=3600"; }
-        location = /64k { add_header Cache-Control "public, max-age=3600"; }
-        location /u/ { add_header Cache-Control "public, max-age=3600"; try_files /1k =404; }
-        location = /nostore { add_header Cache-Control "no-store"; try_files /1k =404; }
-"""
+CACHES = TARGETS[:3]
+TLS_TARGETS = ["caching-proxy", "nginx", "direct"]
+# The full-cache scenarios run second instances of the caches, 64 MiB each.
+FULL = {"caching-proxy": "caching-proxy/full", "nginx": "nginx/full", "varnish": "varnish/full"}
 
 
-def nginx_conf(work: Path, name: str, server: str, http_extra: str = "") -> Path:
-    conf = work / f"{name}.conf"
-    conf.write_text(f"""
-user root;
-worker_processes 1;
-daemon off;
-pid {work}/{name}.pid;
-error_log {work}/{name}.error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    default_type application/octet-stream;
-    sendfile off;
-    keepalive_requests 1000000;
-    {http_extra}
-    server {{
-{server}
-    }}
-}}
-""")
-    return conf
+class Scenario:
+    """One scenario: its targets and how one run loads a target."""
+
+    def __init__(self, name, targets, load, warm=None):
+        self.name, self.targets, self.load, self.warm = name, targets, load, warm
 
 
-def nginx_cache_conf(work: Path, port: int, origin_port: int, cache_dir: Path, server_extra: str = "") -> Path:
-    """nginx `proxy_cache` in front of the origin: upstream keepalive,
-    HTTP/1.1 upstream, the access log on, the cache in `cache_dir`."""
-    server = f"""
-        listen 127.0.0.1:{port};
-        access_log {work}/nginx.access.log;
-{server_extra}
-        location / {{
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_cache c;
-            add_header X-Cache $upstream_cache_status;
-        }}"""
-    extra = f"""
-    proxy_cache_path {cache_dir} levels=1:2 keys_zone=c:64m max_size=4g inactive=1h use_temp_path=off;
-    upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}"""
-    return nginx_conf(work, "nginx", server, extra)
+def http_url(target, path):
+    return f"http://127.0.0.1:{PORTS[target]}{path}"
 
 
-def start(args, core, **kw):
-    return subprocess.Popen(["taskset", "-c", core, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+def https_url(target, path):
+    return f"https://127.0.0.1:{TLS_PORTS[target]}{path}"
 
 
-def wait_ready(port, path="/1k", timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", path)
-            if conn.getresponse().status < 500:
-                return
-        except OSError:
-            pass
-        time.sleep(0.01)
-    raise SystemExit(f"nothing answers on port {port}")
+def miss_script(work: Path, prefix: str) -> Path:
+    script = work / f"miss-{prefix.replace('/', '-')}.lua"
+    script.write_text('local n = 0\nrequest = function()\n  n = n + 1\n'
+                      f'  return wrk.format("GET", "/u/{prefix}-" .. n)\nend\n')
+    return script
 
 
-def get(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    conn.request("GET", path)
-    response = conn.getresponse()
-    response.read()
-    return response
+def scenarios(work: Path):
+    """Every scenario; each `load(target, round)` runs one measured load."""
+
+    def hit(path, tls=False):
+        def run(target, r):
+            return wrk(LOAD_CORE, (https_url if tls else http_url)(target, path), DURATION)
+        return run
+
+    def miss(target, r):
+        return wrk(LOAD_CORE, http_url(target, "/"), DURATION, script=miss_script(work, f"r{r}-{target}"))
+
+    def http2(target, r):
+        return h2load(LOAD_CORE, https_url(target, "/1k"), DURATION, connections=8, streams=100)
+
+    def pass_at_rate(target, r):
+        return h2load(LOAD_CORE, http_url(target, "/nostore"), DURATION, 64, rate=PASS_RATE, h1=True)
+
+    def warm(path, tls=False):
+        def run(target):
+            for _ in range(3):
+                get(TLS_PORTS[target] if tls else PORTS[target], path, tls=tls)
+        return run
+
+    full = list(FULL.values())
+    return [
+        Scenario("hit 1 KiB", TARGETS, hit("/1k"), warm("/1k")),
+        Scenario("hit 64 KiB", TARGETS, hit("/64k"), warm("/64k")),
+        Scenario("miss", CACHES, miss),
+        Scenario("no-store", CACHES, hit("/nostore")),
+        Scenario("HTTPS hit 1 KiB", TLS_TARGETS, hit("/1k", tls=True), warm("/1k", tls=True)),
+        Scenario("HTTP/2 hit 1 KiB", TLS_TARGETS, http2, warm("/1k", tls=True)),
+        Scenario(f"no-store at {PASS_RATE // 1000}k req/s", CACHES, pass_at_rate),
+        Scenario("full cache: hit 1 KiB", full, hit("/1k"), warm("/1k")),
+        Scenario("full cache: miss", full, miss),
+    ]
 
 
-def to_ms(value, unit):
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def wrk(url, script=None):
-    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency", url]
-    if script:
-        cmd[5:5] = ["-s", str(script)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
-    for pct, key in (("50", "p50"), ("99", "p99")):
-        m = re.search(pct + r"%\s+([\d.]+)(us|ms|s)", out)
-        result[key] = to_ms(*m.groups())
-    result["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    result["errors"] = (sum(map(int, errors.groups())) if errors else 0) + (int(non2xx.group(1)) if non2xx else 0)
-    return result
-
-
-def origin_requests(log: Path) -> int:
-    try:
-        with open(log, "rb") as f:
-            return sum(1 for _ in f)
-    except FileNotFoundError:
-        return 0
-
-
-def tree_rss_kb(pid: int) -> int:
-    """VmRSS of a process and its descendants."""
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        todo.extend(children.get(p, []))
-        try:
-            m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{p}/status").read_text())
-            total += int(m.group(1)) if m else 0
-        except OSError:
-            pass
-    return total
-
-
-def dir_bytes(path: Path) -> int:
-    """Memory a directory on tmpfs really takes: allocated blocks, not sizes."""
-    if not path.exists():
-        return 0
-    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
-
-
-class Bench:
-    def __init__(self, work: Path):
-        self.work = work
-        self.procs = {}
-        www = work / "www"
-        www.mkdir()
-        (www / "1k").write_bytes(os.urandom(1024))
-        (www / "64k").write_bytes(os.urandom(65536))
-        self.www = www
-        self.origin_log = work / "origin.access.log"
-        self.nginx_cache = Path(tempfile.mkdtemp(prefix="bench-nginx-cache-", dir="/dev/shm"))
-
-    def start_origin(self):
-        server = f"""
-        listen 127.0.0.1:{PORTS['origin']};
-        root {self.www};
-        access_log {self.origin_log};
-{STATIC_LOCATIONS}"""
-        self.procs["origin"] = start(["nginx", "-c", nginx_conf(self.work, "origin", server)], LOAD_CORE)
-        wait_ready(PORTS["origin"])
-
-    def start(self, target):
-        port = PORTS[target]
-        if target == "caching-proxy":
-            args = [BIN, "--port", port, "--origin", f"http://127.0.0.1:{PORTS['origin']}",
-                    "--cache-file", self.work / "cache.json", "--admin", f"127.0.0.1:{ADMIN_PORT}"]
-            log = open(self.work / "caching-proxy.log", "ab")
-            proc = subprocess.Popen(["taskset", "-c", PROXY_CORE, *map(str, args)], stdout=log, stderr=log,
-                                    env={**os.environ, "RUST_LOG": "info"})
-        elif target == "nginx":
-            for f in self.nginx_cache.iterdir():
-                subprocess.run(["rm", "-rf", str(f)], check=True)
-            conf = nginx_cache_conf(self.work, port, PORTS["origin"], self.nginx_cache)
-            proc = start(["nginx", "-c", conf], PROXY_CORE)
-        elif target == "varnish":
-            workdir = self.work / "varnish"
-            proc = start(["varnishd", "-F", "-j", "none", "-a", f"127.0.0.1:{port}", "-b", f"127.0.0.1:{PORTS['origin']}",
-                          "-s", "malloc,2g", "-n", workdir], PROXY_CORE)
-        else:
-            server = f"""
-        listen 127.0.0.1:{port};
-        root {self.www};
-        access_log {self.work}/direct.access.log;
-{STATIC_LOCATIONS}"""
-            proc = start(["nginx", "-c", nginx_conf(self.work, "direct", server)], PROXY_CORE)
-        self.procs[target] = proc
-        wait_ready(port, "/nostore")
-        return proc
-
-    def stop(self, target):
-        proc = self.procs.pop(target, None)
-        if proc:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def stop_all(self):
-        for target in list(self.procs):
-            self.stop(target)
-        subprocess.run(["rm", "-rf", str(self.nginx_cache)], check=False)
-
-
-def run_rounds(bench: Bench):
-    results = {name: {t: [] for t in targets} for name, (_, targets) in SCENARIOS.items()}
-    miss_script = bench.work / "miss.lua"
+def run_rounds(bench: Bench, chosen):
+    results = {s.name: {t: [] for t in s.targets} for s in chosen}
     for r in range(ROUNDS):
-        for i, (name, (path, targets)) in enumerate(SCENARIOS.items()):
+        for i, scenario in enumerate(chosen):
+            targets = scenario.targets
             order = targets[(r + i) % len(targets):] + targets[:(r + i) % len(targets)]
             for target in order:
-                port = PORTS[target]
-                script = None
-                url = f"http://127.0.0.1:{port}{path or '/'}"
-                if path is None:
-                    miss_script.write_text(
-                        'local n = 0\nrequest = function()\n  n = n + 1\n'
-                        f'  return wrk.format("GET", "/u/r{r}-{target}-" .. n)\nend\n')
-                    script = miss_script
-                elif target != "direct":
-                    for _ in range(3):
-                        get(port, path)  # warm: the hit scenarios measure hits
-                before = origin_requests(bench.origin_log)
-                result = wrk(url, script)
-                result["origin_per_request"] = (origin_requests(bench.origin_log) - before) / max(result["requests"], 1)
-                results[name][target].append(result)
-                print(f"round {r + 1}/{ROUNDS} {name:<10} {target:<13} {result['rps']:>9.0f} req/s "
-                      f"p50 {result['p50']:.2f} ms p99 {result['p99']:.2f} ms "
+                if scenario.warm:
+                    scenario.warm(target)
+                before = origin_served()
+                result = measured(bench.pid(target), lambda: scenario.load(target, r))
+                result["origin_per_request"] = (origin_served() - before - 1) / max(result["requests"], 1)
+                results[scenario.name][target].append(result)
+                busy = result["busy"]
+                print(f"round {r + 1}/{ROUNDS} {scenario.name:<24} {target:<19} {result['rps']:>9.0f} req/s "
+                      f"cpu {result['cpu_us']:5.1f} us/req p99 {result['p99']:6.2f} ms "
+                      f"cores {busy.get(LOAD_CORE, 0):.2f}/{busy.get(PROXY_CORE, 0):.2f} "
                       f"origin/req {result['origin_per_request']:.2f} errors {result['errors']}", flush=True)
     return results
 
 
-def admin_stats():
-    conn = http.client.HTTPConnection("127.0.0.1", ADMIN_PORT, timeout=5)
+def admin_stats(port=ADMIN_PORT):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     conn.request("GET", "/stats")
     return json.loads(conn.getresponse().read())
 
@@ -288,8 +156,8 @@ def await_snapshot(writes_before, timeout=120.0):
 
 
 def settle_snapshots(quiet_for=15.0, timeout=180.0):
-    """Waits until the write-behind has caught up with the miss rounds: no
-    snapshot written for `quiet_for` seconds (longer than its pacing)."""
+    """Waits until the write-behind has caught up: no snapshot written for
+    `quiet_for` seconds (longer than its pacing)."""
     deadline = time.monotonic() + timeout
     last, since = snapshot_writes(), time.monotonic()
     while time.monotonic() - since < quiet_for and time.monotonic() < deadline:
@@ -299,43 +167,68 @@ def settle_snapshots(quiet_for=15.0, timeout=180.0):
             last, since = now, time.monotonic()
 
 
+def fill_to(bench: Bench, target: str, share: float):
+    """Fills a full-cache instance with distinct 1 KiB objects until its
+    cache holds `share` of its size (by its own account); returns that."""
+    port = PORTS[target]
+    limit = FULL_CACHE_MIB << 20
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    n = 0
+    while True:
+        for _ in range(500):
+            conn.request("GET", f"/u/fill-{n}")
+            conn.getresponse().read()
+            n += 1
+        used = cache_used(bench, target)
+        if used >= share * limit or n > 400_000:
+            return used / limit
+
+
+def cache_used(bench: Bench, target: str) -> int:
+    if target.startswith("caching-proxy"):
+        return admin_stats(bench.admin_port(target))["cache"]["bytes"]
+    if target.startswith("nginx"):
+        return dir_bytes(bench.cache_dir(target))
+    out = subprocess.run(["varnishstat", "-1", "-n", str(bench.work / target.replace("/", "-")), "-f",
+                          "SMA.s0.g_bytes"], capture_output=True, text=True).stdout
+    m = re.search(r"SMA\.s0\.g_bytes\s+(\d+)", out)
+    return int(m.group(1)) if m else 0
+
+
 def during_snapshot(bench: Bench):
     """Hit 1 KiB on the cache the miss rounds filled, alone and while the
-    snapshot of it is being written (`POST /snapshot` on the admin API starts
-    one in the background, as the write-behind does). Interleaved over
-    ROUNDS; the ratio shows what a snapshot write costs requests."""
-    port = PORTS["caching-proxy"]
-    url = f"http://127.0.0.1:{port}/1k"
-    get(port, "/1k")
+    snapshot of it is being written (`POST /snapshot` on the admin API
+    starts one in the background, as the write-behind does)."""
+    url = http_url("caching-proxy", "/1k")
+    get(PORTS["caching-proxy"], "/1k")
     entries = admin_stats()["cache"]["entries"]
     settle_snapshots()
     quiet, writing = [], []
     for r in range(ROUNDS):
-        quiet.append(wrk(url)["rps"])
+        quiet.append(wrk(LOAD_CORE, url, DURATION)["rps"])
         before = snapshot_writes()
         conn = http.client.HTTPConnection("127.0.0.1", ADMIN_PORT, timeout=5)
         conn.request("POST", "/snapshot")
         if conn.getresponse().status != 202:
             raise SystemExit("POST /snapshot was refused")
-        writing.append(wrk(url)["rps"])
-        unfinished = snapshot_writes() == before
+        writing.append(wrk(LOAD_CORE, url, DURATION)["rps"])
         await_snapshot(before)  # the next quiet run must be quiet
-        print(f"round {r + 1}/{ROUNDS} snapshot   caching-proxy  quiet {quiet[-1]:.0f} req/s, "
-              f"writing {writing[-1]:.0f} req/s (write {'still running' if unfinished else 'finished'} "
-              f"at the end of the run)", flush=True)
-    ratio = median([w / q for w, q in zip(writing, quiet)])
-    return {"entries": entries, "quiet": median(quiet), "writing": median(writing), "ratio": ratio}
+        print(f"round {r + 1}/{ROUNDS} snapshot   quiet {quiet[-1]:.0f} req/s, writing {writing[-1]:.0f} req/s",
+              flush=True)
+    return {"entries": entries, "quiet": median(quiet), "writing": median(writing),
+            "ratio": median([w / q for w, q in zip(writing, quiet)])}
 
 
 def memory(bench: Bench):
     per_entry = {}
-    for target in TARGETS[:3]:
+    for target in CACHES:
         bench.stop(target)
         if target == "caching-proxy":
-            (bench.work / "cache.json").unlink(missing_ok=True)
+            bench.file(target, ".cache.json").unlink(missing_ok=True)
         proc = bench.start(target)
         get(PORTS[target], "/1k")
-        base = tree_rss_kb(proc.pid) * 1024 + (dir_bytes(bench.nginx_cache) if target == "nginx" else 0)
+        extra = (lambda: dir_bytes(bench.cache_dir(target))) if target == "nginx" else (lambda: 0)
+        base = tree_rss_kb(proc.pid) * 1024 + extra()
         conn = http.client.HTTPConnection("127.0.0.1", PORTS[target], timeout=10)
         for n in range(MEMORY_ENTRIES):
             conn.request("GET", f"/u/mem-{n}")
@@ -343,18 +236,14 @@ def memory(bench: Bench):
         if target == "caching-proxy":
             settle_snapshots(quiet_for=3.0)  # sample after the write-behind, not during it
         else:
-            time.sleep(1)  # let the allocator and nginx's cache manager settle
+            time.sleep(1)
         # Steady state: the lowest of samples over 6 s, so that buffers a
-        # background task (snapshot, cache manager) holds for a moment do
-        # not count as per-entry memory: caching-proxy's allocator returns
-        # a snapshot write's buffers about 3 s after the write. The same
-        # for every target.
+        # background task holds for a moment do not count per entry.
         samples = []
         for _ in range(12):
-            samples.append(tree_rss_kb(proc.pid) * 1024 + (dir_bytes(bench.nginx_cache) if target == "nginx" else 0))
+            samples.append(tree_rss_kb(proc.pid) * 1024 + extra())
             time.sleep(0.5)
-        after = min(samples)
-        per_entry[target] = (after - base) / MEMORY_ENTRIES
+        per_entry[target] = (min(samples) - base) / MEMORY_ENTRIES
         print(f"memory {target:<13} {per_entry[target]:.0f} bytes per 1 KiB entry", flush=True)
     return per_entry
 
@@ -366,64 +255,6 @@ def startup(bench: Bench):
     return (time.monotonic() - began) * 1000
 
 
-def median(values):
-    return statistics.median(values) if values else float("nan")
-
-
-def report(results, per_entry, startup_ms, snapshot_text, snapshot_load):
-    lines, summary = [], []
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
-    lines.append(f"# Benchmark {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n")
-    lines.append(f"Machine: {os.cpu_count()} cores, {cpu}, Linux {platform.release()}. "
-                 f"wrk -t1 -c{CONNECTIONS} -d{DURATION}s and the origin on core {LOAD_CORE}; the proxy alone on core {PROXY_CORE}. "
-                 f"{ROUNDS} rounds, interleaved. nginx {nginx_version()} (1 worker, proxy_cache on tmpfs, sendfile off, "
-                 f"upstream keepalive, HTTP/1.1 upstream, access log on); Varnish {varnish_version()} (malloc storage, default "
-                 f"parameters); caching-proxy with one worker thread, access log on.\n")
-    for name, by_target in results.items():
-        lines.append(f"\n## {name}\n")
-        lines.append("| target | req/s (median) | p50 ms | p99 ms | errors | origin requests per request | ratio to nginx (median of rounds) |")
-        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        nginx = by_target["nginx"]
-        for target, runs in by_target.items():
-            ratios = [a["rps"] / b["rps"] for a, b in zip(runs, nginx) if b["rps"]]
-            lines.append(f"| {target} | {median([x['rps'] for x in runs]):.0f} | {median([x['p50'] for x in runs]):.2f} | "
-                         f"{median([x['p99'] for x in runs]):.2f} | {sum(x['errors'] for x in runs)} | "
-                         f"{median([x['origin_per_request'] for x in runs]):.2f} | {median(ratios):.2f}x |")
-        cp = by_target["caching-proxy"]
-        ratio = median([a["rps"] / b["rps"] for a, b in zip(cp, nginx)])
-        part = f"{name} {ratio:.2f}x nginx"
-        if "direct" in by_target:
-            part += f" ({median([a['rps'] / b['rps'] for a, b in zip(cp, by_target['direct'])]):.2f}x direct)"
-        part += f", p99 {median([x['p99'] for x in cp]):.2f} vs {median([x['p99'] for x in nginx]):.2f} ms"
-        summary.append(part)
-    lines.append(f"\n## Memory per cached 1 KiB entry ({MEMORY_ENTRIES} entries)\n")
-    lines.append("| target | bytes per entry | ratio to nginx |")
-    lines.append("| --- | ---: | ---: |")
-    for target, value in per_entry.items():
-        lines.append(f"| {target} | {value:.0f} | {value / per_entry['nginx']:.2f}x |")
-    summary.append(f"memory {per_entry['caching-proxy'] / 1024:.2f} KB/entry "
-                   f"({per_entry['caching-proxy'] / per_entry['nginx']:.2f}x nginx)")
-    lines.append(f"\n## Start-up and snapshot\n\nStart-up to the first answered request: {startup_ms:.0f} ms.\n")
-    lines.append("```\n" + snapshot_text.strip() + "\n```\n")
-    lines.append(f"Hit 1 KiB while a snapshot of {snapshot_load['entries']} entries is being written "
-                 f"(`POST /snapshot`, lowest CPU priority): {snapshot_load['writing']:.0f} req/s against "
-                 f"{snapshot_load['quiet']:.0f} with no write, {snapshot_load['ratio']:.2f}x (median of rounds).\n")
-    summary.append(f"hits while writing a snapshot {snapshot_load['ratio']:.2f}x quiet")
-    return "\n".join(lines) + "\n", "; ".join(summary)
-
-
-def nginx_version():
-    out = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
-    return out.strip().split("/")[-1]
-
-
-def varnish_version():
-    out = subprocess.run(["varnishd", "-V"], capture_output=True, text=True).stderr
-    m = re.search(r"varnish-([\d.]+)", out)
-    return m.group(1) if m else "?"
-
-
 def main():
     if (os.cpu_count() or 1) < 2:
         sys.exit("this benchmark pins load and proxy to two different cores")
@@ -431,19 +262,36 @@ def main():
     snapshot_text = snapshot_file.read_text() if snapshot_file.exists() else "(snapshot bench not run)"
     with tempfile.TemporaryDirectory(prefix="caching-proxy-bench-") as tmp:
         bench = Bench(Path(tmp))
+        chosen = [s for s in scenarios(bench.work) if not ONLY or any(o in s.name for o in ONLY)]
+        needed = sorted({t for s in chosen for t in s.targets})
         try:
             bench.start_origin()
-            for target in TARGETS:
-                bench.start(target)
-            results = run_rounds(bench)
-            snapshot_load = during_snapshot(bench)
-            per_entry = memory(bench)
-            startup_ms = startup(bench)
+            fullness = {}
+            for target in needed:
+                size = FULL_CACHE_MIB if target in FULL.values() else None
+                bench.start(target, cache_size=size)
+                if size:
+                    fullness[target] = fill_to(bench, target, 0.9)
+                    print(f"{target}: filled to {fullness[target]:.0%} of {FULL_CACHE_MIB} MiB", flush=True)
+            results = run_rounds(bench, chosen)
+            extras = {"fullness": fullness}
+            if not ONLY:
+                for target in FULL.values():
+                    bench.stop(target)
+                extras["snapshot_load"] = during_snapshot(bench)
+                extras["per_entry"] = memory(bench)
+                extras["startup_ms"] = startup(bench)
+                bench.stop_all()
+                bench.start_origin()
+                extras["cold"] = coldstart.run(bench)
         finally:
             bench.stop_all()
-            bench.stop("origin")
-    text, summary = report(results, per_entry, startup_ms, snapshot_text, snapshot_load)
-    out = ROOT / "bench" / "results" / f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d-%H%M}-{ROUNDS}x{DURATION}s.md"
+            bench.clean()
+    extras["snapshot_text"] = snapshot_text
+    text, summary = report.write(results, extras, ROUNDS, DURATION)
+    stamp = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d-%H%M}"
+    only = "-" + "-".join(re.sub(r"\W+", "_", o) for o in ONLY) if ONLY else ""
+    out = ROOT / "bench" / "results" / f"{stamp}-{ROUNDS}x{DURATION}s{only}.md"
     out.write_text(text)
     print(f"\nreport: {out.relative_to(ROOT)}")
     print(summary)
