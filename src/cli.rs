@@ -131,6 +131,26 @@ pub enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// Write shell completions or the man page to standard output (for
+    /// packagers: `caching-proxy generate man > caching-proxy.1`).
+    #[command(hide = true)]
+    Generate {
+        /// What to write.
+        #[command(subcommand)]
+        what: Generated,
+    },
+}
+
+/// `caching-proxy generate ...`
+#[derive(Debug, Subcommand)]
+pub enum Generated {
+    /// Completions for a shell.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// The man page, caching-proxy(1), in roff.
+    Man,
 }
 
 /// `caching-proxy cache ...`

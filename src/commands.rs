@@ -12,7 +12,7 @@ use crate::admin::client::{
     AdminClientError, ClearOutcome, TOKEN_ENV, Target, clear_cache, health_check,
 };
 use crate::app::StartupError;
-use crate::cli::{CacheAction, Cli};
+use crate::cli::{CacheAction, Cli, Generated};
 use crate::config::{ConfigError, SharedConfig, shared_from_url};
 use crate::shared::client::TierError;
 use crate::shared::log::clear_fleet;
@@ -29,6 +29,9 @@ pub enum CommandError {
     /// The running instance could not be asked, or said no.
     #[error(transparent)]
     Admin(#[from] AdminClientError),
+    /// Standard output could not be written.
+    #[error("cannot write the output")]
+    Output(#[source] std::io::Error),
     /// The fleet's shared tier could not be told.
     #[error("the fleet's cache at {redis} was not cleared")]
     Fleet {
@@ -47,8 +50,25 @@ impl CommandError {
         match self {
             CommandError::Startup(err) => err.exit_code(),
             CommandError::Config(_) => 2,
-            CommandError::Admin(_) | CommandError::Fleet { .. } => 1,
+            CommandError::Admin(_) | CommandError::Fleet { .. } | CommandError::Output(_) => 1,
         }
+    }
+}
+
+/// `generate`: shell completions or the man page, from the flags' own
+/// definitions (so they never drift from `--help`).
+pub fn generate(what: &Generated) -> Result<(), CommandError> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut out = std::io::stdout().lock();
+    match what {
+        Generated::Completions { shell } => {
+            clap_complete::generate(*shell, &mut command, "caching-proxy", &mut out);
+            Ok(())
+        }
+        Generated::Man => clap_mangen::Man::new(command)
+            .render(&mut out)
+            .map_err(CommandError::Output),
     }
 }
 

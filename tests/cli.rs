@@ -427,3 +427,38 @@ async fn json_access_log_lines_parse() {
     assert!(record["client"].as_str().unwrap().contains("127.0.0.1"));
     assert!(proxy.terminate().success());
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_flags() {
+    let man = run(&["generate", "man"]);
+    assert!(man.status.success(), "{}", stderr(&man));
+    let man = String::from_utf8_lossy(&man.stdout);
+    assert!(man.contains(".TH caching-proxy 1"), "{man}");
+    for flag in [
+        "\\-\\-port",
+        "\\-\\-origin",
+        "\\-\\-cache\\-ttl",
+        "\\-\\-clear\\-cache",
+    ] {
+        assert!(man.contains(flag), "the man page lacks {flag}");
+    }
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef caching-proxy"),
+        ("fish", "complete -c caching-proxy"),
+    ] {
+        let out = run(&["generate", "completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}");
+        assert!(
+            script.contains("clear-cache"),
+            "{shell} completes --clear-cache"
+        );
+    }
+    let help = run(&["--help"]);
+    assert!(
+        !String::from_utf8_lossy(&help.stdout).contains("generate"),
+        "a packagers' command, not in --help"
+    );
+}

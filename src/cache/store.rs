@@ -280,19 +280,12 @@ impl Store {
         self.touch();
     }
 
-    /// Puts back an entry from the snapshot (no snapshot write follows).
-    /// A variant's key is made anew from its values, so that a snapshot
-    /// written with another hash still finds its variants.
-    pub fn restore(&self, key: CacheKey, entry: CachedResponse) {
-        let key = self.place(key.primary(), entry.vary());
-        self.put(key, entry);
-    }
-
-    /// Puts back an entry from a snapshot read while requests are served,
-    /// since [`Store::purge_count`] was `since`: refused when a purge since
-    /// then removes it, and when the key holds an entry already (a fill
-    /// since the start, newer than the snapshot's). Returns whether it
-    /// was stored.
+    /// Puts back an entry from the snapshot, read while requests are served
+    /// since [`Store::purge_count`] was `since` (no snapshot write follows):
+    /// refused when a purge since then removes it, or when the key holds an
+    /// entry already (a fill since the start, newer). A variant's key is made
+    /// anew from its values, so that a snapshot written with another hash
+    /// still finds its variants. Returns whether it was stored.
     pub fn restore_loading(&self, since: u64, key: CacheKey, entry: CachedResponse) -> bool {
         let primary = key.primary();
         if self.purges.purged_since(since, &primary, entry.tags()) {

@@ -15,11 +15,12 @@ use super::headers;
 use super::respond::from_cache;
 mod fill_plan;
 mod fleet;
+mod follow;
 mod partial;
 mod revalidate;
 
 use crate::cache::CacheKey;
-use crate::cache::coalesce::{FillGuard, FillState, Role};
+use crate::cache::coalesce::{FillGuard, Role};
 use crate::cache::control::CacheControl;
 use crate::cache::negotiate;
 use crate::cache::policy::{Decision, NotStored, StoreInput};
@@ -122,44 +123,13 @@ pub(super) async fn fetch(
                 guard = Some(leader);
             }
             Role::Follower(follower) => {
-                exchange.metrics().coalesced_waits.inc();
-                let state = follower
-                    .wait(exchange.route().upstream.origin().timeout)
-                    .await;
-                if state == FillState::Stored {
-                    if let Some(hit) = exchange.usable_hit(&primary, request.headers(), directives)
-                    {
-                        return Ok(hit);
-                    }
-                }
-                let detail = match state {
-                    FillState::TimedOut => Detail::CoalesceTimeout,
-                    FillState::Pending | FillState::Stored | FillState::NotStored => {
-                        Detail::CoalescedNotStored
-                    }
+                let waited = follow::Waited {
+                    request,
+                    primary,
+                    stale,
+                    fwd,
                 };
-                let asked = Asked {
-                    headers: request.headers().clone(),
-                    head: false,
-                };
-                // Boxed: a follower that passes is the rare case.
-                let passed = Box::pin(exchange.pass(request)).await;
-                let failure = match &passed {
-                    Ok(response) if stale_may_replace(response.status()) => {
-                        Some(Failure::Status(response.status()))
-                    }
-                    Ok(_) => None,
-                    Err(err) => Some(Failure::Error(err)),
-                };
-                if let Some(served) = failure
-                    .and_then(|failure| stale_if_error(exchange, stale.as_ref(), &asked, failure))
-                {
-                    return Ok(served);
-                }
-                return passed.map(|response| Served {
-                    response,
-                    cache: CacheStatus::pass(fwd, detail),
-                });
+                return follow::follow(exchange, follower, waited, directives).await;
             }
         }
     }
