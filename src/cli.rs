@@ -131,6 +131,9 @@ pub enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// A live view of a running instance in the terminal (like varnishtop):
+    /// requests, hit ratio, routes, the top URLs; q quits.
+    Top,
     /// Write shell completions or the man page to standard output (for
     /// packagers: `caching-proxy generate man > caching-proxy.1`).
     #[command(hide = true)]

@@ -29,6 +29,9 @@ pub enum CommandError {
     /// The running instance could not be asked, or said no.
     #[error(transparent)]
     Admin(#[from] AdminClientError),
+    /// `top` stopped on an error.
+    #[error(transparent)]
+    Top(#[from] crate::top::TopError),
     /// Standard output could not be written.
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
@@ -50,7 +53,10 @@ impl CommandError {
         match self {
             CommandError::Startup(err) => err.exit_code(),
             CommandError::Config(_) => 2,
-            CommandError::Admin(_) | CommandError::Fleet { .. } | CommandError::Output(_) => 1,
+            CommandError::Admin(_)
+            | CommandError::Fleet { .. }
+            | CommandError::Output(_)
+            | CommandError::Top(_) => 1,
         }
     }
 }
@@ -144,15 +150,30 @@ pub async fn health(url: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `cache list|show|explain|purge|stats`: prints the admin API's JSON.
-pub async fn cache(cli: &Cli, action: &CacheAction) -> Result<(), CommandError> {
+/// `top`: the running instance's dashboard in the terminal.
+pub async fn top(cli: &Cli) -> Result<(), CommandError> {
+    let target = locate(cli)?;
+    crate::top::run(target).await?;
+    Ok(())
+}
+
+/// The running instance the commands talk to: `--admin`, else the record
+/// next to the cache file; the token from the environment or the record.
+fn locate(cli: &Cli) -> Result<Target, CommandError> {
     let cache_file = cache_file(cli)?;
     let token = std::env::var(TOKEN_ENV).ok();
-    let target = Target::locate(&cache_file, cli.admin, token).ok_or_else(|| {
-        AdminClientError::NoInstance {
-            record: admin_file_path(&cache_file),
-        }
-    })?;
+    Ok(
+        Target::locate(&cache_file, cli.admin, token).ok_or_else(|| {
+            AdminClientError::NoInstance {
+                record: admin_file_path(&cache_file),
+            }
+        })?,
+    )
+}
+
+/// `cache list|show|explain|purge|stats`: prints the admin API's JSON.
+pub async fn cache(cli: &Cli, action: &CacheAction) -> Result<(), CommandError> {
+    let target = locate(cli)?;
     let encode = |url: &str| form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>();
     let (method, path, body) = match action {
         CacheAction::List { filter, limit } => {

@@ -14,9 +14,11 @@
 //!   the second tier a fleet shares through Redis; [`breaker`] skips
 //!   what keeps failing.
 //! - [`reload`] applies config edits live (inotify, SIGHUP).
-//! - [`admin`] is the admin API (health, metrics, purge, inspection) and
-//!   its client; [`metrics`] holds the counters; [`commands`] are the
-//!   binary's one-shot commands (`--clear-cache`, `cache ...`).
+//! - [`admin`] is the admin API (health, metrics, purge, inspection, the
+//!   dashboard page) and its client; [`metrics`] holds the counters;
+//!   [`dashboard`] samples them once a second for the page and for
+//!   [`top`], the terminal view; [`commands`] are the binary's one-shot
+//!   commands (`--clear-cache`, `cache ...`, `top`).
 //! - [`error`] holds the request path's errors and their statuses; the
 //!   errors that end the process are typed where they arise and mapped to
 //!   exit codes by [`app::StartupError`] and [`commands::CommandError`].
@@ -53,6 +55,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod metrics;
 pub mod proxy;
@@ -62,4 +65,5 @@ pub mod runtime;
 pub mod server;
 pub mod shared;
 pub mod telemetry;
+pub mod top;
 pub mod upstream;

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
     let result = match (&cli.command, &cli.health_check) {
         (Some(Command::Cache { action }), _) => runtime.block_on(commands::cache(&cli, action)),
         (Some(Command::Generate { what }), _) => commands::generate(what),
+        (Some(Command::Top), _) => runtime.block_on(commands::top(&cli)),
         (None, Some(url)) => runtime.block_on(commands::health(url)),
         (None, None) if cli.clear_cache => runtime.block_on(commands::clear(&cli)),
         (None, None) if cli.check_config => commands::check(&cli),

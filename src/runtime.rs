@@ -146,7 +146,7 @@ impl Runtime {
                 route.host.clone(),
                 route.path_prefix.clone(),
                 Arc::new(Route {
-                    counters: RouteCounters::new(name.clone()),
+                    counters: metrics.route_counters(name.clone()),
                     name,
                     origin_name: origin.name.as_str().into(),
                     origin_id: origin.id().into(),
@@ -203,6 +203,11 @@ impl Runtime {
     /// serves HTTPS.
     pub fn tls_acceptor(&self, address: &SocketAddr) -> Option<TlsAcceptor> {
         self.tls.get(address).cloned()
+    }
+
+    /// Every route, in matching order.
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.router.iter().map(|(_, _, route)| route)
     }
 
     /// Hosts and prefixes served, in matching order (for reload logs).

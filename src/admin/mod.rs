@@ -15,6 +15,7 @@
 //! cache ...` find it; see [`client`].
 
 pub mod client;
+mod dashboard;
 mod error;
 mod inspect;
 mod purge;
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accept::BindError;
 use crate::cache::persist::{Snapshotter, write_atomic};
 use crate::cache::purge::PurgeRule;
+use crate::dashboard::Dashboard;
 use crate::error::chain;
 use crate::proxy::Proxy;
 
@@ -73,6 +75,7 @@ pub fn admin_file_path(cache_file: &Path) -> PathBuf {
 pub struct Admin {
     proxy: Arc<Proxy>,
     snapshotter: Arc<Snapshotter>,
+    dashboard: Arc<Dashboard>,
     token: Option<String>,
     address: SocketAddr,
     ready: AtomicBool,
@@ -90,6 +93,7 @@ impl Admin {
         token: Option<String>,
         proxy: Arc<Proxy>,
         snapshotter: Arc<Snapshotter>,
+        dashboard: Arc<Dashboard>,
     ) -> Result<(Arc<Self>, TcpListener), BindError> {
         let addr = address.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
         let listener = TcpListener::bind(addr)
@@ -122,6 +126,7 @@ impl Admin {
         let admin = Arc::new(Admin {
             proxy,
             snapshotter,
+            dashboard,
             token,
             address: bound,
             ready: AtomicBool::new(false),
@@ -186,12 +191,18 @@ impl Admin {
         let Some(token) = &self.token else {
             return true;
         };
-        request
+        let matches = |given: &str| constant_time_eq(given.as_bytes(), token.as_bytes());
+        let bearer = request
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+            .is_some_and(matches);
+        bearer
+            || (request.method() == Method::GET
+                && dashboard::is_dashboard(request.uri().path())
+                && dashboard::query_token(request.uri().query().unwrap_or(""))
+                    .is_some_and(|given| matches(&given)))
     }
 
     async fn answer(&self, request: Request<Incoming>, peer: SocketAddr) -> Answer {
@@ -232,6 +243,12 @@ impl Admin {
         }
         let query = request.uri().query().unwrap_or("").to_owned();
         Ok(match (request.method().as_str(), path.as_str()) {
+            ("GET", "/") => dashboard::page(),
+            ("GET", "/dashboard.json") => {
+                let dashboard = self.dashboard.clone();
+                let data = tokio::task::spawn_blocking(move || dashboard::data(&dashboard));
+                data.await.map_err(AdminError::WorkFailed)?
+            }
             ("GET", "/metrics") => {
                 let text_of = |proxy: &Proxy| proxy.metrics().encode(proxy.store().usage());
                 let encoded = self.off_runtime(text_of).await?;
@@ -346,6 +363,12 @@ impl Admin {
         let snapshotter = self.snapshotter.clone();
         let written = tokio::task::spawn_blocking(move || snapshotter.write_now()).await;
         tracing::info!(purged, op = rule.op(), "cache purged on request");
+        let what = match rule {
+            PurgeRule::All => "everything".to_owned(),
+            _ => format!("{} {}", rule.op(), rule.arg()),
+        };
+        self.dashboard
+            .event("purge", true, format!("{what}: {purged} entries removed"));
         // Memory is purged either way; say when the file is not.
         match written {
             Ok(Ok(_)) => {}

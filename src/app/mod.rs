@@ -20,6 +20,7 @@ use crate::cache::persist::{self, LoadLimits, Snapshotter, files};
 use crate::cache::purge::LogPosition;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError, ConfigSource};
+use crate::dashboard::Dashboard;
 use crate::error::chain;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
@@ -40,6 +41,7 @@ pub struct RunningProxy {
     proxy: Arc<Proxy>,
     reloader: Arc<Reloader>,
     snapshotter: Arc<Snapshotter>,
+    dashboard: Arc<Dashboard>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -128,11 +130,13 @@ async fn start_inner(
     // A small snapshot is in memory before the first request; a large one
     // goes on loading while requests are served.
     let restored = loading.finished_within(config.cache.load_wait).await;
+    let dashboard = Dashboard::new(proxy.clone(), config.cache.max_size);
     let (admin, admin_listener) = Admin::bind(
         config.admin.address,
         config.admin.token.clone(),
         proxy.clone(),
         snapshotter.clone(),
+        dashboard.clone(),
     )
     .await?;
     let admin_addr = admin.address();
@@ -163,6 +167,9 @@ async fn start_inner(
     if let Some(path) = watched {
         tasks.push(reload::watch_file(reloader.clone(), path, cancel.clone())?);
     }
+    tasks.push(tokio::spawn(
+        dashboard.clone().run(reloader.events(), cancel.clone()),
+    ));
     if let Some(tier) = shared {
         tasks.push(tokio::spawn(tier.clone().follow_log(cancel.clone())));
         tasks.push(tokio::spawn(tier.clone().probe_while_open(cancel.clone())));
@@ -174,6 +181,7 @@ async fn start_inner(
         proxy,
         reloader,
         snapshotter,
+        dashboard,
         cancel,
         tasks,
     })
@@ -301,6 +309,11 @@ impl RunningProxy {
     /// Counts completed snapshot writes (to await the write-behind).
     pub fn snapshot_writes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.snapshotter.writes()
+    }
+
+    /// What the dashboard shows.
+    pub fn dashboard(&self) -> &Arc<Dashboard> {
+        &self.dashboard
     }
 
     /// The request path (and through it the cache).

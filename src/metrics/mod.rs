@@ -4,7 +4,7 @@
 //! so it neither hashes label sets nor takes a family's lock per request.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -20,10 +20,17 @@ use crate::cache::store::Usage;
 use crate::clock::{unix_millis, wall_now};
 use crate::error::OriginFailure;
 
+mod latency;
+mod routes;
 mod servers;
 mod shared;
+mod top;
+pub use latency::{LatencyCounts, LatencyLog, quantile_ms};
+pub use routes::{BodyBytesLabels, RouteCounters, RouteTotals};
+use routes::{METHODS, STATUS_CLASSES};
 pub use servers::{ServerGauges, ServerLabels, ServerMetrics};
 pub use shared::SharedCounters;
+pub use top::{Ranked, SAMPLE_EVERY, TopUrls};
 
 /// A label value shared without copying (route and origin names).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -46,47 +53,6 @@ pub struct RequestLabels {
     pub cache: &'static str,
     /// 1xx .. 5xx.
     pub status: &'static str,
-}
-
-/// The values of `RequestLabels::method`, `cache` and `status`.
-const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OTHER"];
-const CACHE_STATUSES: [&str; 6] = ["HIT", "STALE", "REVALIDATED", "MISS", "PASS", "ERROR"];
-const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-
-/// One route's request counters, each looked up in the family the first
-/// time its label set occurs and held from then on (the family's handle
-/// shares the count, so `/metrics` shows it).
-pub struct RouteCounters {
-    route: Name,
-    slots: Box<[OnceLock<Counter>]>,
-}
-
-impl RouteCounters {
-    /// Counters for the route named `route`.
-    pub fn new(route: Arc<str>) -> Self {
-        let slots = METHODS.len() * CACHE_STATUSES.len() * STATUS_CLASSES.len();
-        RouteCounters {
-            route: Name(route),
-            slots: (0..slots).map(|_| OnceLock::new()).collect(),
-        }
-    }
-
-    /// The slot of a label set; `None` for a value outside the constants.
-    fn slot(&self, method: &str, cache: &str, status: &str) -> Option<&OnceLock<Counter>> {
-        let method = METHODS.iter().position(|m| *m == method)?;
-        let cache = CACHE_STATUSES.iter().position(|c| *c == cache)?;
-        let status = STATUS_CLASSES.iter().position(|s| *s == status)?;
-        self.slots
-            .get((method * CACHE_STATUSES.len() + cache) * STATUS_CLASSES.len() + status)
-    }
-}
-
-impl std::fmt::Debug for RouteCounters {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RouteCounters")
-            .field("route", &self.route.0)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Labels of the per-origin metrics.
@@ -128,6 +94,12 @@ pub struct Metrics {
     /// Requests no route matched.
     unrouted: Arc<RouteCounters>,
     all_requests: Counter,
+    /// Response body bytes sent, by route and where they came from.
+    body_bytes: Family<BodyBytesLabels, Counter>,
+    /// Sampled URLs, for the dashboard's top lists.
+    pub top_urls: Arc<TopUrls>,
+    /// Origin response times in coarse buckets, for the dashboard.
+    pub origin_times: Arc<LatencyLog>,
     /// Time to the origin's response headers.
     pub origin_latency: Family<OriginLabels, Histogram, fn() -> Histogram>,
     /// Origin failures by kind.
@@ -182,12 +154,23 @@ impl Metrics {
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("caching_proxy");
+        let requests = Family::default();
+        let body_bytes = Family::default();
+        let top_urls = Arc::new(TopUrls::default());
         let metrics = Metrics {
             registry: Arc::new(Registry::default()),
             started: wall_now(),
-            requests: Family::default(),
-            unrouted: Arc::new(RouteCounters::new(Arc::from("-"))),
+            unrouted: Arc::new(RouteCounters::new(
+                Arc::from("-"),
+                &requests,
+                &body_bytes,
+                top_urls.clone(),
+            )),
+            requests,
             all_requests: Counter::default(),
+            body_bytes,
+            top_urls,
+            origin_times: Arc::default(),
             origin_latency: Family::new_with_constructor(latency_histogram),
             origin_errors: Family::default(),
             client_closed: Family::default(),
@@ -209,6 +192,11 @@ impl Metrics {
         metrics.shared.register(&mut registry);
         metrics.servers.register(&mut registry);
         registry.register("requests", "Client requests", metrics.requests.clone());
+        registry.register(
+            "response_body_bytes",
+            "Response body bytes sent to clients, by route and source (cache or origin)",
+            metrics.body_bytes.clone(),
+        );
         registry.register(
             "origin_request_duration_seconds",
             "Time to the origin's response headers",
@@ -302,6 +290,17 @@ impl Metrics {
         }
     }
 
+    /// The counters of the route named `route` (one per route per
+    /// configuration; the counts live on in the families across reloads).
+    pub fn route_counters(&self, route: Arc<str>) -> RouteCounters {
+        RouteCounters::new(
+            route,
+            &self.requests,
+            &self.body_bytes,
+            self.top_urls.clone(),
+        )
+    }
+
     /// Counts a request by route (`None`: none matched), method, cache
     /// status and status class.
     pub fn request(
@@ -327,6 +326,11 @@ impl Metrics {
         self.all_requests.inc();
     }
 
+    /// Requests answered so far.
+    pub fn requests_total(&self) -> u64 {
+        self.all_requests.get()
+    }
+
     /// Counts a request whose client went away before its answer.
     pub fn client_closed(&self, route: Option<&RouteCounters>) {
         let route = route.unwrap_or(&self.unrouted).route.clone();
@@ -346,6 +350,7 @@ impl Metrics {
 
     /// Records an origin's response time.
     pub fn origin_answered(&self, origin: &Arc<str>, elapsed: Duration) {
+        self.origin_times.record(elapsed);
         self.origin_latency
             .get_or_create(&OriginLabels {
                 origin: Name(origin.clone()),
@@ -446,7 +451,7 @@ mod tests {
     #[test]
     fn held_counters_count_into_the_family() {
         let metrics = Metrics::new();
-        let route = RouteCounters::new(Arc::from("api"));
+        let route = metrics.route_counters(Arc::from("api"));
         metrics.request(Some(&route), "GET", "HIT", "2xx");
         metrics.request(Some(&route), "GET", "HIT", "2xx");
         metrics.request(Some(&route), "HEAD", "MISS", "5xx");
@@ -462,11 +467,40 @@ mod tests {
     }
 
     #[test]
+    fn a_routes_totals_and_bytes_survive_a_reload() {
+        let metrics = Metrics::new();
+        let before = metrics.route_counters(Arc::from("api"));
+        metrics.request(Some(&before), "GET", "HIT", "2xx");
+        metrics.request(Some(&before), "GET", "MISS", "2xx");
+        metrics.request(Some(&before), "GET", "MISS", "5xx");
+        before.sent(true, 100, || "h/a".to_owned());
+        before.sent(false, 40, || "h/b".to_owned());
+        let after = metrics.route_counters(Arc::from("api"));
+        let totals = RouteTotals {
+            requests: 3,
+            hits: 1,
+            errors: 1,
+            bytes_from_cache: 100,
+            bytes_from_origin: 40,
+        };
+        assert_eq!(after.totals(), totals);
+        metrics.request(Some(&after), "HEAD", "STALE", "2xx");
+        assert_eq!(after.totals().hits, 2);
+        let text = exposition(&metrics);
+        assert!(
+            text.contains(
+                r#"caching_proxy_response_body_bytes_total{route="api",source="cache"} 100"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn every_label_value_has_a_slot() {
-        let route = RouteCounters::new(Arc::from("r"));
+        let route = Metrics::new().route_counters(Arc::from("r"));
         let mut seen = std::collections::HashSet::new();
         for method in METHODS {
-            for cache in CACHE_STATUSES {
+            for cache in routes::CACHE_STATUSES {
                 for status in STATUS_CLASSES {
                     let slot = route.slot(method, cache, status).unwrap();
                     assert!(

@@ -1,5 +1,7 @@
 //! One access-log line per request, written when the response body is
-//! done (sent, or abandoned), so that duration and bytes are the real ones.
+//! done (sent, or abandoned), so that duration and bytes are the real ones;
+//! the route's byte counters and the dashboard's URL sample are fed there
+//! too.
 //!
 //! The line is formatted here, in the shape tracing's text or JSON format
 //! gives every other line, and handed to the log writer as one buffer:
@@ -162,10 +164,15 @@ impl Body for LoggedBody {
 
 impl Drop for LoggedBody {
     fn drop(&mut self) {
+        let record = &self.record;
+        if let Some(route) = &record.route {
+            // The URL is built only for the sampled request in eight.
+            let url = || format!("{}{}", record.host.as_deref().unwrap_or(""), record.target);
+            route.counters.sent(self.cache.is_hit(), self.bytes, url);
+        }
         if !tracing::enabled!(target: "access", tracing::Level::INFO) {
             return;
         }
-        let record = &self.record;
         let line = Line {
             client: record.client(),
             method: Shown(&record.method),
