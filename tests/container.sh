@@ -55,7 +55,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # An origin that counts what it answers (one line per request in its log).
 origin_port=$(free_port)
-python3 tests/container/origin.py "$origin_port" "$work/origin.log" &
+python3 tests/support/origin.py "$origin_port" "$work/origin.log" &
 pids+=($!)
 for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:$origin_port/ready" && break; sleep 0.1; done
 origin_hits() { grep -c " $1\$" "$work/origin.log" || true; }

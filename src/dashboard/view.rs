@@ -1,6 +1,7 @@
 //! The dashboard's JSON (`GET /dashboard.json` on the admin listener, read
 //! by the page and by `caching-proxy top`): rates now (over the last five
-//! seconds), the last 15 minutes in five-second steps, routes over the last
+//! seconds), the last 15 minutes (one point a second at first, then one
+//! every five seconds), routes over the last
 //! minute, the top URLs, events, the shared tier and origin servers, and
 //! alerts that say in words what is wrong.
 
@@ -14,8 +15,9 @@ use crate::metrics::quantile_ms;
 
 /// Samples a "now" figure spans.
 const NOW_SPAN: usize = 5;
-/// Samples a chart point spans.
-const STEP: usize = 5;
+/// Chart points at most: one a second while the history is short, then
+/// one every five seconds.
+const POINTS: usize = 180;
 /// Samples the route table spans.
 const ROUTE_SPAN: usize = 60;
 /// URLs in each top list.
@@ -179,14 +181,15 @@ impl Dashboard {
     }
 }
 
-/// The last 15 minutes in five-second steps.
+/// The history kept (15 minutes), at most [`POINTS`] points.
 fn series(samples: &VecDeque<Sample>, capacity: u64) -> Value {
+    let step = samples.len().div_ceil(POINTS).max(1);
     // Steps end at the newest sample and go back from there.
-    let mut ends: Vec<usize> = (STEP..samples.len()).rev().step_by(STEP).collect();
+    let mut ends: Vec<usize> = (step..samples.len()).rev().step_by(step).collect();
     ends.reverse();
     let mut points = Vec::new();
     for end in ends {
-        let (a, b) = (&samples[end - STEP], &samples[end]);
+        let (a, b) = (&samples[end - step], &samples[end]);
         let r = rates(a, b);
         points.push(json!([
             b.at / 1000,

@@ -63,11 +63,12 @@ pub fn draw(f: &mut ratatui::Frame<'_>, frame: &Frame<'_>) {
                 .map(|e| Line::from(format!("no answer: {e}")).fg(Color::Red)),
         )
         .collect();
+    let route_count = d["routes"].as_array().map_or(0, Vec::len).min(10) as u16;
     let [head, warn, figures, routes, tops, events, foot] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(alerts.len() as u16),
-        Constraint::Length(3),
-        Constraint::Min(4),
+        Constraint::Length(4),
+        Constraint::Length(route_count + 3),
         Constraint::Min(6),
         Constraint::Length(7),
         Constraint::Length(1),

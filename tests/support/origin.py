@@ -1,6 +1,6 @@
-"""The origin of tests/container.sh: answers every GET with "origin PATH",
-cacheable for five minutes, and logs "GET PATH" per request, so that the
-test can count what reached it."""
+"""The origin of the shell tests (tests/container.sh, tests/dashboard.sh):
+answers every GET with "origin PATH", cacheable for five minutes, and logs
+"GET PATH" per request, so that a test can count what reached it."""
 
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,6 +10,9 @@ PORT, LOG = int(sys.argv[1]), sys.argv[2]
 
 class Origin(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Head and body go out in two writes: without this, the body waits for
+    # the proxy's delayed ACK of the head (40 ms a response).
+    disable_nagle_algorithm = True
 
     def do_GET(self):
         body = f"origin {self.path}".encode()
