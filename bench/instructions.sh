@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 
 . bench/lib.sh
 need_packages nginx:nginx-light wrk:wrk valgrind:valgrind
-cargo build --release --quiet
+# CACHING_PROXY_BIN measures another build (say, a commit's, to compare).
+[ -n "${CACHING_PROXY_BIN:-}" ] || cargo build --release --quiet
 
 work=$(mktemp -d)
 pids=()
