@@ -254,3 +254,45 @@ fn alerts(
     }
     alerts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dashboard::Event;
+
+    #[test]
+    fn alerts_name_what_is_wrong_and_nothing_else() {
+        let routes = vec![
+            json!({ "route": "api", "origin": "backend", "error_share": 0.25, "errors_per_s": 2.5 }),
+            json!({ "route": "www", "origin": "site", "error_share": 0.01, "errors_per_s": 0.1 }),
+        ];
+        let shared = json!({ "state": "open", "redis": "redis://10.0.0.5:6379" });
+        let servers = vec![json!({ "origin": "backend", "servers": [
+            { "server": "a:80", "up": true }, { "server": "b:80", "up": false } ] })];
+        let event = |ok| Event {
+            at: 0,
+            kind: "reload",
+            ok,
+            text: "routes[0].origin: unknown origin 'x'".into(),
+        };
+        let events = VecDeque::from([event(true), event(false)]);
+        let said = alerts(&routes, Some(&shared), &servers, &events);
+        let texts: Vec<&str> = said.iter().map(|a| a["text"].as_str().unwrap()).collect();
+        assert_eq!(
+            texts,
+            [
+                "origin 'backend' failing: 25% of route 'api' answers are 5xx (2.5 per second)",
+                "shared tier down: Redis at redis://10.0.0.5:6379 is not answering; serving from memory and the origins",
+                "server b:80 of origin 'backend' is out",
+                "configuration reload refused; the previous configuration serves on: routes[0].origin: unknown origin 'x'",
+            ]
+        );
+        let calm = alerts(
+            &routes[1..],
+            Some(&json!({ "state": "closed" })),
+            &[],
+            &VecDeque::from([event(false), event(true)]),
+        );
+        assert!(calm.is_empty(), "a later good reload clears it: {calm:?}");
+    }
+}
