@@ -93,11 +93,7 @@ class Fleet:
     def __init__(self, work: Path):
         self.work = work
         self.procs = {}
-        www = work / "www"
-        www.mkdir()
-        (www / "1k").write_bytes(os.urandom(1024))
-        (www / "64k").write_bytes(os.urandom(65536))
-        self.www = www
+        self.www = run.make_www(work)
         self.origin_log = work / "origin.access.log"
 
     def start(self):

@@ -40,7 +40,7 @@ import report
 from measure import tree_rss_kb
 from load import h2load, measured, median, to_ms, wrk  # noqa: F401
 from targets import (  # noqa: F401  (re-exported for the other bench scripts)
-    ADMIN_PORT, BIN, LOAD_CORE, PORTS, PROXY_CORE, ROOT, STATIC_LOCATIONS, TLS_PORTS, Bench, dir_bytes, get,
+    ADMIN_PORT, BIN, LOAD_CORE, PORTS, PROXY_CORE, ROOT, STATIC_LOCATIONS, TLS_PORTS, Bench, dir_bytes, get, make_www,
     nginx_cache_conf, nginx_conf, nginx_version, origin_requests, origin_served, start, varnish_version, wait_ready)
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))

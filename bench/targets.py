@@ -167,6 +167,15 @@ def varnish_version():
     return m.group(1) if m else "?"
 
 
+def make_www(work: Path) -> Path:
+    """The origin's files: 1 KiB and 64 KiB of random bytes."""
+    www = work / "www"
+    www.mkdir()
+    (www / "1k").write_bytes(os.urandom(1024))
+    (www / "64k").write_bytes(os.urandom(65536))
+    return www
+
+
 class Bench:
     """The origin and the targets of one benchmark run, in `work`. A target
     is named by its kind, and `kind/full` is a second instance of a cache
@@ -175,11 +184,7 @@ class Bench:
     def __init__(self, work: Path):
         self.work = work
         self.procs = {}
-        www = work / "www"
-        www.mkdir()
-        (www / "1k").write_bytes(os.urandom(1024))
-        (www / "64k").write_bytes(os.urandom(65536))
-        self.www = www
+        self.www = make_www(work)
         self.shm = Path(tempfile.mkdtemp(prefix="bench-nginx-cache-", dir="/dev/shm"))
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                         "-nodes", "-keyout", work / "key.pem", "-out", work / "cert.pem", "-days", "2",
