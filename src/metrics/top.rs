@@ -18,8 +18,11 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 pub const SAMPLE_EVERY: u32 = 8;
 /// URLs each summary keeps.
 const TRACKED: usize = 64;
-/// Samples waiting to be counted at most (a second's worth at ~1M req/s).
-const QUEUED: usize = 131_072;
+/// Samples waiting to be counted at most: a second's worth at 130k
+/// requests a second (beyond, samples are dropped: the top lists stay
+/// representative). The queue's slots are allocated and written up front
+/// (half a megabyte), so it counts against the memory bound from the start.
+const QUEUED: usize = 16_384;
 
 thread_local! {
     /// xorshift32 state; any nonzero seed.
