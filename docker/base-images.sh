@@ -25,6 +25,12 @@ work=${BASE_IMAGES_WORK:-/var/tmp/caching-proxy-base-images}
 podman=(podman --runtime runc --cgroup-manager cgroupfs)
 
 mkdir -p "$work"
+conf=/etc/containers/containers.conf
+if ! grep -qs '^default_ulimits *= *\[\]' "$conf"; then
+    # Raising limits is not permitted on these machines.
+    mkdir -p /etc/containers
+    printf '[containers]\ndefault_ulimits = []\n' >>"$conf"
+fi
 
 if ! "${podman[@]}" image exists "$DEBIAN"; then
     rootfs="$work/bookworm"
