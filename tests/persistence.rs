@@ -414,14 +414,49 @@ async fn a_large_snapshot_loads_while_requests_are_served() {
         (filled.x_cache(), &filled.body[..]),
         ("MISS", &b"origin /filled"[..])
     );
-    let purged = caching_proxy::cache::purge::PurgeRule::Url(
-        caching_proxy::cache::key::KeyUrl::new("cache.test", "/purged"),
+    // A purge answers at once; its snapshot write waits for the load.
+    let purge = http::Request::post(format!("http://{}/purge", proxy.running().admin_addr()))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            r#"{"url": "http://cache.test/purged"}"#,
+        )))
+        .unwrap();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        common::send(&common::client(), purge),
+    )
+    .await
+    .expect("the purge answers while the file is still being read");
+    let answer: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(
+        answer["snapshot"], "written once the snapshot being loaded is read",
+        "{answer}"
     );
-    proxy.running().proxy().store().purge(&purged);
 
+    let mut writes = proxy.running().snapshot_writes();
+    let written_before = *writes.borrow_and_update();
     go_on.send(()).unwrap();
     writer.join().unwrap();
     eventually("the load ends", async || !loading().await).await;
+    // The purge's write, held until the load ended, has replaced the file.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        writes.wait_for(|n| *n > written_before),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let keys: Vec<&str> = written["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    for path in ["/first", "/filled", "/rest"] {
+        assert!(keys.iter().any(|k| k.ends_with(path)), "{path} in {keys:?}");
+    }
+    assert!(!keys.iter().any(|k| k.ends_with("/purged")), "{keys:?}");
 
     let answer = |path: &'static str| {
         let proxy = &proxy;

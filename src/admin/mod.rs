@@ -361,7 +361,16 @@ impl Admin {
             };
         }
         let snapshotter = self.snapshotter.clone();
-        let written = tokio::task::spawn_blocking(move || snapshotter.write_now()).await;
+        let write = tokio::task::spawn_blocking(move || snapshotter.write_now());
+        // While the snapshot still loads, the write waits for the load's end
+        // (it would lose the entries not read yet): it happens then, and the
+        // answer does not wait for it.
+        let written = if self.snapshotter.is_loading() {
+            answer["snapshot"] = "written once the snapshot being loaded is read".into();
+            Ok(Ok(0))
+        } else {
+            write.await
+        };
         tracing::info!(purged, op = rule.op(), "cache purged on request");
         let what = match rule {
             PurgeRule::All => "everything".to_owned(),

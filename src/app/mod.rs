@@ -197,6 +197,16 @@ struct Loading {
     done: Option<JoinHandle<usize>>,
 }
 
+/// Opens the snapshot writes again when the load is over (also when the
+/// loading thread panics: a write waiting for it would wait for ever).
+struct LoadGate(Arc<Snapshotter>);
+
+impl Drop for LoadGate {
+    fn drop(&mut self) {
+        self.0.end_load();
+    }
+}
+
 impl Loading {
     /// Cleans the temp files a killed process left and starts reading the
     /// snapshot.
@@ -220,6 +230,8 @@ impl Loading {
         snapshotter.begin_load();
         let (tell_head, head) = tokio::sync::oneshot::channel();
         let done = tokio::task::spawn_blocking(move || {
+            // Writes go on once the load ends, however it ends.
+            let gate = LoadGate(snapshotter);
             let started = crate::clock::Stopwatch::start();
             let removed = files::remove_stale_temps(&path);
             if removed > 0 {
@@ -239,7 +251,7 @@ impl Loading {
                 },
                 |key, entry| stored += usize::from(store.restore_loading(since, key, entry)),
             );
-            snapshotter.end_load();
+            drop(gate);
             let dropped = report.invalid + report.unrouted;
             if dropped > 0 {
                 tracing::warn!(
