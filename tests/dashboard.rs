@@ -129,14 +129,15 @@ async fn a_failing_origin_a_refused_reload_and_a_purge_are_said_in_words() {
         .await;
     assert!(refused.is_err());
     // The sampler task records the reload event it is told of.
-    let mut d = dashboard(&proxy).await;
-    for _ in 0..100 {
-        if d["events"].as_array().unwrap().len() == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        d = dashboard(&proxy).await;
-    }
+    let mut recorded = board.recorded();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        recorded.wait_for(|n| *n >= 2),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let d = dashboard(&proxy).await;
     let alerts: Vec<&str> = d["alerts"]
         .as_array()
         .unwrap()

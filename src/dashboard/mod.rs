@@ -70,6 +70,8 @@ pub struct Dashboard {
     capacity: u64,
     samples: Mutex<VecDeque<Sample>>,
     events: Mutex<VecDeque<Event>>,
+    /// Counts the events recorded (for whoever awaits one).
+    recorded: watch::Sender<u64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,6 +86,7 @@ impl Dashboard {
             capacity,
             samples: Mutex::new(VecDeque::with_capacity(KEPT + 1)),
             events: Mutex::new(VecDeque::with_capacity(EVENTS + 1)),
+            recorded: watch::Sender::new(0),
         })
     }
 
@@ -99,6 +102,13 @@ impl Dashboard {
         if events.len() > EVENTS {
             events.pop_front();
         }
+        drop(events);
+        self.recorded.send_modify(|n| *n += 1);
+    }
+
+    /// Counts the events recorded so far, as they are.
+    pub fn recorded(&self) -> watch::Receiver<u64> {
+        self.recorded.subscribe()
     }
 
     /// Samples every second until `cancel` fires, and records the reloads
