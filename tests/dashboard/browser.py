@@ -15,6 +15,7 @@ import base64
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,8 +33,10 @@ def free_port():
 
 
 driver_port = free_port()
+# Its own process group: chromedriver's browser goes with it, whatever happens.
 driver = subprocess.Popen(["chromedriver", f"--port={driver_port}"], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+                          stderr=subprocess.DEVNULL, start_new_session=True)
+sid = None
 
 
 def webdriver(method, path, body=None):
@@ -128,7 +131,11 @@ try:
     with open(screenshot, "wb") as out:
         out.write(base64.b64decode(png))
     print(f"screenshot: {screenshot}")
-    webdriver("DELETE", f"/session/{sid}")
 finally:
-    driver.terminate()
+    if sid:
+        try:
+            webdriver("DELETE", f"/session/{sid}")  # closes the browser
+        except (OSError, SystemExit):
+            pass
+    os.killpg(driver.pid, signal.SIGTERM)
     driver.wait()
