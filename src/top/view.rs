@@ -43,6 +43,20 @@ fn bytes(v: &Value) -> String {
     format!("{v:.1} {}", units[unit])
 }
 
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_owned()
+}
+
+/// A table row for each element of the JSON array `list` (at most `max`).
+fn rows(list: &Value, max: usize, cells: impl Fn(&Value) -> Vec<String>) -> Vec<Row<'static>> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .take(max)
+        .map(|item| Row::new(cells(item)))
+        .collect()
+}
+
 fn ms(v: &Value) -> String {
     v.as_f64()
         .map_or_else(|| "-".to_owned(), |v| format!("{v:.2} ms"))
@@ -56,7 +70,7 @@ pub fn draw(f: &mut ratatui::Frame<'_>, frame: &Frame<'_>) {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|a| Line::from(a["text"].as_str().unwrap_or("").to_owned()).fg(Color::Red))
+        .map(|a| Line::from(text(&a["text"])).fg(Color::Red))
         .chain(
             frame
                 .error
@@ -133,20 +147,15 @@ pub fn draw(f: &mut ratatui::Frame<'_>, frame: &Frame<'_>) {
 
     let header =
         |cells: &[&'static str]| Row::new(cells.to_vec()).style(Style::new().fg(Color::DarkGray));
-    let route_rows: Vec<Row> = d["routes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            Row::new(vec![
-                r["route"].as_str().unwrap_or("").to_owned(),
-                r["origin"].as_str().unwrap_or("").to_owned(),
-                num(&r["requests_per_s"], 2),
-                pct(&r["hit_ratio"]),
-                num(&r["errors_per_s"], 2),
-            ])
-        })
-        .collect();
+    let route_rows = rows(&d["routes"], usize::MAX, |r| {
+        vec![
+            text(&r["route"]),
+            text(&r["origin"]),
+            num(&r["requests_per_s"], 2),
+            pct(&r["hit_ratio"]),
+            num(&r["errors_per_s"], 2),
+        ]
+    });
     let widths = [
         Constraint::Fill(2),
         Constraint::Fill(2),
@@ -166,38 +175,20 @@ pub fn draw(f: &mut ratatui::Frame<'_>, frame: &Frame<'_>) {
         (&d["top"]["hits"], hits, " top URLs by hits "),
         (&d["top"]["misses"], misses, " top URLs by misses "),
     ] {
-        let rows: Vec<Row> = list
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|u| {
-                Row::new(vec![
-                    u["url"].as_str().unwrap_or("").to_owned(),
-                    num(&u["count"], 0),
-                ])
-            })
-            .collect();
+        let urls = rows(list, usize::MAX, |u| {
+            vec![text(&u["url"]), num(&u["count"], 0)]
+        });
         let widths = [Constraint::Fill(1), Constraint::Length(9)];
         f.render_widget(
-            Table::new(rows, widths).block(Block::bordered().title(title)),
+            Table::new(urls, widths).block(Block::bordered().title(title)),
             area,
         );
     }
 
-    let event_rows: Vec<Row> = d["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .take(5)
-        .map(|e| {
-            let outcome = if e["ok"] == true { "ok" } else { "refused" };
-            Row::new(vec![
-                e["kind"].as_str().unwrap_or("").to_owned(),
-                outcome.to_owned(),
-                e["text"].as_str().unwrap_or("").to_owned(),
-            ])
-        })
-        .collect();
+    let event_rows = rows(&d["events"], 5, |e| {
+        let outcome = if e["ok"] == true { "ok" } else { "refused" };
+        vec![text(&e["kind"]), outcome.to_owned(), text(&e["text"])]
+    });
     let widths = [
         Constraint::Length(7),
         Constraint::Length(8),
