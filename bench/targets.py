@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "release" / "caching-proxy"
+# CACHING_PROXY_BIN: measure another build (a profiling or fastrel one).
+BIN = Path(os.environ.get("CACHING_PROXY_BIN", ROOT / "target" / "release" / "caching-proxy"))
 LOAD_CORE, PROXY_CORE = "0", "1"
 PORTS = {"origin": 18100, "caching-proxy": 18101, "nginx": 18102, "varnish": 18103, "direct": 18104,
          "caching-proxy/full": 18111, "nginx/full": 18112, "varnish/full": 18113}

@@ -64,6 +64,7 @@ pub mod router;
 pub mod runtime;
 pub mod server;
 pub mod shared;
+pub mod streams;
 pub mod telemetry;
 pub mod top;
 pub mod upstream;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -29,6 +29,7 @@ use tracing::Instrument;
 use crate::accept::{self, BindError};
 use crate::config::Limits;
 use crate::proxy::{ClientConn, Peer, Proxy, RequestLimits};
+use crate::streams::{self, Streams};
 use crate::upstream::body::MinRate;
 
 /// Linux's "address family not supported" (no IPv6 in this kernel).
@@ -186,22 +187,7 @@ pub async fn serve(
     limits: Limits,
     cancel: CancellationToken,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // The request head is bounded where it is read: hyper answers a longer
-    // one (its read buffer's limit) or one with more fields 431 and
-    // closes, before reading further.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes)
-        .max_headers(limits.max_headers)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let protocols = Arc::new(Protocols::from(&limits));
     let request_limits = RequestLimits {
         body_rate: MinRate {
             grace: limits.client_body_timeout,
@@ -245,7 +231,7 @@ pub async fn serve(
         let acceptor = proxy.runtime().tls_acceptor(&configured);
         let connection = Connection {
             proxy: proxy.clone(),
-            builder: builder.clone(),
+            protocols: protocols.clone(),
             watcher: graceful.watcher(),
             handshake_timeout: limits.header_read_timeout,
             limits: request_limits,
@@ -270,10 +256,51 @@ pub async fn serve(
     }
 }
 
+/// How client connections speak HTTP/1.1 and HTTP/2: the limits on a
+/// request head, hyper's timers, HTTP/2 keep-alive pings.
+struct Protocols {
+    header_read_timeout: Duration,
+    max_header_bytes: usize,
+    max_headers: usize,
+}
+
+impl From<&Limits> for Protocols {
+    fn from(limits: &Limits) -> Self {
+        Protocols {
+            header_read_timeout: limits.header_read_timeout,
+            max_header_bytes: limits.max_header_bytes,
+            max_headers: limits.max_headers,
+        }
+    }
+}
+
+impl Protocols {
+    /// A builder for one connection, whose HTTP/2 streams go to `streams`.
+    fn builder(&self, streams: Streams) -> auto::Builder<Streams> {
+        let mut builder = auto::Builder::new(streams);
+        // The request head is bounded where it is read: hyper answers a
+        // longer one (its read buffer's limit) or one with more fields 431
+        // and closes, before reading further.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(self.max_header_bytes)
+            .max_headers(self.max_headers)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(Some(Duration::from_secs(30)));
+        builder
+    }
+}
+
 /// One accepted client connection.
 struct Connection {
     proxy: Arc<Proxy>,
-    builder: auto::Builder<TokioExecutor>,
+    protocols: Arc<Protocols>,
     watcher: Watcher,
     handshake_timeout: Duration,
     limits: RequestLimits,
@@ -305,11 +332,14 @@ impl Connection {
         };
         let proxy = self.proxy;
         let service = service_fn(move |request| proxy.handle(request, conn.clone()));
+        // HTTP/2 streams run in this task (`streams`), not a task each.
+        let streams = Streams::default();
         let connection = self
-            .builder
+            .protocols
+            .builder(streams.clone())
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
-        if let Err(err) = self.watcher.watch(connection).await {
+        if let Err(err) = streams::run(self.watcher.watch(connection), streams).await {
             tracing::debug!(error = %err, "connection ended with an error");
         }
     }

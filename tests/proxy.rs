@@ -459,6 +459,39 @@ async fn h2c_clients_are_served() {
 }
 
 #[tokio::test]
+async fn http2_streams_of_one_connection_do_not_wait_for_a_slow_one() {
+    let origin = TestOrigin::start().await;
+    origin.route("/slow", Route::ok("late").delay(Duration::from_secs(60)));
+    for i in 0..100 {
+        origin.route(&format!("/fast/{i}"), Route::ok(format!("fast {i}")));
+    }
+    let proxy = TestProxy::start(&origin.url()).await;
+    let client: common::TestClient =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let fetch = |path: String| {
+        let client = client.clone();
+        let request = Request::get(proxy.url(&path))
+            .body(Full::default())
+            .unwrap();
+        async move { send(&client, request).await }
+    };
+    // The slow stream first, then a hundred others, all at once.
+    let slow = tokio::spawn(fetch("/slow".to_string()));
+    origin.wait_for_hits("/slow", 1).await;
+    let fast: Vec<_> = (0..100)
+        .map(|i| tokio::spawn(fetch(format!("/fast/{i}"))))
+        .collect();
+    for (i, answer) in fast.into_iter().enumerate() {
+        let answer = answer.await.unwrap();
+        assert_eq!(answer.body, format!("fast {i}").as_bytes());
+    }
+    assert!(!slow.is_finished(), "the slow stream is still waiting");
+    slow.abort();
+}
+
+#[tokio::test]
 async fn keep_alive_connections_serve_hits_back_to_back() {
     let origin = TestOrigin::start().await;
     origin.route("/ka", Route::ok("k"));
