@@ -92,8 +92,11 @@ pub async fn run<C: Future>(connection: C, streams: Streams) -> C::Output {
             ended = Some(output);
         }
         streams.take_new(&mut running);
-        // Polls each ready stream at most once, then yields.
-        while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
+        // Polls each ready stream at most once, then yields. An HTTP/1.1
+        // connection never has one: no need to look.
+        if !running.is_empty() {
+            while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
+        }
         shared.waker.register(cx.waker());
         shared.in_poll.store(false, Ordering::Release);
         // A stream handed over after the set was polled is polled next time.
