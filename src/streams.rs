@@ -1,16 +1,15 @@
 //! The HTTP/2 streams of one client connection, run inside the
 //! connection's own task rather than as a task each.
 //!
-//! hyper hands every HTTP/2 stream to an executor. Spawned as tasks, eight
-//! connections of 100 streams put 800 tasks on one worker: its local run
-//! queue holds 256, the rest overflow to the global queue, which the
-//! worker looks at only now and then, so some requests waited twenty times
-//! the median (bench/: p99 100 ms against a median of 5 ms; a
-//! current-thread runtime, which has no such overflow, was fair). Run
-//! here, the scheduler sees one task per connection, and a connection's
-//! streams take turns within it (`FuturesUnordered` yields after polling
-//! each once). An HTTP/1.1 connection never hands out a stream; for it
-//! this costs a few uncontended atomic operations per poll.
+//! hyper hands every HTTP/2 stream to an executor. Spawned as tasks, a few
+//! busy connections put hundreds of tasks on one worker: its local run
+//! queue overflows to the global queue, which a busy worker looks at only
+//! now and then, and the requests there wait many times the median
+//! (bench/results/2026-12-08-0010-http2-streams.md). Run here, the
+//! scheduler sees one task per connection, and a connection's streams
+//! take turns within it (`FuturesUnordered` yields after polling each
+//! once). An HTTP/1.1 connection never hands out a stream; for it this
+//! costs a few uncontended atomic operations per poll.
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
