@@ -18,13 +18,27 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// The async runtime: work-stealing threads, one per CPU; with one CPU to
+/// run on (a pinned process, a one-CPU container), a single-threaded one.
+/// There is nothing to steal from then, and the work-stealing scheduler's
+/// bounded run queue sends the overflow of a busy moment (a thousand
+/// connections, hundreds of HTTP/2 streams) to a queue it serves only now
+/// and then: those requests waited many times the median
+/// (bench/results/2026-12-08-0105-one-cpu-runtime.md).
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() == 1);
+    let mut builder = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let _log_writer = telemetry::init(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
