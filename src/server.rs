@@ -333,13 +333,13 @@ impl Connection {
         let proxy = self.proxy;
         let service = service_fn(move |request| proxy.handle(request, conn.clone()));
         // HTTP/2 streams run in this task (`streams`), not a task each.
-        let streams = Streams::default();
+        let (streams, arrivals) = streams::channel();
         let connection = self
             .protocols
-            .builder(streams.clone())
+            .builder(streams)
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
-        if let Err(err) = streams::run(self.watcher.watch(connection), streams).await {
+        if let Err(err) = streams::run(self.watcher.watch(connection), arrivals).await {
             tracing::debug!(error = %err, "connection ended with an error");
         }
     }

@@ -9,36 +9,34 @@
 //! scheduler sees one task per connection, and a connection's streams
 //! take turns within it (`FuturesUnordered` yields after polling each
 //! once). An HTTP/1.1 connection never hands out a stream; for it this
-//! costs a few uncontended atomic operations per poll.
+//! costs a look at an empty channel per poll.
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use futures_util::task::AtomicWaker;
+use tokio::sync::mpsc;
 
 type Stream = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The executor hyper is given for one connection: it queues the streams
-/// for [`run`] to poll.
-#[derive(Clone, Default)]
+/// The executor hyper is given for one connection: it hands the streams
+/// to [`run`], which wakes when one arrives.
+#[derive(Clone)]
 pub struct Streams {
-    shared: Arc<Shared>,
+    handed: mpsc::UnboundedSender<Stream>,
 }
 
-#[derive(Default)]
-struct Shared {
-    /// Streams handed over and not yet taken into the running set.
-    new: Mutex<Vec<Stream>>,
-    has_new: AtomicBool,
-    /// Whether [`run`] is polling now (a stream handed over then is
-    /// taken in the same poll: no wake-up needed).
-    in_poll: AtomicBool,
-    waker: AtomicWaker,
+/// The streams a connection's [`Streams`] handed over, for [`run`].
+pub struct Arrivals {
+    arrived: mpsc::UnboundedReceiver<Stream>,
+}
+
+/// An executor for one connection and the arrivals [`run`] polls.
+pub fn channel() -> (Streams, Arrivals) {
+    let (handed, arrived) = mpsc::unbounded_channel();
+    (Streams { handed }, Arrivals { arrived })
 }
 
 impl<F> hyper::rt::Executor<F> for Streams
@@ -46,61 +44,31 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     fn execute(&self, stream: F) {
-        let shared = &self.shared;
-        shared
-            .new
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Box::pin(stream));
-        shared.has_new.store(true, Ordering::Release);
-        if !shared.in_poll.load(Ordering::Acquire) {
-            shared.waker.wake();
-        }
+        // Refused only once `run` has returned: the connection is gone.
+        let _ = self.handed.send(Box::pin(stream));
     }
 }
 
-impl Streams {
-    fn take_new(&self, running: &mut FuturesUnordered<Stream>) {
-        // A load first: the common case (nothing new) writes nothing.
-        if self.shared.has_new.load(Ordering::Acquire)
-            && self.shared.has_new.swap(false, Ordering::Acquire)
-        {
-            let mut new = self
-                .shared
-                .new
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            running.extend(new.drain(..));
-        }
-    }
-}
-
-/// Runs `connection`, and the streams it hands to `streams`, until the
-/// connection has ended and every stream is done; returns what the
-/// connection returned.
-pub async fn run<C: Future>(connection: C, streams: Streams) -> C::Output {
+/// Runs `connection`, and the streams it hands over, until the connection
+/// has ended and every stream is done; returns what the connection
+/// returned.
+pub async fn run<C: Future>(connection: C, mut arrivals: Arrivals) -> C::Output {
     let mut connection = pin!(connection);
     let mut running = FuturesUnordered::new();
     let mut ended = None;
-    let shared = streams.shared.clone();
     poll_fn(move |cx| {
-        shared.in_poll.store(true, Ordering::Release);
         if ended.is_none()
             && let Poll::Ready(output) = connection.as_mut().poll(cx)
         {
             ended = Some(output);
         }
-        streams.take_new(&mut running);
+        while let Poll::Ready(Some(stream)) = arrivals.arrived.poll_recv(cx) {
+            running.push(stream);
+        }
         // Polls each ready stream at most once, then yields. An HTTP/1.1
         // connection never has one: no need to look.
         if !running.is_empty() {
             while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
-        }
-        shared.waker.register(cx.waker());
-        shared.in_poll.store(false, Ordering::Release);
-        // A stream handed over after the set was polled is polled next time.
-        if shared.has_new.load(Ordering::Acquire) {
-            cx.waker().wake_by_ref();
         }
         match ended.take() {
             Some(output) if running.is_empty() => Poll::Ready(output),
@@ -117,15 +85,16 @@ pub async fn run<C: Future>(connection: C, streams: Streams) -> C::Output {
 mod tests {
     use super::*;
     use hyper::rt::Executor;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::sync::oneshot;
 
     #[tokio::test]
     async fn streams_handed_over_run_and_the_connection_waits_for_them() {
-        let streams = Streams::default();
+        let (streams, arrivals) = channel();
         let done = Arc::new(AtomicUsize::new(0));
         let (release, released) = oneshot::channel::<()>();
-        let executor = streams.clone();
+        let executor = streams;
         let counted = done.clone();
         // The "connection" hands over two streams, one of which waits for
         // a signal, and ends at once.
@@ -140,7 +109,7 @@ mod tests {
             });
             "ended"
         };
-        let runner = tokio::spawn(run(connection, streams));
+        let runner = tokio::spawn(run(connection, arrivals));
         tokio::task::yield_now().await;
         assert!(!runner.is_finished(), "a stream is still running");
         release.send(()).unwrap();
@@ -150,15 +119,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_handed_over_from_outside_a_poll_wakes_the_connection() {
-        let streams = Streams::default();
-        let executor = streams.clone();
+        let (executor, arrivals) = channel();
         let (close, closed) = oneshot::channel::<()>();
         let (ran, has_run) = oneshot::channel::<()>();
         let runner = tokio::spawn(run(
             async move {
                 let _ = closed.await;
             },
-            streams,
+            arrivals,
         ));
         tokio::task::yield_now().await;
         executor.execute(async move {
